@@ -1,0 +1,259 @@
+"""The ``improv`` command.
+
+Offline subcommands that need TensorFlow (train, evaluate, export, plot)
+import it only when they run; the rest of improv never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from improv import __version__
+from improv.paths import default_model_dir, resolve_data
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a note model and export it to models/",
+                       description="Train a model, export it (Keras + NumPy weights + card), "
+                       "score it on the test split and plot its history.")
+    from training.config import PRESETS  # no TensorFlow in this import
+
+    p.add_argument("--preset", choices=sorted(PRESETS), default="streaming",
+                   help="starting configuration (default: streaming)")
+    p.add_argument("--data", action="append", metavar="SRC",
+                   help="MIDI folder or MAESTRO-style CSV (repeatable; replaces the preset's)")
+    p.add_argument("--arch", choices=("tutorial", "streaming"))
+    for flag, typ, text in (
+        ("--seq-length", int, "notes per window/sequence"), ("--units", int, "LSTM units"),
+        ("--epochs", int, "maximum epochs"), ("--batch-size", int, "batch size"),
+        ("--learning-rate", float, "Adam learning rate"),
+        ("--pitch-weight", float, "loss weight of the pitch head"),
+        ("--step-weight", float, "loss weight of the step head"),
+        ("--duration-weight", float, "loss weight of the duration head"),
+        ("--transpose", int, "random transposition of ±N semitones"),
+        ("--max-minutes", float, "stop after this many minutes"),
+        ("--max-files", int, "train on the first N training files only"),
+        ("--patience", int, "early-stopping patience in epochs"),
+        ("--reduce-lr-patience", int, "halve the learning rate after N flat epochs (0: never)"),
+        ("--seed", int, "random seed"),
+    ):
+        p.add_argument(flag, type=typ, help=text)
+    p.add_argument("--out", type=Path, help="model folder to write (default: models/<preset>)")
+    p.add_argument("--checkpoints", type=Path,
+                   help="checkpoint folder (default: runs/<model folder name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints")
+    p.add_argument("--strategy", default="auto",
+                   choices=("auto", "none", "mirrored", "multiworker"),
+                   help="tf.distribute strategy (auto: multiworker when TF_CONFIG is set)")
+    p.add_argument("--cpu-replicas", type=int, default=0,
+                   help="split the CPU into N devices for the mirrored strategy")
+    p.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation")
+    p.add_argument("--description", default="", help="one line for the model card")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cmd_train(args) -> int:
+    _quiet_tensorflow()
+    from training.config import PRESETS
+    from training.pipeline import train_export
+
+    config = PRESETS[args.preset]
+    changes = {k: getattr(args, k) for k in (
+        "arch", "seq_length", "units", "epochs", "batch_size", "learning_rate", "pitch_weight",
+        "step_weight", "duration_weight", "transpose", "max_minutes", "max_files", "patience",
+        "reduce_lr_patience", "seed") if getattr(args, k) is not None}
+    if args.data:
+        changes["data"] = tuple(args.data)
+    config = config.replace(**changes)
+    config = config.replace(data=tuple(str(resolve_data(d)) for d in config.data))
+    out = args.out or Path("models") / args.preset
+    ckpt = args.checkpoints or Path("runs") / out.name
+    card = train_export(config, out, ckpt, resume=args.resume, strategy=args.strategy,
+                        cpu_replicas=args.cpu_replicas, evaluate=not args.no_evaluate,
+                        verbose=0 if args.quiet else "auto", description=args.description)
+    print(f"wrote {out}")
+    if card.get("metrics"):
+        _print_metrics({out.name: card["metrics"]})
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a model on held-out notes",
+                       description="Score next-note predictions on a data split: pitch "
+                       "cross-entropy and top-1/top-5 accuracy, step/duration errors.")
+    p.add_argument("model", nargs="?", type=Path, help="model folder (default: the shipped one)")
+    p.add_argument("--data", action="append", metavar="SRC",
+                   help="MIDI folder or CSV (repeatable; default: the model's training sources)")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test", "all"),
+                   help="which files of the sources to score (default: test)")
+    p.add_argument("--json", type=Path, help="write the metrics here "
+                   "(default: evaluation-<model>.json)")
+    p.add_argument("--update-card", action="store_true",
+                   help="store the metrics in the model's card")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_evaluate(args) -> int:
+    _quiet_tensorflow()
+    from improv.weights import ModelError
+    from training.corpus import find_midi_files, load_corpus
+    from training.evaluate import evaluate_model, frequency_reference
+    from training.export import MODEL_FILE, read_card, write_card
+    from training.pipeline import evaluation_card
+
+    model_dir = args.model or default_model_dir()
+    card = read_card(model_dir)
+    if not (model_dir / MODEL_FILE).is_file():
+        raise ModelError(f"{model_dir / MODEL_FILE}: no such file (is {model_dir} a model folder?)")
+    sources = args.data or card.get("config", {}).get("data")
+    if not sources:
+        raise SystemExit("improv: error: the model's card names no data; give --data")
+    files = [f for s in sources for f in find_midi_files(resolve_data(s))]
+    chosen = files if args.split == "all" else [f for f in files if f.split == args.split]
+    if not chosen:
+        raise SystemExit(f"improv: error: no files in the {args.split} split of {', '.join(sources)}")
+    corpus = load_corpus(chosen, progress=not args.quiet)
+    model = _load_keras(model_dir / MODEL_FILE)
+    cfg = card.get("config", {})
+    arch = cfg.get("arch") or ("streaming" if model.input_shape[1] is None else "tutorial")
+    seq_length = cfg.get("seq_length") or model.input_shape[1]
+    metrics = evaluate_model(model, arch, seq_length, corpus)
+    out = args.json or Path(f"evaluation-{model_dir.name}.json")
+    out.write_text(json.dumps({"model": str(model_dir), "split": args.split,
+                               "sources": [str(s) for s in sources], **metrics}, indent=2))
+    _print_metrics({model_dir.name: metrics})
+    print(f"wrote {out}")
+    if args.update_card:
+        card["metrics"] = metrics
+        card["evaluation"] = evaluation_card(metrics, corpus, args.split)
+        if args.split != "train":
+            train = load_corpus([f for f in files if f.split == "train"], progress=False)
+            card["reference"] = frequency_reference(train, corpus)
+        write_card(model_dir, card)
+        print(f"updated {model_dir / 'card.json'}")
+    return 0
+
+
+def _load_keras(path: Path):
+    import keras
+
+    from improv.weights import ModelError
+    import training.loss  # noqa: F401  registers the custom loss for compiled files
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a damaged archive
+        raise ModelError(f"{path}: cannot load the Keras model ({exc})") from None
+
+
+def _print_metrics(rows: dict[str, dict]) -> None:
+    head = f"{'model':<24} {'pitch CE':>9} {'top-1':>7} {'top-5':>7} {'step MAE':>9} " \
+           f"{'dur MAE':>8} {'loss':>7} {'targets':>9}"
+    print(head)
+    print("-" * len(head))
+    for name, m in rows.items():
+        print(f"{name:<24} {m['pitch_ce']:>9.3f} {100 * m['pitch_top1']:>6.1f}% "
+              f"{100 * m['pitch_top5']:>6.1f}% {m['step_mae']:>9.3f} {m['duration_mae']:>8.3f} "
+              f"{m['loss']:>7.3f} {m['targets']:>9,}")
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="draw a piano roll, note distributions or a history",
+                       description="Write a PNG plot.")
+    p.add_argument("kind", choices=("roll", "distributions", "history"))
+    p.add_argument("input", type=Path,
+                   help="a MIDI file (roll, distributions) or a model folder (history)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    p.add_argument("--count", type=int, help="piano roll: first N notes only")
+
+
+def _cmd_plot(args) -> int:
+    from training import plots
+
+    if args.kind == "history":
+        path = args.input / "history.json" if args.input.is_dir() else args.input
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file (a model folder has history.json)")
+        plots.plot_history(json.loads(path.read_text()), args.output, title=args.input.name)
+    else:
+        from training.notes import midi_to_notes
+
+        notes = midi_to_notes(args.input)
+        if args.kind == "roll":
+            plots.plot_piano_roll(notes, args.output, count=args.count)
+        else:
+            plots.plot_distributions(notes, args.output, title=args.input.name)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint folder as a model folder",
+                       description="Turn the best (or last) checkpoint of a training run into "
+                       "a model folder, e.g. after an interrupted run.")
+    p.add_argument("checkpoints", type=Path, help="the run's checkpoint folder")
+    p.add_argument("out", type=Path, help="model folder to write")
+
+
+def _cmd_export(args) -> int:
+    _quiet_tensorflow()
+    from training.config import TrainConfig
+    from training.export import export_model
+
+    cfg_path = args.checkpoints / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path}: no such file (is this a checkpoint folder?)")
+    config = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+    for name in ("best.keras", "last.keras"):
+        if (args.checkpoints / name).is_file():
+            model = _load_keras(args.checkpoints / name)
+            break
+    else:
+        raise FileNotFoundError(f"{args.checkpoints}: holds no best.keras or last.keras")
+    export_model(model, config, args.out, {"description": f"exported from {args.checkpoints}"})
+    print(f"wrote {args.out}")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
+            "export": _cmd_export}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``improv`` command."""
+    parser = argparse.ArgumentParser(prog="improv", description="A real-time MIDI improviser.")
+    parser.add_argument("--version", action="version", version=f"improv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_plot(sub)
+    _add_export(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``improv`` command; return its exit status."""
+    args = build_parser().parse_args(argv)
+    from improv.weights import ModelError
+    from training.corpus import DataError
+    from training.notes import MidiReadError
+
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt as exc:  # TrainingInterrupted says where it saved
+        print(f"improv: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
+    except (DataError, ModelError, MidiReadError, FileNotFoundError, ValueError) as exc:
+        print(f"improv: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,97 @@
+"""Load a model folder's exported weights (``weights.npz``) without TensorFlow.
+
+The file holds plain arrays, named as :data:`ARRAYS` lists, and a ``meta``
+string of JSON (architecture, sizes, format version). Gate order in the LSTM
+arrays is Keras's: input, forget, cell, output.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS_FILE = "weights.npz"
+FORMAT_VERSION = 1
+ARRAYS = (
+    "lstm_kernel", "lstm_recurrent_kernel", "lstm_bias",
+    "pitch_kernel", "pitch_bias", "step_kernel", "step_bias",
+    "duration_kernel", "duration_bias",
+)
+
+
+class ModelError(ValueError):
+    """A model folder is missing a file, or a file is damaged or does not fit."""
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """The arrays of one exported note model and what they mean."""
+
+    arch: str
+    seq_length: int
+    units: int
+    vocab_size: int
+    n_features: int
+    arrays: dict[str, np.ndarray]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+def _expected_shapes(n_features: int, units: int, vocab: int) -> dict[str, tuple[int, ...]]:
+    return {
+        "lstm_kernel": (n_features, 4 * units),
+        "lstm_recurrent_kernel": (units, 4 * units),
+        "lstm_bias": (4 * units,),
+        "pitch_kernel": (units, vocab), "pitch_bias": (vocab,),
+        "step_kernel": (units, 1), "step_bias": (1,),
+        "duration_kernel": (units, 1), "duration_bias": (1,),
+    }
+
+
+def load_weights(model_dir: str | Path) -> ModelWeights:
+    """Read and check ``model_dir/weights.npz``.
+
+    Raises
+    ------
+    ModelError
+        Naming the file, if it is missing, truncated, or its arrays do not fit
+        the architecture its metadata describes.
+    """
+    path = Path(model_dir)
+    if path.is_dir():
+        path = path / WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file (a model folder needs {WEIGHTS_FILE})")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+        raise ModelError(f"{path}: damaged or truncated weights file ({exc})") from None
+    if "meta" not in arrays:
+        raise ModelError(f"{path}: no 'meta' entry; not an improv weights file")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        if meta.get("format") != FORMAT_VERSION:
+            raise ModelError(f"{path}: weights format {meta.get('format')!r}, "
+                             f"this improv reads format {FORMAT_VERSION}")
+        arch, seq_length = meta["arch"], int(meta["seq_length"])
+        units, vocab, n_features = int(meta["units"]), int(meta["vocab_size"]), int(meta["n_features"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: unreadable 'meta' entry ({exc})") from None
+    if arch not in ("tutorial", "streaming"):
+        raise ModelError(f"{path}: unknown architecture {arch!r}")
+    for name, shape in _expected_shapes(n_features, units, vocab).items():
+        if name not in arrays:
+            raise ModelError(f"{path}: missing array {name!r}")
+        if arrays[name].shape != shape:
+            raise ModelError(f"{path}: array {name!r} has shape {arrays[name].shape}, "
+                             f"expected {shape} for a {units}-unit {arch} model")
+        if not np.all(np.isfinite(arrays[name])):
+            raise ModelError(f"{path}: array {name!r} holds NaN or infinite values")
+    return ModelWeights(arch, seq_length, units, vocab, n_features,
+                        {k: arrays[k].astype(np.float32) for k in ARRAYS})

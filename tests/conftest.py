@@ -1,0 +1,56 @@
+"""Shared fixtures: small generated MIDI files and a tiny data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def write_midi(path: Path, notes: list[tuple[int, float, float, int]], drum: bool = False,
+               program: int = 0) -> Path:
+    """Write (pitch, start, end, velocity) notes as one instrument."""
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=program, is_drum=drum)
+    for pitch, start, end, vel in notes:
+        inst.notes.append(pretty_midi.Note(velocity=vel, pitch=pitch, start=start, end=end))
+    pm.instruments.append(inst)
+    pm.write(str(path))
+    return path
+
+
+def random_piece(rng: np.random.Generator, n: int) -> list[tuple[int, float, float, int]]:
+    """Return ``n`` plausible piano notes: a random walk in pitch, steps of 0-0.5 s."""
+    pitch, t, out = 60, 0.0, []
+    for _ in range(n):
+        pitch = int(np.clip(pitch + rng.integers(-5, 6), 30, 90))
+        t += float(rng.choice([0.0, 0.125, 0.25, 0.5]))
+        out.append((pitch, round(t, 3), round(t + float(rng.choice([0.1, 0.25, 0.5])), 3),
+                    int(rng.integers(40, 110))))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A folder of 24 generated pieces (about 200 notes each) in all three splits."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        write_midi(root / f"piece{i:02d}.mid", random_piece(rng, 200))
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_midi() -> Path:
+    """A real performance from the shared data (CI has it at the same path)."""
+    path = DATA / "maestro-asap" / "Bach" / "Fugue" / "bwv_846" / "Shi05M.mid"
+    assert path.is_file(), f"shared data missing: {path}"
+    return path

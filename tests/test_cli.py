@@ -1,0 +1,67 @@
+"""Bad input at the command line: one clear line, a non-zero exit, nothing lost."""
+
+import subprocess
+import sys
+
+import pytest
+
+from improv.cli import main
+from tests.conftest import REPO, write_midi
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "improv", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_nonsense_flags():
+    proc = _run("train", "--epochs", "many")
+    assert proc.returncode == 2
+    assert "invalid int value: 'many'" in proc.stderr
+    proc = _run("dance")
+    assert proc.returncode == 2 and "invalid choice: 'dance'" in proc.stderr
+
+
+def test_out_of_range_config(capsys, tmp_path):
+    assert main(["train", "--epochs", "0", "--out", str(tmp_path / "m")]) == 1
+    assert "epochs must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_data_folder_without_midi(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("no midi")
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m"),
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("improv: error:") and "no MIDI files" in err[-1]
+
+
+def test_all_files_unreadable(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("IMPROV_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bad.mid").write_bytes(b"garbage")
+    write_midi(tmp_path / "data" / "drums.mid", [(36, 0, 0.1, 100)], drum=True)
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m"),
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "no readable training files" in err and err.count("warning: skipped") == 2
+
+
+def test_model_folder_with_missing_or_truncated_file(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--data", str(tmp_path)]) == 1
+    assert "model.keras: no such file" in capsys.readouterr().err
+    (tmp_path / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+    write_midi(tmp_path / "x.mid", [(60, i * 0.1, i * 0.1 + 0.1, 90) for i in range(40)])
+    assert main(["evaluate", str(tmp_path), "--data", str(tmp_path), "--split", "all",
+                 "--quiet"]) == 1
+    assert "cannot load the Keras model" in capsys.readouterr().err
+
+
+def test_plot_commands(tmp_path, real_midi):
+    for kind in ("roll", "distributions"):
+        out = tmp_path / f"{kind}.png"
+        assert main(["plot", kind, str(real_midi), "-o", str(out)]) == 0
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", "history", str(REPO / "models" / "default"), "-o",
+                 str(tmp_path / "h.png")]) == 0

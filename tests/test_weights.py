@@ -1,0 +1,66 @@
+"""The exported weights load without TensorFlow, and damaged files say what is wrong."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from improv.weights import ARRAYS, ModelError, load_weights
+from tests.conftest import REPO
+
+
+def _write(path, units=4, vocab=128, arch="streaming", drop=None, shape_bug=False):
+    rng = np.random.default_rng(0)
+    shapes = {"lstm_kernel": (3, 4 * units), "lstm_recurrent_kernel": (units, 4 * units),
+              "lstm_bias": (4 * units,), "pitch_kernel": (units, vocab), "pitch_bias": (vocab,),
+              "step_kernel": (units, 1), "step_bias": (1,), "duration_kernel": (units, 1),
+              "duration_bias": (1,)}
+    arrays = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    if shape_bug:
+        arrays["pitch_bias"] = arrays["pitch_bias"][:-1]
+    if drop:
+        del arrays[drop]
+    meta = {"format": 1, "arch": arch, "seq_length": 25, "units": units, "vocab_size": vocab,
+            "n_features": 3}
+    path.mkdir(parents=True, exist_ok=True)
+    np.savez(path / "weights.npz", meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+def test_loads_without_tensorflow(tmp_path):
+    model = _write(tmp_path / "m")
+    code = ("import sys; from improv.weights import load_weights; w = load_weights(sys.argv[1]); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+            "print(w.arch, w.units, w['lstm_kernel'].shape)")
+    out = subprocess.run([sys.executable, "-c", code, str(model)], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == ["streaming", "4", "(3,", "16)"]
+
+
+def test_shipped_default_model_loads():
+    w = load_weights(REPO / "models" / "default")
+    assert w.arch in ("tutorial", "streaming") and set(w.arrays) == set(ARRAYS)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelError, match="weights.npz: no such file"):
+        load_weights(tmp_path)
+
+
+def test_truncated_file(tmp_path):
+    model = _write(tmp_path / "m")
+    data = (model / "weights.npz").read_bytes()
+    (model / "weights.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="weights.npz: damaged or truncated"):
+        load_weights(model)
+
+
+def test_missing_array_and_wrong_shape(tmp_path):
+    with pytest.raises(ModelError, match="missing array 'step_bias'"):
+        load_weights(_write(tmp_path / "a", drop="step_bias"))
+    with pytest.raises(ModelError, match="'pitch_bias' has shape"):
+        load_weights(_write(tmp_path / "b", shape_bug=True))
+    with pytest.raises(ModelError, match="unknown architecture"):
+        load_weights(_write(tmp_path / "c", arch="transformer"))

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from training.config import TrainConfig
+from training.datasets import make_dataset, window_starts
+
+
+def _files():
+    # pitch i, step i/100, duration i/1000, velocity 64: every row says where it came from
+    a = np.stack([np.arange(40), np.arange(40) / 100, np.arange(40) / 1000,
+                  np.full(40, 64)], axis=1).astype(np.float32)
+    b = a[:30].copy()
+    b[:, 0] += 50
+    return [a, b]
+
+
+def test_windows_never_cross_files():
+    starts = window_starts(_files(), 26)
+    assert len(starts) == (40 - 26 + 1) + (30 - 26 + 1)
+    assert starts.max() == 40 + 30 - 26
+
+
+def test_tutorial_window_shapes_and_labels():
+    cfg = TrainConfig(arch="tutorial", seq_length=25, batch_size=4)
+    x, y = next(iter(make_dataset(_files(), cfg, training=False)))
+    assert x.shape == (4, 25, 3)
+    assert y["pitch"].shape == (4,) and y["step"].shape == (4, 1)
+    x, y = x.numpy(), {k: v.numpy() for k, v in y.items()}
+    for k in range(4):  # window k: notes k..k+24 of the first file, label note k+25
+        np.testing.assert_allclose(x[k, :, 0], np.arange(k, k + 25) / 128)
+        np.testing.assert_allclose(x[k, :, 1], np.arange(k, k + 25) / 100, rtol=1e-6)
+        assert y["pitch"][k] == k + 25
+        np.testing.assert_allclose(y["step"][k, 0], (k + 25) / 100, rtol=1e-6)
+        np.testing.assert_allclose(y["duration"][k, 0], (k + 25) / 1000, rtol=1e-6)
+
+
+def test_streaming_sequence_labels_are_next_notes():
+    cfg = TrainConfig(arch="streaming", seq_length=10, batch_size=2)
+    x, y = next(iter(make_dataset(_files(), cfg, training=False)))
+    assert x.shape == (2, 10, 3) and y["pitch"].shape == (2, 10) and y["step"].shape == (2, 10, 1)
+    x, pitch = x.numpy(), y["pitch"].numpy()
+    np.testing.assert_allclose(x[0, :, 0] * 128, np.arange(10))
+    np.testing.assert_array_equal(pitch[0], np.arange(1, 11))
+    np.testing.assert_array_equal(pitch[1], np.arange(11, 21))  # sequences do not overlap
+
+
+def test_transposition_shifts_inputs_and_labels_together():
+    cfg = TrainConfig(arch="tutorial", seq_length=25, batch_size=16, transpose=6)
+    x, y = next(iter(make_dataset(_files(), cfg, training=True)))
+    pitch = np.rint(x.numpy()[:, 10, 0] * 128)  # position 10: row >= 10, never clipped
+    row = np.rint(x.numpy()[:, 10, 1] * 100)  # steps are untouched and give the row
+    base = np.where(pitch - row < 25, 0, 50)  # the second file is 50 semitones up
+    shift = pitch - row - base
+    assert np.all(np.abs(shift) <= 6) and len(set(shift)) > 1
+    np.testing.assert_array_equal(y["pitch"].numpy(), row + 15 + base + shift)
+
+
+def test_too_short_files():
+    cfg = TrainConfig(arch="tutorial", seq_length=25)
+    with pytest.raises(ValueError, match="26 notes"):
+        make_dataset([np.zeros((10, 4), np.float32)], cfg, training=True)

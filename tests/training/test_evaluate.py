@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pytest
+
+from improv.cli import main
+from training.evaluate import MIN_CONTEXT, score
+
+
+def _notes(n, pitch=60):
+    return np.stack([np.full(n, pitch), np.full(n, 0.25), np.full(n, 0.5), np.full(n, 80)],
+                    axis=1).astype(np.float32)
+
+
+def test_score_on_hand_made_predictions():
+    notes = [_notes(MIN_CONTEXT + 4)]
+    logits = np.zeros((4, 128))
+    logits[:, 60] = np.log(3.0)  # p(60) = 3 / 130 for every target
+    logits[1, 61] = 10.0  # target 60 is ranked 2nd here
+    logits[2, [61, 62, 63, 64, 65]] = 10.0  # ranked 6th: outside the top 5
+    preds = [{"pitch": logits, "step": np.full((4, 1), 0.5), "duration": np.full((4, 1), -0.5),
+              "first": MIN_CONTEXT}]
+    m = score(notes, preds)
+    ce_uniform_ish = -np.log(3 / 130)
+    assert m["targets"] == 4
+    assert m["pitch_top1"] == pytest.approx(2 / 4)
+    assert m["pitch_top5"] == pytest.approx(3 / 4)
+    assert m["step_mae"] == pytest.approx(0.25)
+    assert m["duration_mae"] == pytest.approx(1.0)
+    assert m["duration_loss"] == pytest.approx(1.0 + 10 * 0.5)
+    ce = np.array([ce_uniform_ish,
+                   np.log(126 + 3 + np.exp(10)) - np.log(3),
+                   np.log(122 + 3 + 5 * np.exp(10)) - np.log(3),
+                   ce_uniform_ish])
+    assert m["pitch_ce"] == pytest.approx(ce.mean(), rel=1e-9)
+
+
+def test_short_files_are_not_scored():
+    with pytest.raises(ValueError, match="more than 25"):
+        score([_notes(10)], [None])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, tiny_data):
+    out = tmp_path_factory.mktemp("m") / "tiny"
+    code = main(["train", "--preset", "streaming", "--data", str(tiny_data), "--units", "8",
+                 "--seq-length", "16", "--epochs", "1", "--batch-size", "16", "--out", str(out),
+                 "--checkpoints", str(out.parent / "ckpt"), "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_train_command_writes_a_complete_model_folder(tiny_model):
+    names = {p.name for p in tiny_model.iterdir()}
+    assert {"model.keras", "weights.npz", "card.json", "README.md", "history.json",
+            "history.png", "piano_roll.png", "distributions.png"} <= names
+    card = json.loads((tiny_model / "card.json").read_text())
+    assert card["metrics"]["targets"] > 0 and card["evaluation"]["split"] == "test"
+    assert card["data"]["sources"][0]["train"]["files"] > 0
+    assert card["training"]["seconds"] > 0
+    assert "Held-out metrics" in (tiny_model / "README.md").read_text()
+
+
+def test_evaluate_writes_json(tiny_model, tiny_data, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(tiny_model), "--data", str(tiny_data), "--split", "all",
+                 "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    for key in ("pitch_ce", "pitch_top1", "pitch_top5", "step_mae", "duration_mae", "step_loss",
+                "duration_loss", "loss", "targets", "by_source"):
+        assert key in result
+    assert result["targets"] == 24 * (200 - MIN_CONTEXT)
+    assert 0 <= result["pitch_top1"] <= result["pitch_top5"] <= 1
+    assert "pitch CE" in capsys.readouterr().out

@@ -1,0 +1,2 @@
+"""Everything TensorFlow for improv: data, models, losses, training,
+evaluation, export and plots."""

@@ -1,0 +1,94 @@
+"""Training configuration and its named presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+ARCHITECTURES = ("tutorial", "streaming")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a model and how it is trained.
+
+    ``arch="tutorial"`` is the tutorial's window model: a fresh LSTM state on
+    each ``seq_length``-note window, one target per window. ``arch="streaming"``
+    predicts the next note at every position of ``seq_length``-note sequences,
+    so running it one step per note with the state carried is how it was trained.
+    """
+
+    arch: str = "streaming"
+    seq_length: int = 128
+    units: int = 128
+    vocab_size: int = 128
+    learning_rate: float = 0.005
+    batch_size: int = 64
+    epochs: int = 50
+    pitch_weight: float = 0.05
+    step_weight: float = 1.0
+    duration_weight: float = 1.0
+    patience: int = 5
+    monitor: str = "val_loss"
+    #: Halve the learning rate after this many epochs without improvement (0: never).
+    reduce_lr_patience: int = 0
+    #: Transpose each training window by a random number of semitones in [-t, t].
+    transpose: int = 0
+    #: Stop after this many minutes of training (0: no limit).
+    max_minutes: float = 0.0
+    #: Use at most this many training files, in path order (0: all); the tutorial used 5.
+    max_files: int = 0
+    seed: int = 42
+    data: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
+        for name in ("seq_length", "units", "vocab_size", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if min(self.pitch_weight, self.step_weight, self.duration_weight) < 0:
+            raise ValueError("loss weights must not be negative")
+        if not 0 <= self.transpose <= 24:
+            raise ValueError(f"transpose must be 0-24 semitones, got {self.transpose}")
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        return {"pitch": self.pitch_weight, "step": self.step_weight,
+                "duration": self.duration_weight}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["data"] = list(self.data)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        d = dict(d)
+        if "data" in d:
+            d["data"] = tuple(d["data"])
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return replace(self, **changes)
+
+
+_TUTORIAL = TrainConfig(arch="tutorial", seq_length=25, monitor="loss", epochs=50)
+
+#: Named starting points for ``improv train --preset``.
+PRESETS: dict[str, TrainConfig] = {
+    # The tutorial exactly: its first 5 MAESTRO files, 50 epochs, early stopping on training loss.
+    "tutorial-5files": _TUTORIAL.replace(max_files=5, data=("../shared/data/maestro-asap",)),
+    # The tutorial's model and settings on every maestro-asap training file.
+    "tutorial-full": _TUTORIAL.replace(data=("../shared/data/maestro-asap",)),
+    # The live daemon's model (models/default): next note at every position, state carried.
+    # Pitch weight 0.5 and 256 units won over 0.05/0.25/1.0 and 128 units on validation loss.
+    "streaming": TrainConfig(
+        units=256, pitch_weight=0.5, reduce_lr_patience=2, epochs=200, max_minutes=35,
+        data=("../shared/data/maestro-asap", "../shared/data/asap-ecompetition")),
+}

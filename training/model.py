@@ -1,0 +1,46 @@
+"""The LSTM note models: the tutorial's window model and the streaming model."""
+
+from __future__ import annotations
+
+import keras
+
+from training.config import TrainConfig
+from training.loss import mse_with_positive_pressure
+
+#: Input features per note: pitch / vocab_size, step, duration (seconds).
+N_FEATURES = 3
+HEADS = ("pitch", "step", "duration")
+
+
+def build_model(config: TrainConfig) -> keras.Model:
+    """Return the uncompiled model for ``config.arch``.
+
+    Both take ``(batch, time, 3)`` notes and end in the tutorial's three heads:
+    128 pitch logits, a step and a duration. The tutorial model reads a fixed
+    window and predicts only the note after it; the streaming model takes any
+    length and predicts the next note after every position.
+    """
+    streaming = config.arch == "streaming"
+    inputs = keras.Input(shape=(None if streaming else config.seq_length, N_FEATURES),
+                         name="notes")
+    x = keras.layers.LSTM(config.units, return_sequences=streaming, name="lstm")(inputs)
+    outputs = {
+        "pitch": keras.layers.Dense(config.vocab_size, name="pitch")(x),
+        "step": keras.layers.Dense(1, name="step")(x),
+        "duration": keras.layers.Dense(1, name="duration")(x),
+    }
+    return keras.Model(inputs, outputs, name=f"improv_{config.arch}")
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """Compile with the tutorial's losses, loss weights and Adam."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss={
+            "pitch": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "step": mse_with_positive_pressure,
+            "duration": mse_with_positive_pressure,
+        },
+        loss_weights=config.loss_weights,
+    )
+    return model

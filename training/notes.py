@@ -1,0 +1,116 @@
+"""Read and write MIDI files as note tables.
+
+A note table is a :class:`pandas.DataFrame` with one row per note and the
+columns of :data:`NOTE_COLUMNS`, sorted by start then pitch. ``step`` is the
+time since the previous note's start (0 for the first note and inside chords)
+and ``duration`` is ``end - start``, both in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pretty_midi
+
+NOTE_COLUMNS = ("pitch", "start", "end", "step", "duration", "velocity")
+
+
+class MidiReadError(ValueError):
+    """A MIDI file could not be read or holds no playable notes."""
+
+
+def midi_to_notes(path: str | Path) -> pd.DataFrame:
+    """Return the notes of every non-drum instrument of ``path`` as one table.
+
+    Raises
+    ------
+    MidiReadError
+        If the file cannot be parsed or holds no non-drum notes.
+    """
+    path = Path(path)
+    try:
+        pm = pretty_midi.PrettyMIDI(str(path))
+    except Exception as exc:  # pretty_midi/mido raise many types on bad bytes
+        raise MidiReadError(f"{path}: not a readable MIDI file ({exc})") from exc
+    notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
+    if not notes:
+        raise MidiReadError(f"{path}: no non-drum notes")
+    return notes_from_arrays(
+        pitch=np.array([n.pitch for n in notes]),
+        start=np.array([n.start for n in notes]),
+        end=np.array([n.end for n in notes]),
+        velocity=np.array([n.velocity for n in notes]),
+    )
+
+
+def notes_from_arrays(pitch, start, end, velocity=None) -> pd.DataFrame:
+    """Build a sorted note table from per-note arrays; derive step and duration."""
+    pitch = np.asarray(pitch, dtype=np.int64)
+    start = np.asarray(start, dtype=np.float64)
+    end = np.asarray(end, dtype=np.float64)
+    if velocity is None:
+        velocity = np.full(len(pitch), 100)
+    velocity = np.asarray(velocity, dtype=np.int64)
+    if np.any(end < start):
+        raise ValueError("a note ends before it starts")
+    order = np.lexsort((pitch, start))
+    pitch, start, end, velocity = pitch[order], start[order], end[order], velocity[order]
+    step = np.diff(start, prepend=start[:1]) if len(start) else start
+    return pd.DataFrame(
+        {
+            "pitch": pitch,
+            "start": start,
+            "end": end,
+            "step": step,
+            "duration": end - start,
+            "velocity": velocity,
+        },
+        columns=list(NOTE_COLUMNS),
+    )
+
+
+def notes_from_steps(pitch, step, duration, velocity=None, start: float = 0.0) -> pd.DataFrame:
+    """Build a note table from (pitch, step, duration), as a model predicts them."""
+    starts = start + np.cumsum(np.asarray(step, dtype=np.float64))
+    return notes_from_arrays(pitch, starts, starts + np.asarray(duration, dtype=np.float64), velocity)
+
+
+def notes_to_midi(
+    notes: pd.DataFrame,
+    path: str | Path,
+    program: int | str = 0,
+    velocity: int | None = None,
+) -> pretty_midi.PrettyMIDI:
+    """Write ``notes`` to ``path`` as one instrument and return the MIDI object.
+
+    Parameters
+    ----------
+    notes : DataFrame
+        Needs ``pitch``, ``start`` and ``end``; ``velocity`` is used when present.
+    program : int or str
+        General MIDI program number or name (e.g. ``"Acoustic Grand Piano"``).
+    velocity : int, optional
+        Play every note at this velocity instead of the table's.
+    """
+    if isinstance(program, str):
+        program = pretty_midi.instrument_name_to_program(program)
+    if velocity is not None and not 1 <= velocity <= 127:
+        raise ValueError(f"velocity must be 1-127, got {velocity}")
+    pm = pretty_midi.PrettyMIDI(resolution=480)  # ~1 ms ticks at 120 bpm
+    inst = pretty_midi.Instrument(program=program)
+    has_velocity = "velocity" in notes.columns
+    for row in notes.itertuples(index=False):
+        vel = velocity if velocity is not None else (int(row.velocity) if has_velocity else 100)
+        inst.notes.append(
+            pretty_midi.Note(
+                velocity=int(np.clip(vel, 1, 127)),
+                pitch=int(row.pitch),
+                start=float(row.start),
+                end=float(row.end),
+            )
+        )
+    pm.instruments.append(inst)
+    pm.write(str(path))
+    return pm

@@ -1,0 +1,82 @@
+"""The whole ``improv train`` job: train, export, evaluate on the test split, plot."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from training.config import TrainConfig
+from training.corpus import Corpus
+from training.evaluate import MIN_CONTEXT, evaluate_model, frequency_reference
+from training.export import data_card, export_model, read_card, write_card
+from training.train import TrainResult, train
+
+
+def evaluation_card(metrics: dict, corpus: Corpus, split: str) -> dict:
+    """Describe where the metrics were measured, for the model card."""
+    return {"split": split, "files": metrics["files"],
+            "sources": sorted({f.source for f in corpus.files}), "min_context": MIN_CONTEXT}
+
+
+def write_plots(out: Path, result: TrainResult, card_name: str) -> list[Path]:
+    """Draw the history, a piano roll and the distributions of the training data."""
+    try:
+        from training import plots
+    except ImportError as exc:  # matplotlib is an extra
+        print(f"warning: no plots ({exc}); install improv[plots]", file=sys.stderr)
+        return []
+    import pandas as pd
+
+    from training.notes import notes_from_steps
+
+    paths = [plots.plot_history(result.history, out / "history.png", title=card_name)]
+    train_part = result.corpus.split("train")
+    first = train_part.notes[0]
+    roll = notes_from_steps(first[:, 0], first[:, 1], first[:, 2], first[:, 3])
+    paths.append(plots.plot_piano_roll(roll, out / "piano_roll.png", count=200,
+                                       title=f"{train_part.files[0].path.name}: first 200 notes"))
+    every = np.concatenate(train_part.notes)
+    frame = pd.DataFrame({"pitch": every[:, 0], "step": every[:, 1], "duration": every[:, 2]})
+    paths.append(plots.plot_distributions(frame, out / "distributions.png",
+                                          title=f"training notes ({len(every):,})"))
+    return paths
+
+
+def train_export(config: TrainConfig, out: Path, ckpt_dir: Path, resume: bool = False,
+                 strategy: str = "auto", cpu_replicas: int = 0, evaluate: bool = True,
+                 verbose: int | str = "auto", description: str = "") -> dict:
+    """Train ``config``, export it to ``out`` and return its card."""
+    result = train(config, ckpt_dir, resume=resume, strategy_name=strategy,
+                   cpu_replicas=cpu_replicas, verbose=verbose)
+    stopped = "time limit" if config.max_minutes and result.epochs_run < config.epochs else (
+        "early stopping" if result.epochs_run < config.epochs else "epoch limit")
+    card = {
+        "description": description,
+        "data": data_card(config, result.corpus),
+        "training": {"seconds": round(result.train_seconds, 1), "epochs_run": result.epochs_run,
+                     "examples_per_second": round(result.examples_per_second, 1),
+                     "targets_per_second": round(result.targets_per_second, 1),
+                     "stopped_by": stopped, "replicas": result.replicas,
+                     "machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores"},
+        "final_epoch": {k: v[-1] for k, v in result.history.items() if v},
+    }
+    export_model(result.model, config, out, card)
+    (out / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
+    if evaluate:
+        test = result.corpus.split("test")
+        if test.notes:
+            metrics = evaluate_model(result.model, config.arch, config.seq_length, test,
+                                     config.vocab_size, config.loss_weights)
+            card = read_card(out)
+            card["metrics"] = metrics
+            card["evaluation"] = evaluation_card(metrics, test, "test")
+            card["reference"] = frequency_reference(result.corpus.split("train"), test)
+            write_card(out, card)
+    write_plots(out, result, out.name)
+    card = read_card(out)
+    write_card(out, card)  # re-render: the README lists the plots
+    return card

@@ -1,0 +1,80 @@
+"""PNG plots: piano roll, note distributions, training history.
+
+Uses matplotlib's Agg back-end, so it works without a screen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_piano_roll(notes: pd.DataFrame, path: str | Path, count: int | None = None,
+                    title: str = "") -> Path:
+    """Draw the first ``count`` notes (all if None) as horizontal bars: time by pitch."""
+    plt = _pyplot()
+    notes = notes if count is None else notes.iloc[:count]
+    fig, ax = plt.subplots(figsize=(20, 4))
+    plot_pitch = np.stack([notes["pitch"], notes["pitch"]])
+    plot_time = np.stack([notes["start"], notes["end"]])
+    ax.plot(plot_time, plot_pitch, color="b", marker=".")
+    ax.set_xlabel("Time [s]")
+    ax.set_ylabel("Pitch")
+    ax.set_title(title or (f"First {count} notes" if count else "Whole track"))
+    return _save(fig, path)
+
+
+def plot_distributions(notes: pd.DataFrame, path: str | Path, drop_percentile: float = 2.5,
+                       title: str = "") -> Path:
+    """Histogram pitch, step and duration (steps and durations above the
+    ``100 - drop_percentile`` percentile left out, as the tutorial does)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
+    axes[0].hist(notes["pitch"], bins=np.arange(0, 129, 1) - 0.5)
+    axes[0].set_xlabel("pitch")
+    for ax, col in zip(axes[1:], ("step", "duration")):
+        cut = np.percentile(notes[col], 100 - drop_percentile)
+        ax.hist(notes[col][notes[col] <= cut], bins=np.linspace(0, cut, 21))
+        ax.set_xlabel(f"{col} (s)")
+    axes[0].set_ylabel("notes")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_history(history: dict[str, list[float]], path: str | Path, title: str = "") -> Path:
+    """Plot total and per-head loss per epoch, training against validation."""
+    plt = _pyplot()
+    panels = ("loss", "pitch_loss", "step_loss", "duration_loss")
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
+    for ax, key in zip(axes, panels):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            values = history.get(prefix + key)
+            if values:
+                ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=label)
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    _pyplot().close(fig)
+    return path

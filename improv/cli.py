@@ -226,7 +226,95 @@ def _cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
+def _add_sampling(p) -> None:
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="pitch sampling temperature; 0 always takes the likeliest (default 1.0)")
+    p.add_argument("--top-k", type=int, default=0, help="draw among the k likeliest pitches")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1)")
+    p.add_argument("--max-step", type=float, default=2.0, help="longest gap between onsets (s)")
+    p.add_argument("--max-duration", type=float, default=4.0, help="longest note (s)")
+    p.add_argument("--random-seed", type=int, help="same number, same notes")
+
+
+def _sampler(args):
+    from improv.sampling import Sampler, SamplingConfig
+
+    cfg = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         max_step=args.max_step, max_duration=args.max_duration)
+    return Sampler(cfg, seed=args.random_seed)
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="continue a seed MIDI file and write the result",
+                       description="Continue a seed (a MIDI file, or the built-in excerpt) for N "
+                       "notes; write a MIDI file and, with --wav, render it with FluidSynth.")
+    p.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
+    p.add_argument("--seed", type=Path, help="MIDI file to continue (default: built-in excerpt)")
+    p.add_argument("-n", "--notes", type=int, default=120, help="notes to generate (default 120)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
+    p.add_argument("--wav", type=Path, help="also render to this WAV file")
+    p.add_argument("--soundfont", type=Path, help="soundfont for --wav (default: see README)")
+    p.add_argument("--include-seed", action="store_true", help="write the seed notes too")
+    _add_sampling(p)
+
+
+def _cmd_generate(args) -> int:
+    import numpy as np
+
+    from improv.engine import NoteModel
+    from improv.generate import generate, seed_notes, to_absolute
+    from improv.midifile import write_midi
+
+    if args.notes < 1:
+        raise ValueError(f"--notes must be at least 1, got {args.notes}")
+    sampler = _sampler(args)
+    soundfont = None
+    if args.wav:
+        from improv.soundfont import find_soundfont
+
+        soundfont = find_soundfont(args.soundfont)  # fail before generating, not after
+    model = NoteModel.load(args.model or default_model_dir())
+    seed = seed_notes(args.seed)
+    new = generate(model, sampler, seed, args.notes)
+    seed_start, seed_end = to_absolute(seed)
+    start, end = to_absolute(new, start=seed_start[-1])
+    velocity = np.full(len(new), int(np.median(seed[:, 3])))  # the model has no velocity head
+    if args.include_seed:
+        pitch = np.concatenate([seed[:, 0], new[:, 0]])
+        start, end = np.concatenate([seed_start, start]), np.concatenate([seed_end, end])
+        velocity = np.concatenate([seed[:, 3], velocity])
+    else:
+        pitch = new[:, 0]
+        start, end = start - start[0], end - start[0]
+    write_midi(args.output, pitch, start, end, velocity)
+    print(f"wrote {args.output} ({len(pitch)} notes, {end.max():.1f} s)")
+    if args.wav:
+        from improv.synth import render, write_wav
+
+        write_wav(args.wav, render(pitch, start, end, velocity, soundfont))
+        print(f"wrote {args.wav} (soundfont {soundfont})")
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="measure speed (prints a table, writes JSON)",
+                       description="Benchmarks. 'engine': per-note latency of the NumPy engine "
+                       "against the tutorial's model.predict, and improv generate's start-up.")
+    p.add_argument("what", choices=("engine",))
+    p.add_argument("--notes", type=int, default=1000, help="notes to time per row (default 1000)")
+    p.add_argument("--predict-notes", type=int, default=1000,
+                   help="notes for the model.predict row (0 skips TensorFlow)")
+    p.add_argument("--json", type=Path, default=Path("bench-engine.json"), help="JSON output")
+
+
+def _cmd_bench(args) -> int:
+    from improv.bench import bench_engine
+
+    bench_engine(args.notes, args.predict_notes, args.json)
+    return 0
+
+
+COMMANDS = {"bench": _cmd_bench, "generate": _cmd_generate, "train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
             "export": _cmd_export}
 
 
@@ -235,25 +323,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="improv", description="A real-time MIDI improviser.")
     parser.add_argument("--version", action="version", version=f"improv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_generate(sub)
     _add_train(sub)
     _add_evaluate(sub)
     _add_plot(sub)
     _add_export(sub)
+    _add_bench(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``improv`` command; return its exit status."""
     args = build_parser().parse_args(argv)
+    from improv.midifile import MidiReadError
+    from improv.soundfont import SoundfontError
+    from improv.synth import SynthError
     from improv.weights import ModelError
     from training.corpus import DataError
-    from training.notes import MidiReadError
 
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as exc:  # TrainingInterrupted says where it saved
         print(f"improv: {exc or 'interrupted'}", file=sys.stderr)
         return 130
-    except (DataError, ModelError, MidiReadError, FileNotFoundError, ValueError) as exc:
+    except (DataError, ModelError, MidiReadError, SoundfontError, SynthError, FileNotFoundError,
+            ValueError) as exc:
         print(f"improv: error: {exc}", file=sys.stderr)
         return 1

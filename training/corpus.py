@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import re
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,9 +178,7 @@ def _load_one(path: Path) -> tuple[np.ndarray | None, str | None]:
         cached = _cache_dir() / f"{_cache_key(path)}.npy"
         if cached.exists():
             return np.load(cached), None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pretty_midi warns about odd meta events
-            arr = note_array(midi_to_notes(path))
+        arr = note_array(midi_to_notes(path))
         tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, arr)
         os.replace(tmp, cached)

@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pretty_midi
 
+from improv.midifile import MidiReadError, read_midi, write_midi
+
+__all__ = ["MidiReadError", "midi_to_notes", "notes_from_arrays", "notes_from_steps",
+           "notes_to_midi", "NOTE_COLUMNS"]
+
 NOTE_COLUMNS = ("pitch", "start", "end", "step", "duration", "velocity")
-
-
-class MidiReadError(ValueError):
-    """A MIDI file could not be read or holds no playable notes."""
 
 
 def midi_to_notes(path: str | Path) -> pd.DataFrame:
@@ -29,20 +30,7 @@ def midi_to_notes(path: str | Path) -> pd.DataFrame:
     MidiReadError
         If the file cannot be parsed or holds no non-drum notes.
     """
-    path = Path(path)
-    try:
-        pm = pretty_midi.PrettyMIDI(str(path))
-    except Exception as exc:  # pretty_midi/mido raise many types on bad bytes
-        raise MidiReadError(f"{path}: not a readable MIDI file ({exc})") from exc
-    notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
-    if not notes:
-        raise MidiReadError(f"{path}: no non-drum notes")
-    return notes_from_arrays(
-        pitch=np.array([n.pitch for n in notes]),
-        start=np.array([n.start for n in notes]),
-        end=np.array([n.end for n in notes]),
-        velocity=np.array([n.velocity for n in notes]),
-    )
+    return notes_from_arrays(**read_midi(path))
 
 
 def notes_from_arrays(pitch, start, end, velocity=None) -> pd.DataFrame:
@@ -98,19 +86,10 @@ def notes_to_midi(
         program = pretty_midi.instrument_name_to_program(program)
     if velocity is not None and not 1 <= velocity <= 127:
         raise ValueError(f"velocity must be 1-127, got {velocity}")
-    pm = pretty_midi.PrettyMIDI(resolution=480)  # ~1 ms ticks at 120 bpm
-    inst = pretty_midi.Instrument(program=program)
-    has_velocity = "velocity" in notes.columns
-    for row in notes.itertuples(index=False):
-        vel = velocity if velocity is not None else (int(row.velocity) if has_velocity else 100)
-        inst.notes.append(
-            pretty_midi.Note(
-                velocity=int(np.clip(vel, 1, 127)),
-                pitch=int(row.pitch),
-                start=float(row.start),
-                end=float(row.end),
-            )
-        )
-    pm.instruments.append(inst)
-    pm.write(str(path))
-    return pm
+    if velocity is not None:
+        vel = np.full(len(notes), velocity)
+    elif "velocity" in notes.columns:
+        vel = notes["velocity"].to_numpy()
+    else:
+        vel = np.full(len(notes), 100)
+    return write_midi(path, notes["pitch"], notes["start"], notes["end"], vel, program)

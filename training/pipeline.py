@@ -52,15 +52,13 @@ def train_export(config: TrainConfig, out: Path, ckpt_dir: Path, resume: bool = 
     """Train ``config``, export it to ``out`` and return its card."""
     result = train(config, ckpt_dir, resume=resume, strategy_name=strategy,
                    cpu_replicas=cpu_replicas, verbose=verbose)
-    stopped = "time limit" if config.max_minutes and result.epochs_run < config.epochs else (
-        "early stopping" if result.epochs_run < config.epochs else "epoch limit")
     card = {
         "description": description,
         "data": data_card(config, result.corpus),
         "training": {"seconds": round(result.train_seconds, 1), "epochs_run": result.epochs_run,
                      "examples_per_second": round(result.examples_per_second, 1),
                      "targets_per_second": round(result.targets_per_second, 1),
-                     "stopped_by": stopped, "replicas": result.replicas,
+                     "stopped_by": result.stopped_by, "replicas": result.replicas,
                      "machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores"},
         "final_epoch": {k: v[-1] for k, v in result.history.items() if v},
     }

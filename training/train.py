@@ -34,6 +34,7 @@ class TrainResult:
     examples_per_second: float
     targets_per_second: float
     epochs_run: int
+    stopped_by: str = "epoch limit"
     replicas: int = 1
 
 
@@ -144,12 +145,9 @@ def train(
     saver = _SaveState(ckpt_dir, history, chief)
     saver.epoch = initial_epoch
     limit = _TimeLimit(config.max_minutes)
-    callbacks = [
-        saver,
-        keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience,
-                                      restore_best_weights=True, verbose=1),
-        limit,
-    ]
+    early = keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience,
+                                          restore_best_weights=True, verbose=1)
+    callbacks = [saver, early, limit]
     if config.reduce_lr_patience:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=config.monitor, factor=0.5, patience=config.reduce_lr_patience, verbose=1))
@@ -184,4 +182,6 @@ def train(
         examples_per_second=per_second,
         targets_per_second=per_second * (config.seq_length if config.arch == "streaming" else 1),
         epochs_run=epochs_run, replicas=strategy.num_replicas_in_sync,
+        stopped_by="time limit" if limit.hit else
+        "early stopping" if early.stopped_epoch else "epoch limit",
     )

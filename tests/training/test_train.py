@@ -28,7 +28,7 @@ def test_tiny_run_gives_a_loadable_model(tmp_path, tiny_data, corpus, arch):
     cfg = TrainConfig(arch=arch, data=(str(tiny_data),), **TINY)
     result = train(cfg, tmp_path / "ckpt", corpus=corpus, verbose=0)
     assert result.epochs_run == 2 and len(result.history["loss"]) == 2
-    assert result.examples_per_second > 0
+    assert result.examples_per_second > 0 and result.stopped_by == "epoch limit"
     assert (tmp_path / "ckpt" / "best.keras").is_file()
     out = export_model(result.model, cfg, tmp_path / "model", {"data": {}})
     loaded = keras.models.load_model(out / "model.keras", compile=False)

@@ -1,0 +1,116 @@
+"""``improv bench engine``: how long the next note takes, measured several ways in one run.
+
+Prints a table and writes JSON. Timings are wall-clock per note (p50/p99/max)
+with ``time.perf_counter``; they vary with the machine and its load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from improv.engine import NoteModel
+from improv.generate import seed_notes
+from improv.paths import MODELS_DIR, default_model_dir
+from improv.sampling import Sampler
+
+
+def _stats(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max()), "n": len(ms)}
+
+
+def time_engine(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, float]:
+    """Time feed + sample per note, the way the daemon runs it."""
+    seed = seed_notes()
+    prediction = model.feed_many(seed)
+    times = []
+    for _ in range(notes):
+        t0 = time.perf_counter()
+        pitch, step, duration = sampler.sample(prediction)
+        prediction = model.feed(pitch, step, duration)
+        times.append(time.perf_counter() - t0)
+    return _stats(times)
+
+
+def time_keras_predict(model_dir: Path, notes: int) -> dict[str, float]:
+    """Time the tutorial's way: ``model.predict`` on the 25-note window, argmax feedback."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    seq = model.input_shape[1]
+    seed = seed_notes()[:, :3]
+    window = np.stack([seed[-seq:, 0] / 128, seed[-seq:, 1], seed[-seq:, 2]], axis=1)
+    window = window.astype(np.float32)[None]
+    model.predict(window, verbose=0)  # the first call builds the graph
+    times = []
+    for _ in range(notes):
+        t0 = time.perf_counter()
+        out = model.predict(window, verbose=0)
+        pitch = int(np.argmax(out["pitch"][0]))
+        new = [pitch / 128, max(0.0, float(out["step"][0, 0])), max(0.0, float(out["duration"][0, 0]))]
+        window = np.concatenate([window[:, 1:], np.array([[new]], np.float32)], axis=1)
+        times.append(time.perf_counter() - t0)
+    return _stats(times)
+
+
+def time_generate_startup() -> dict[str, float]:
+    """Run ``improv generate -n 1`` in a fresh process: wall time and peak RSS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        code = ("import sys; from improv.cli import main; main(sys.argv[1:]); "
+                "print('TF' if 'tensorflow' in sys.modules else 'noTF')")
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code, "generate", "-n", "1", "-o",
+                               str(Path(tmp) / "x.mid")], capture_output=True, text=True,
+                              check=True)
+        wall = time.perf_counter() - t0
+    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seconds": wall, "rss_mb": rss_kb / 1024,
+            "imports_tensorflow": proc.stdout.strip().endswith("TF")}
+
+
+def bench_engine(notes: int = 1000, predict_notes: int = 1000, out: Path | None = None) -> dict:
+    """Run every measurement; print the table; return (and maybe write) the results."""
+    default = default_model_dir()
+    tutorial = MODELS_DIR / "tutorial-5files"
+    streaming = NoteModel.load(default)
+    window = NoteModel.load(tutorial)
+    rows = {
+        f"NumPy engine, incremental step ({default.name}, {streaming.weights.units} units)":
+            time_engine(streaming, notes, Sampler(seed=0)),
+        f"NumPy engine, windowed re-run ({tutorial.name}, {window.seq_length} notes)":
+            time_engine(window, notes, Sampler(seed=0)),
+    }
+    predict_name = f"model.predict on the window, TensorFlow ({tutorial.name})"
+    if predict_notes:
+        rows[predict_name] = time_keras_predict(tutorial, predict_notes)
+    startup = time_generate_startup()
+    result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "rows": rows, "generate_startup": startup}
+    if predict_notes:
+        base = rows[predict_name]["p99_ms"]
+        result["speedup_p99"] = {k: base / v["p99_ms"] for k, v in rows.items() if k != predict_name}
+    print(f"{'way to get the next note (sampling included)':<72} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8} {'notes':>6}")
+    for name, r in rows.items():
+        print(f"{name:<72} {r['p50_ms']:>8.4f} {r['p99_ms']:>8.4f} {r['max_ms']:>8.3f} {r['n']:>6}")
+    for name, s in result.get("speedup_p99", {}).items():
+        print(f"speed-up at p99 over model.predict: {s:,.0f}x  ({name})")
+    print(f"improv generate -n 1: {startup['seconds']:.2f} s start to finish, "
+          f"peak RSS {startup['rss_mb']:.0f} MB, TensorFlow imported: "
+          f"{startup['imports_tensorflow']}")
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+    return result

@@ -1,0 +1,49 @@
+"""Continue a seed of notes with a model: the offline form of what the daemon plays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from improv.engine import NoteModel
+from improv.midifile import read_midi
+from improv.sampling import Sampler
+
+#: The seed used when none is given: 64 notes of a real performance (see seeds/SOURCE.md).
+BUILTIN_SEED = Path(__file__).parent / "seeds" / "bach_prelude_846.mid"
+
+
+def seed_notes(path: str | Path | None = None) -> np.ndarray:
+    """Return a MIDI file's notes as ``(n, 4)`` pitch, step, duration, velocity rows."""
+    cols = read_midi(path or BUILTIN_SEED)
+    step = np.diff(cols["start"], prepend=cols["start"][:1])
+    return np.stack([cols["pitch"], step, cols["end"] - cols["start"], cols["velocity"]],
+                    axis=1).astype(np.float64)
+
+
+def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int) -> np.ndarray:
+    """Feed ``seed`` (rows of pitch, step, duration) and return ``count`` new notes.
+
+    Each drawn note is fed back exactly as a played note would be (raw pitch;
+    the engine applies the training scaling), so the model never sees its own
+    notes differently from the seed's.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    if len(seed) == 0:
+        raise ValueError("the seed has no notes")
+    model.reset()
+    prediction = model.feed_many(seed)
+    out = np.empty((count, 3))
+    for i in range(count):
+        pitch, step, duration = sampler.sample(prediction)
+        out[i] = pitch, step, duration
+        prediction = model.feed(pitch, step, duration)
+    return out
+
+
+def to_absolute(notes: np.ndarray, start: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return the start and end times of (pitch, step, duration) rows."""
+    starts = start + np.cumsum(notes[:, 1])
+    return starts, starts + notes[:, 2]

@@ -1,0 +1,101 @@
+"""Turn a :class:`~improv.engine.Prediction` into a note: temperature, top-k,
+top-p on the pitch; step and duration clamped to playable ranges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from improv.engine import Prediction
+
+#: Temperatures at or below this pick the most likely pitch (no division by ~0).
+GREEDY_BELOW = 1e-3
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How notes are drawn from predictions.
+
+    Parameters
+    ----------
+    temperature : float
+        Divides the pitch logits: below 1 plays safer, above 1 wilder; 0 is argmax.
+    top_k : int
+        Draw only among the k most likely pitches (0: all).
+    top_p : float
+        Draw only among the most likely pitches whose probabilities sum to p (1: all).
+    min_step, max_step, min_duration, max_duration : float
+        Seconds. Predicted steps and durations are clamped into these ranges.
+    pitch_range : tuple of int
+        Lowest and highest pitch that may be played (default: the piano's 21-108).
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_step: float = 0.0
+    max_step: float = 2.0
+    min_duration: float = 0.05
+    max_duration: float = 4.0
+    pitch_range: tuple[int, int] = (21, 108)
+
+    def __post_init__(self):
+        if not (np.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.min_step <= self.max_step:
+            raise ValueError(f"need 0 <= min_step <= max_step, got {self.min_step}, {self.max_step}")
+        if not 0 < self.min_duration <= self.max_duration:
+            raise ValueError("need 0 < min_duration <= max_duration, got "
+                             f"{self.min_duration}, {self.max_duration}")
+        lo, hi = self.pitch_range
+        if not 0 <= lo <= hi <= 127:
+            raise ValueError(f"pitch_range must lie in 0-127, got {self.pitch_range}")
+
+
+class Sampler:
+    """Draw notes from predictions with a seedable random generator."""
+
+    def __init__(self, config: SamplingConfig | None = None, seed: int | None = None):
+        self.config = config or SamplingConfig()
+        self.rng = np.random.default_rng(seed)
+
+    def pitch_probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Return the distribution the pitch is drawn from (after all filters)."""
+        cfg = self.config
+        lo, hi = cfg.pitch_range
+        masked = np.full(logits.shape, -np.inf)
+        masked[lo:hi + 1] = logits[lo:hi + 1]
+        if cfg.temperature <= GREEDY_BELOW:
+            probs = np.zeros(logits.shape)
+            probs[int(np.argmax(masked))] = 1.0
+            return probs
+        z = masked / cfg.temperature
+        z -= z.max()
+        probs = np.exp(z)
+        if 0 < cfg.top_k < len(probs):
+            probs[probs < np.partition(probs, -cfg.top_k)[-cfg.top_k]] = 0.0
+        probs /= probs.sum()
+        if cfg.top_p < 1.0:
+            order = np.argsort(probs)[::-1]
+            keep = np.cumsum(probs[order]) - probs[order] < cfg.top_p  # always keeps the first
+            cut = np.zeros_like(probs)
+            cut[order[keep]] = probs[order[keep]]
+            probs = cut / cut.sum()
+        return probs
+
+    def sample(self, prediction: Prediction) -> tuple[int, float, float]:
+        """Return (pitch, step, duration) drawn from ``prediction``."""
+        cfg = self.config
+        probs = self.pitch_probabilities(prediction.logits)
+        if cfg.temperature <= GREEDY_BELOW:
+            pitch = int(np.argmax(probs))
+        else:
+            pitch = int(self.rng.choice(len(probs), p=probs))
+        step = float(np.clip(prediction.step, cfg.min_step, cfg.max_step))
+        duration = float(np.clip(prediction.duration, cfg.min_duration, cfg.max_duration))
+        return pitch, step, duration

@@ -1,0 +1,73 @@
+"""The NumPy engine equals the Keras model on trained weights and real notes."""
+
+import numpy as np
+import pytest
+
+from improv.engine import NoteModel
+from improv.midifile import read_midi
+from tests.conftest import REPO
+
+MODELS = REPO / "models"
+
+
+def _real_notes(path, n=120):
+    cols = read_midi(path)
+    step = np.diff(cols["start"], prepend=cols["start"][:1])
+    return np.stack([cols["pitch"], step, cols["end"] - cols["start"]], axis=1)[:n]
+
+
+def _features(notes):
+    return np.stack([notes[:, 0] / 128, notes[:, 1], notes[:, 2]], axis=1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def keras():
+    import keras
+
+    return keras
+
+
+@pytest.mark.parametrize("name", ["default", "tutorial-5files"])
+def test_engine_equals_keras(name, real_midi, keras):
+    engine = NoteModel.load(MODELS / name)
+    model = keras.models.load_model(MODELS / name / "model.keras", compile=False)
+    notes = _real_notes(real_midi)
+    x = _features(notes)
+    preds = [engine.feed(*row) for row in notes]
+    if engine.arch == "streaming":
+        want = {k: v.numpy()[0] for k, v in model(x[None]).items()}
+        got_logits = np.stack([p.logits for p in preds])
+    else:
+        windows = np.lib.stride_tricks.sliding_window_view(x, (engine.seq_length, 3))[:, 0]
+        want = {k: v.numpy() for k, v in model(windows).items()}
+        preds = preds[engine.seq_length - 1:]  # full windows only
+        got_logits = np.stack([p.logits for p in preds])
+    np.testing.assert_allclose(got_logits, want["pitch"], atol=1e-4)
+    np.testing.assert_allclose([p.step for p in preds], want["step"][:, 0], atol=1e-4)
+    np.testing.assert_allclose([p.duration for p in preds], want["duration"][:, 0], atol=1e-4)
+
+
+def test_streaming_step_is_incremental_and_reset_forgets(real_midi):
+    engine = NoteModel.load(MODELS / "default")
+    notes = _real_notes(real_midi, 30)
+    first = engine.feed_many(notes)
+    engine.reset()
+    again = engine.feed_many(notes)
+    np.testing.assert_array_equal(first.logits, again.logits)
+    assert engine.notes_fed == 30
+
+
+def test_first_call_is_warm(real_midi):
+    """Warm-up at load: the first feed costs about what later ones do."""
+    import time
+
+    engine = NoteModel.load(MODELS / "default")
+    t0 = time.perf_counter()
+    engine.feed(60, 0.1, 0.2)
+    first = time.perf_counter() - t0
+    later = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        engine.feed(62, 0.1, 0.2)
+        later.append(time.perf_counter() - t0)
+    assert first < 20 * np.median(later) + 1e-3

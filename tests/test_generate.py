@@ -1,0 +1,78 @@
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+
+from improv.cli import main
+from improv.engine import NoteModel
+from improv.generate import generate, seed_notes
+from improv.midifile import read_midi
+from improv.sampling import Sampler
+from tests.conftest import REPO
+
+MODEL = REPO / "models" / "default"
+
+
+def test_generated_notes_are_fed_back_in_training_scaling():
+    """The state after generating equals Keras run over seed + generated notes, pitch / 128."""
+    import keras
+
+    engine = NoteModel.load(MODEL)
+    seed = seed_notes()[:40]
+    new = generate(engine, Sampler(seed=3), seed, 30)
+    last = engine._heads(engine.h)
+    every = np.concatenate([seed[:, :3], new])
+    x = np.stack([every[:, 0] / 128, every[:, 1], every[:, 2]], axis=1).astype(np.float32)
+    want = keras.models.load_model(MODEL / "model.keras", compile=False)(x[None])
+    np.testing.assert_allclose(last.logits, want["pitch"].numpy()[0, -1], atol=1e-4)
+
+
+def test_same_seed_same_music():
+    engine = NoteModel.load(MODEL)
+    a = generate(engine, Sampler(seed=5), seed_notes(), 50)
+    b = generate(engine, Sampler(seed=5), seed_notes(), 50)
+    np.testing.assert_array_equal(a, b)
+    assert np.all(a[:, 1] >= 0) and np.all(a[:, 2] > 0)
+
+
+def test_generate_command_writes_midi_and_audible_wav(tmp_path):
+    out, wav = tmp_path / "out.mid", tmp_path / "out.wav"
+    assert main(["generate", "-o", str(out), "--wav", str(wav), "-n", "40",
+                 "--random-seed", "1"]) == 0
+    notes = read_midi(out)
+    assert len(notes["pitch"]) == 40
+    with wave.open(str(wav)) as w:
+        frames = w.readframes(w.getnframes())
+        seconds = w.getnframes() / w.getframerate()
+    audio = np.frombuffer(frames, "<i2").astype(np.float64)
+    assert np.sqrt(np.mean(audio ** 2)) > 100  # not silent
+    # as long as the notes plus one second of release
+    assert seconds == pytest.approx(notes["end"].max() + 1.0, abs=0.01)
+
+
+def test_generate_from_a_seed_file(tmp_path, real_midi):
+    out = tmp_path / "o.mid"
+    assert main(["generate", "-o", str(out), "--seed", str(real_midi), "-n", "10",
+                 "--include-seed", "--temperature", "0"]) == 0
+    assert len(read_midi(out)["pitch"]) == len(read_midi(real_midi)["pitch"]) + 10
+
+
+def test_generate_never_imports_tensorflow(tmp_path):
+    code = ("import sys; from improv.cli import main; "
+            f"main(['generate', '-o', {str(tmp_path / 'x.mid')!r}, '-n', '5']); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True)
+
+
+def test_bad_inputs(tmp_path, capsys):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"nope")
+    assert main(["generate", "-o", str(tmp_path / "o.mid"), "--seed", str(bad)]) == 1
+    assert "not a readable MIDI file" in capsys.readouterr().err
+    assert main(["generate", "-o", str(tmp_path / "o.mid"), "--temperature", "-1"]) == 1
+    assert "temperature must be >= 0" in capsys.readouterr().err
+    assert main(["generate", "-o", str(tmp_path / "o.mid"), "--model", str(tmp_path)]) == 1
+    assert "weights.npz: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "o.mid").exists()

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from improv.engine import Prediction
+from improv.sampling import Sampler, SamplingConfig
+
+
+def _pred(step=0.3, duration=0.5):
+    logits = np.linspace(-2, 2, 128).astype(np.float32)  # pitch 127 likeliest; 108 in range
+    return Prediction(logits, step, duration)
+
+
+def test_same_seed_same_notes():
+    s1, s2, s3 = Sampler(seed=7), Sampler(seed=7), Sampler(seed=8)
+    a = [s1.sample(_pred()) for _ in range(50)]
+    assert a == [s2.sample(_pred()) for _ in range(50)]
+    assert a != [s3.sample(_pred()) for _ in range(50)]
+
+
+@pytest.mark.parametrize("t", [0.0, 1e-9, 1e-4])
+def test_temperature_zero_is_argmax(t):
+    s = Sampler(SamplingConfig(temperature=t), seed=0)
+    assert {s.sample(_pred())[0] for _ in range(20)} == {108}  # highest pitch in piano range
+
+
+def test_high_temperature_spreads():
+    cold = Sampler(SamplingConfig(temperature=0.2), seed=0)
+    hot = Sampler(SamplingConfig(temperature=5.0), seed=0)
+    assert len({hot.sample(_pred())[0] for _ in range(300)}) > \
+        len({cold.sample(_pred())[0] for _ in range(300)})
+
+
+def test_top_k_and_top_p():
+    s = Sampler(SamplingConfig(top_k=3), seed=0)
+    assert {s.sample(_pred())[0] for _ in range(200)} <= {106, 107, 108}
+    logits = np.full(128, -50.0)
+    logits[[60, 64, 67]] = [np.log(0.6), np.log(0.3), np.log(0.1)]
+    p = Sampler(SamplingConfig(top_p=0.8), seed=0).pitch_probabilities(logits)
+    assert set(np.flatnonzero(p)) == {60, 64}
+    np.testing.assert_allclose(p[[60, 64]], [2 / 3, 1 / 3], rtol=1e-6)
+
+
+def test_clamping():
+    cfg = SamplingConfig(max_step=1.0, min_duration=0.05, max_duration=2.0)
+    s = Sampler(cfg, seed=0)
+    assert s.sample(_pred(step=-0.4, duration=-1.0))[1:] == (0.0, 0.05)
+    assert s.sample(_pred(step=60.0, duration=60.0))[1:] == (1.0, 2.0)
+
+
+@pytest.mark.parametrize("bad", [dict(temperature=-1), dict(temperature=float("nan")),
+                                 dict(top_k=-1), dict(top_p=0), dict(top_p=1.5),
+                                 dict(min_step=-1), dict(max_duration=0.01),
+                                 dict(pitch_range=(100, 20))])
+def test_bad_config(bad):
+    with pytest.raises(ValueError):
+        SamplingConfig(**bad)

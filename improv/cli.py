@@ -296,6 +296,80 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _add_ports(sub) -> None:
+    p = sub.add_parser("ports", help="list MIDI inputs and outputs",
+                       description="List the MIDI ports the back-end sees, with their indexes.")
+    p.add_argument("--api", choices=("alsa", "jack", "coremidi", "winmm"),
+                   help="MIDI back-end (default: $MIDO_BACKEND, else ALSA, else JACK)")
+
+
+def _cmd_ports(args) -> int:
+    from improv.ports import api_name, get_backend, list_ports
+
+    backend = get_backend(args.api)
+    ports = list_ports(backend)
+    print(f"MIDI back-end: {api_name(backend)}")
+    for kind in ("inputs", "outputs"):
+        print(f"{kind}:")
+        for i, name in enumerate(ports[kind]):
+            print(f"  {i}: {name}")
+        if not ports[kind]:
+            print("  (none)")
+    return 0
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="play live with a pianist (the daemon)",
+                       description="Listen on a MIDI input and answer on a MIDI output and/or "
+                       "FluidSynth. Settings come from --config (TOML), then flags.")
+    p.add_argument("--config", type=Path, help="TOML file of settings (flags win)")
+    p.add_argument("--model", help="model folder (default: the shipped one)")
+    p.add_argument("--input", "-i", help="input port: name, part of a name, or index")
+    p.add_argument("--output", "-o", help="output port: name, part of a name, or index")
+    p.add_argument("--virtual", nargs="?", const="improv", metavar="NAME",
+                   help="open virtual ports NAME in / NAME out (default name: improv)")
+    p.add_argument("--api", choices=("alsa", "jack", "coremidi", "winmm"), help="MIDI back-end")
+    p.add_argument("--channel", type=int, help="output channel 0-15")
+    p.add_argument("--voices", type=int, help="most notes improv sounds at once")
+    p.add_argument("--synth", action="store_true", default=None,
+                   help="play through FluidSynth (no MIDI output unless named)")
+    p.add_argument("--soundfont", help="soundfont for --synth")
+    p.add_argument("--audio-driver", help="FluidSynth audio driver (pulseaudio, alsa, jack, ...)")
+    p.add_argument("--record", help="write the session (both parts) to this MIDI file")
+    p.add_argument("--mode", choices=("call-response", "continue"))
+    p.add_argument("--silence", type=float, help="seconds of silence that end a call (0: adaptive)")
+    p.add_argument("--answer-notes", type=int, help="notes per answer (0: as many as the call)")
+    p.add_argument("--passthrough", action=argparse.BooleanOptionalAction, default=None,
+                   help="send the player's notes to the output too")
+    p.add_argument("--barge-in", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop an answer when the player plays again (default: on)")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--random-seed", type=int)
+    p.add_argument("--no-status", dest="status", action="store_false", default=None,
+                   help="no status line")
+
+
+def _run_options(args):
+    from improv.config import RunOptions, apply_flags, load_config
+
+    options = load_config(args.config) if args.config else RunOptions()
+    flags = {k: getattr(args, k) for k in ("model", "input", "output", "virtual", "api",
+                                          "channel", "voices", "synth", "soundfont",
+                                          "audio_driver", "record", "random_seed", "status")}
+    flags.update({f"settings.{k}": getattr(args, k) for k in (
+        "mode", "silence", "answer_notes", "passthrough", "barge_in")})
+    flags.update({f"sampling.{k}": getattr(args, k) for k in ("temperature", "top_k", "top_p")})
+    return apply_flags(options, flags)
+
+
+def _cmd_run(args) -> int:
+    from improv.daemon import run
+
+    return run(_run_options(args))
+
+
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measure speed (prints a table, writes JSON)",
                        description="Benchmarks. 'engine': per-note latency of the NumPy engine "
@@ -314,7 +388,7 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"bench": _cmd_bench, "generate": _cmd_generate, "train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
+COMMANDS = {"ports": _cmd_ports, "run": _cmd_run, "bench": _cmd_bench, "generate": _cmd_generate, "train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
             "export": _cmd_export}
 
 
@@ -323,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="improv", description="A real-time MIDI improviser.")
     parser.add_argument("--version", action="version", version=f"improv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run(sub)
+    _add_ports(sub)
     _add_generate(sub)
     _add_train(sub)
     _add_evaluate(sub)
@@ -335,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``improv`` command; return its exit status."""
     args = build_parser().parse_args(argv)
+    from improv.config import ConfigError
     from improv.midifile import MidiReadError
+    from improv.ports import PortError
     from improv.soundfont import SoundfontError
     from improv.synth import SynthError
     from improv.weights import ModelError
@@ -346,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # TrainingInterrupted says where it saved
         print(f"improv: {exc or 'interrupted'}", file=sys.stderr)
         return 130
-    except (DataError, ModelError, MidiReadError, SoundfontError, SynthError, FileNotFoundError,
-            ValueError) as exc:
+    except (DataError, ModelError, MidiReadError, SoundfontError, SynthError, PortError,
+            ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"improv: error: {exc}", file=sys.stderr)
         return 1

@@ -54,3 +54,25 @@ def real_midi() -> Path:
     path = DATA / "maestro-asap" / "Bach" / "Fugue" / "bwv_846" / "Shi05M.mid"
     assert path.is_file(), f"shared data missing: {path}"
     return path
+
+
+@pytest.fixture(scope="session")
+def jack(tmp_path_factory):
+    """A JACK server (dummy driver) for tests on real MIDI ports."""
+    from tests.live import JackServer
+
+    server = JackServer(tmp_path_factory.mktemp("jack") / "jackd.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def call_notes(real_midi):
+    """A short real phrase (the first 12 notes of a performance), as (pitch, start, end, vel)."""
+    from improv.midifile import read_midi
+
+    cols = read_midi(real_midi)
+    start = cols["start"][:12] - cols["start"][0]
+    end = cols["end"][:12] - cols["start"][0]
+    return list(zip(cols["pitch"][:12].tolist(), start.tolist(), end.tolist(),
+                    cols["velocity"][:12].tolist()))

@@ -76,3 +76,15 @@ def test_bad_inputs(tmp_path, capsys):
     assert main(["generate", "-o", str(tmp_path / "o.mid"), "--model", str(tmp_path)]) == 1
     assert "weights.npz: no such file" in capsys.readouterr().err
     assert not (tmp_path / "o.mid").exists()
+
+
+def test_bench_engine_writes_its_table(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "engine", "--notes", "50", "--predict-notes", "0", "--json",
+                 str(out)]) == 0
+    import json
+
+    result = json.loads(out.read_text())
+    assert len(result["rows"]) == 2 and all(r["n"] == 50 for r in result["rows"].values())
+    assert result["generate_startup"]["imports_tensorflow"] is False
+    assert "p99 ms" in capsys.readouterr().out

@@ -1,0 +1,119 @@
+"""Settings of ``improv run``: defaults, a TOML config file, then flags (flags win)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from improv.controls import Controls
+from improv.improviser import Settings
+from improv.sampling import SamplingConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A config file is malformed or holds unknown keys or bad values."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``improv run`` can be told."""
+
+    model: str = ""
+    input: str = ""
+    output: str = ""
+    virtual: str = ""  # base name of virtual ports ("improv" gives "improv in"/"improv out")
+    api: str = ""
+    channel: int = 0
+    voices: int = 16
+    synth: bool = False
+    soundfont: str = ""
+    audio_driver: str = ""
+    #: Extra FluidSynth settings, e.g. {"audio.file.name": "out.wav"} for the file driver.
+    synth_settings: dict = field(default_factory=dict)
+    record: str = ""
+    random_seed: int | None = None
+    status: bool = True
+    settings: Settings = field(default_factory=Settings)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    controls: Controls = field(default_factory=Controls)
+
+    def __post_init__(self):
+        if not 0 <= self.channel <= 15:
+            raise ConfigError(f"channel must be 0-15, got {self.channel}")
+        if self.voices < 1:
+            raise ConfigError(f"voices must be at least 1, got {self.voices}")
+
+
+_TOP = {f.name for f in fields(RunOptions)} - {"settings", "sampling", "controls"}
+_SECTIONS = {"settings": Settings, "sampling": SamplingConfig, "controls": Controls}
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    if "pitch_range" in values:
+        values = {**values, "pitch_range": tuple(values["pitch_range"])}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_config(path: str | Path) -> RunOptions:
+    """Read a TOML config file: top-level keys, plus [settings], [sampling], [controls]."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    top = {k: v for k, v in data.items() if k not in _SECTIONS}
+    unknown = sorted(set(top) - _TOP)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(sorted(_TOP | set(_SECTIONS)))}")
+    parts = {}
+    for name, cls in _SECTIONS.items():
+        section = data.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        parts[name] = _build(cls, section, f"{path} [{name}]")
+    return _build(RunOptions, {**top, **parts}, str(path))
+
+
+def apply_flags(options: RunOptions, flags: dict) -> RunOptions:
+    """Return ``options`` with the given (non-None) flag values on top.
+
+    ``flags`` keys are RunOptions fields or ``section.key`` for the sections.
+    """
+    top, sections = {}, {name: {} for name in _SECTIONS}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if "." in key:
+            section, name = key.split(".", 1)
+            sections[section][name] = value
+        else:
+            top[key] = value
+    for name, changes in sections.items():
+        if changes:
+            try:
+                top[name] = replace(getattr(options, name), **changes)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+    return replace(options, **top)
+
+
+def to_dict(options: RunOptions) -> dict:
+    """Return the options as plain data (for printing or a config file)."""
+    return asdict(options)

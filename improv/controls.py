@@ -1,0 +1,48 @@
+"""Live controls over MIDI control-change messages, remappable in the config file.
+
+Defaults follow the conventions players know from Magenta's MIDI interface
+(a temperature knob, end-of-call, panic, mode): the mod wheel (CC1) sets the
+temperature from 0.1 to 2.0; the soft pedal (CC67) ends a call; "all sound
+off" (CC120) is panic; CC85 switches between call-response and continue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+MIN_TEMPERATURE = 0.1
+MAX_TEMPERATURE = 2.0
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Which CC number does what (-1 turns a control off)."""
+
+    temperature: int = 1
+    end_call: int = 67
+    panic: int = 120
+    mode: int = 85
+
+    def __post_init__(self):
+        used = {}
+        for f in fields(self):
+            cc = getattr(self, f.name)
+            if not -1 <= cc <= 127:
+                raise ValueError(f"controls.{f.name} must be a CC number 0-127 (or -1), got {cc}")
+            if cc in used and cc != -1:
+                raise ValueError(f"controls.{f.name} and controls.{used[cc]} both use CC{cc}")
+            used[cc] = f.name
+        if self.temperature == 64 or self.end_call == 64:
+            raise ValueError("CC64 is the sustain pedal; choose another control")
+
+    def action(self, control: int) -> str | None:
+        """Return the name of the control ``control`` is mapped to, or None."""
+        for f in fields(self):
+            if getattr(self, f.name) == control:
+                return f.name
+        return None
+
+
+def cc_to_temperature(value: int) -> float:
+    """Map a CC value 0-127 linearly onto MIN_TEMPERATURE..MAX_TEMPERATURE."""
+    return MIN_TEMPERATURE + (MAX_TEMPERATURE - MIN_TEMPERATURE) * min(max(value, 0), 127) / 127

@@ -1,0 +1,227 @@
+"""The musical brain of the daemon: what improv does with each message and when it plays.
+
+Data flows one way: message → :class:`~improv.tracker.NoteTracker` →
+:class:`~improv.window.NoteWindow` → :class:`~improv.engine.NoteModel` →
+:class:`~improv.sampling.Sampler` → :class:`~improv.scheduler.Scheduler` → outputs.
+
+Modes:
+
+- ``call-response``: the player plays a phrase; once no key is held and a
+  silence passes (``silence`` seconds, or adaptive: 3 times the call's median
+  gap between onsets, within 0.6-3 s) or the end-call control comes, improv
+  answers with as many notes as the call had (``answer_notes`` to fix it).
+  Playing again while improv answers stops the answer (``barge_in``).
+- ``continue``: improv keeps playing, continuing whatever is in the window: its
+  own notes and the player's as they arrive.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import mido
+import numpy as np
+
+from improv.controls import Controls, cc_to_temperature
+from improv.engine import NoteModel
+from improv.sampling import Sampler
+from improv.scheduler import Scheduler
+from improv.tracker import NoteTracker
+from improv.window import NoteWindow
+
+MODES = ("call-response", "continue")
+MAX_CHORD = 6
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How improv plays along (every field is also a config-file key)."""
+
+    mode: str = "call-response"
+    silence: float = 0.0  # seconds of silence that end a call; 0: adaptive
+    answer_notes: int = 0  # notes per answer; 0: as many as the call
+    max_answer_notes: int = 64
+    gap: float = 0.1  # seconds between the end of a call and the answer
+    barge_in: bool = True
+    passthrough: bool = False
+    velocity: int = 0  # velocity of improv's notes; 0: the median of the player's
+    lookahead: float = 1.0  # continue mode: seconds of music kept queued
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.silence < 0 or self.gap < 0 or self.lookahead <= 0:
+            raise ValueError("silence and gap must be >= 0 and lookahead > 0 seconds")
+        if self.answer_notes < 0 or self.max_answer_notes < 1:
+            raise ValueError("answer_notes must be >= 0 and max_answer_notes >= 1")
+        if not 0 <= self.velocity <= 127:
+            raise ValueError(f"velocity must be 0-127, got {self.velocity}")
+
+
+class Improviser:
+    """Listen, decide and play. Feed it messages and clock ticks from one thread."""
+
+    def __init__(self, model: NoteModel, sampler: Sampler, scheduler: Scheduler,
+                 settings: Settings | None = None, controls: Controls | None = None,
+                 passthrough=None, on_note=None, log=None, clock=time.monotonic):
+        self.model, self.sampler, self.scheduler = model, sampler, scheduler
+        self.settings = settings or Settings()
+        self.controls = controls or Controls()
+        self.passthrough = passthrough  # callable(msg) for the player's notes, or None
+        self.on_note = on_note  # callable(note, who) for recording, or None
+        self.log = log or (lambda text: None)  # callable(str) for what the controls did
+        self.clock = clock
+        self.tracker = NoteTracker()
+        self.window = NoteWindow(size=max(model.seq_length, 256))
+        self.prediction = None
+        self.call: list[float] = []  # onsets of the current call
+        self.velocities: list[int] = []
+        self.last_input = -np.inf
+        self.answers = 0
+        self.notes_in = 0
+        self.notes_out = 0
+        self._continue_last = None  # continue mode: start time of the last note played
+        self._chord = 0  # continue mode: notes in a row with step 0
+
+    # -- input ------------------------------------------------------------------------
+    def handle(self, msg: mido.Message, t: float | None = None) -> None:
+        """Take one message from the player, received at clock time ``t``."""
+        t = self.clock() if t is None else t
+        kind = msg.type
+        if kind == "control_change" and self._control(msg):
+            return
+        if kind in ("note_on", "note_off") or (kind == "control_change" and msg.control == 64):
+            if self.settings.passthrough and self.passthrough is not None:
+                self.passthrough(msg)
+            self.last_input = t  # the silence that ends a call counts from here
+            if kind == "note_on" and msg.velocity > 0:
+                self._note_on(msg, t)
+            for note in self.tracker.handle(msg, t):
+                self.window.add(note)
+                if self.on_note:
+                    self.on_note(note, "player")
+            self._feed_ready()
+
+    def _note_on(self, msg, t: float) -> None:
+        self.notes_in += 1
+        self.call.append(t)
+        self.velocities = (self.velocities + [msg.velocity])[-64:]
+        if self.settings.mode == "call-response" and self.settings.barge_in:
+            if self.scheduler.busy:
+                self.scheduler.cancel()
+
+    def _control(self, msg) -> bool:
+        action = self.controls.action(msg.control)
+        if action is None:
+            return False
+        if action == "temperature":
+            self.sampler.config = replace(self.sampler.config,
+                                          temperature=cc_to_temperature(msg.value))
+            self.log(f"temperature {self.temperature:.2f}")
+        elif action == "end_call" and msg.value >= 64:
+            self.log("end of call")
+            self._answer(self.clock())
+        elif action == "panic":
+            self.log("panic")
+            self.panic()
+        elif action == "mode" and msg.value >= 64:
+            mode = MODES[(MODES.index(self.settings.mode) + 1) % len(MODES)]
+            self.set_mode(mode)
+        return True
+
+    def _feed_ready(self) -> None:
+        for pitch, step, duration, _ in self.window.ready(self.tracker.earliest_start):
+            self.prediction = self.model.feed(pitch, step, duration)
+
+    # -- output -----------------------------------------------------------------------
+    @property
+    def temperature(self) -> float:
+        return self.sampler.config.temperature
+
+    def set_mode(self, mode: str) -> None:
+        """Switch mode; whatever improv was playing stops."""
+        self.settings = replace(self.settings, mode=mode)
+        self.scheduler.cancel()
+        self.log(f"mode {mode}")
+        self._continue_last = None
+
+    def panic(self) -> None:
+        """Silence everything improv plays and forget the current call."""
+        self.scheduler.panic()
+        self.call.clear()
+        self._continue_last = None
+
+    def silence_threshold(self) -> float:
+        """Seconds of silence that end the current call."""
+        if self.settings.silence > 0:
+            return self.settings.silence
+        gaps = np.diff(self.call)
+        gaps = gaps[gaps > 0.03]  # chord tones are not gaps
+        typical = float(np.median(gaps)) if len(gaps) else 0.5
+        return float(np.clip(3 * typical, 0.6, 3.0))
+
+    def _velocity(self) -> int:
+        if self.settings.velocity:
+            return self.settings.velocity
+        return int(np.median(self.velocities)) if self.velocities else 80
+
+    def _next_note(self) -> tuple[int, float, float]:
+        if self.prediction is None:  # nothing heard yet: start from middle C
+            self.prediction = self.model.feed(60, 0.0, 0.5)
+        pitch, step, duration = self.sampler.sample(self.prediction)
+        self.prediction = self.model.feed(pitch, step, duration)
+        return pitch, step, duration
+
+    def _play(self, pitch: int, start: float, duration: float, velocity: int) -> None:
+        self.scheduler.play(pitch, velocity, start, duration)
+        self.window.push(pitch, start, duration, velocity)
+        self.notes_out += 1
+        if self.on_note:
+            from improv.note import Note
+
+            self.on_note(Note(pitch, velocity, start, start + duration), "improv")
+
+    def _answer(self, t: float) -> None:
+        """Play an answer to the current call, starting ``gap`` after ``t``."""
+        if not self.call and not self.window.rows:
+            return
+        for note in self.tracker.release_sustained(t):  # the call is over: the pedal too
+            self.window.add(note)
+        self._feed_ready()
+        count = self.settings.answer_notes or len(self.call) or 8
+        count = int(min(max(count, 1), self.settings.max_answer_notes))
+        start = t + self.settings.gap
+        velocity = self._velocity()
+        for i in range(count):
+            pitch, step, duration = self._next_note()
+            if i:
+                start += step
+            self._play(pitch, start, duration, velocity)
+        self.call.clear()
+        self.answers += 1
+
+    def tick(self, t: float | None = None) -> None:
+        """Let time pass: end a call after its silence; keep continue mode fed."""
+        t = self.clock() if t is None else t
+        if self.settings.mode == "call-response":
+            if (self.call and self.tracker.keys_down == 0 and not self.scheduler.busy
+                    and t - self.last_input >= self.silence_threshold()):
+                self._answer(t)
+            return
+        velocity = self._velocity()
+        while self._continue_last is None or self._continue_last < t + self.settings.lookahead:
+            pitch, step, duration = self._next_note()
+            if self._continue_last is None or self._continue_last + step < t:
+                start = t + self.settings.gap  # (re)starting: no notes in the past
+            else:
+                # chords are step 0, but never more than MAX_CHORD notes at one instant
+                self._chord = self._chord + 1 if step < 0.01 else 0
+                start = self._continue_last + (0.1 if self._chord >= MAX_CHORD else step)
+                self._chord = 0 if self._chord >= MAX_CHORD else self._chord
+            self._play(pitch, start, duration, velocity)
+            self._continue_last = start
+
+    def close(self) -> None:
+        """End every note improv started."""
+        self.scheduler.close()

@@ -1,0 +1,72 @@
+"""Where improv's notes go: a MIDI port, FluidSynth live, or both."""
+
+from __future__ import annotations
+
+import sys
+
+import mido
+
+from improv.synth import DEFAULT_GAIN, SynthError, import_fluidsynth
+
+#: Audio drivers tried, in order, when none is named.
+AUDIO_DRIVERS = {"linux": ("pulseaudio", "pipewire", "alsa", "jack"),
+                 "darwin": ("coreaudio",), "win32": ("wasapi", "dsound")}
+
+
+class PortOutput:
+    """Send messages to a mido output port (channel set by the scheduler)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.name = port.name
+
+    def send(self, msg: mido.Message) -> None:
+        self.port.send(msg)
+
+    def close(self) -> None:
+        self.port.close()
+
+
+class SynthOutput:
+    """Play messages through FluidSynth with an audio driver.
+
+    FluidSynth's ``start`` reports success even when the driver failed, so the
+    driver object is checked instead.
+    """
+
+    def __init__(self, soundfont, driver: str | None = None, gain: float = DEFAULT_GAIN,
+                 settings: dict | None = None):
+        fluidsynth = import_fluidsynth()
+        tried = [driver] if driver else list(AUDIO_DRIVERS.get(sys.platform, ("alsa",)))
+        for name in tried:
+            synth = fluidsynth.Synth(gain=gain)
+            for key, value in (settings or {}).items():
+                synth.setting(key, value)
+            synth.start(driver=name)
+            if getattr(synth, "audio_driver", None):
+                break
+            synth.delete()
+        else:
+            raise SynthError(
+                f"no audio device: FluidSynth could not open {', '.join(tried)}; name a driver "
+                "with --audio-driver (e.g. jack with a running JACK server), or use --output to "
+                "send MIDI to another synth")
+        sfid = synth.sfload(str(soundfont))
+        if sfid == -1:
+            synth.delete()
+            raise SynthError(f"{soundfont}: FluidSynth could not load this soundfont")
+        for channel in range(16):
+            synth.program_select(channel, sfid, 0, 0)
+        self.synth, self.driver, self.name = synth, name, f"FluidSynth ({name})"
+
+    def send(self, msg: mido.Message) -> None:
+        s = self.synth
+        if msg.type == "note_on":
+            s.noteon(msg.channel, msg.note, msg.velocity)
+        elif msg.type == "note_off":
+            s.noteoff(msg.channel, msg.note)
+        elif msg.type == "control_change":
+            s.cc(msg.channel, msg.control, msg.value)
+
+    def close(self) -> None:
+        self.synth.delete()

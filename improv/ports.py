@@ -1,0 +1,130 @@
+"""MIDI ports through mido and python-rtmidi: back-ends, listing, choosing, opening.
+
+A port is chosen by exact name, by a unique substring, or by its index in the
+list; a name that matches nothing raises :class:`PortError` listing the ports
+there are. Virtual ports (for a DAW to connect to) are named ``improv in``
+(what you send into improv) and ``improv out`` (what improv plays), the same
+on every start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import mido
+
+#: ``--api`` names and rtmidi's API names.
+APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE",
+        "winmm": "WINDOWS_MM"}
+VIRTUAL_IN = "improv in"
+VIRTUAL_OUT = "improv out"
+
+
+class PortError(OSError):
+    """A port or back-end is missing or cannot be opened."""
+
+
+def _api_works(api: str) -> bool:
+    import rtmidi
+
+    try:
+        rtmidi.MidiIn(getattr(rtmidi, f"API_{APIS[api]}")).delete()
+        return True
+    except (SystemError, RuntimeError, rtmidi.SystemError, AttributeError):
+        return False
+
+
+def get_backend(api: str | None = None) -> mido.Backend:
+    """Return the mido back-end for ``api`` (alsa, jack, coremidi, winmm).
+
+    Without ``api``: ``$MIDO_BACKEND`` if set, else the platform's default;
+    on Linux, JACK when ALSA is absent (no sound card / no ``snd-seq``).
+    """
+    if api:
+        if api not in APIS:
+            raise PortError(f"unknown MIDI API {api!r}; choose from {', '.join(APIS)}")
+        name = f"mido.backends.rtmidi/{APIS[api]}"
+    elif os.environ.get("MIDO_BACKEND"):
+        name = os.environ["MIDO_BACKEND"]
+    elif sys.platform.startswith("linux"):
+        if _api_works("alsa"):
+            name = "mido.backends.rtmidi/LINUX_ALSA"
+        elif _api_works("jack"):
+            name = "mido.backends.rtmidi/UNIX_JACK"
+        else:
+            raise PortError(
+                "no MIDI system: ALSA is absent (no /dev/snd/seq: load snd-seq, or this machine "
+                "has no sound support) and no JACK server is running (start one: "
+                "jackd -d dummy, or use --api jack with your JACK setup)")
+    else:
+        name = "mido.backends.rtmidi"
+    return mido.Backend(name, load=True)
+
+
+def api_name(backend: mido.Backend) -> str:
+    """Return the back-end's API in words (ALSA, JACK, CoreMIDI, Windows MM)."""
+    words = {"LINUX_ALSA": "ALSA", "UNIX_JACK": "JACK", "MACOSX_CORE": "CoreMIDI",
+             "WINDOWS_MM": "Windows MM"}
+    api = backend.api or {"linux": "LINUX_ALSA", "darwin": "MACOSX_CORE",
+                          "win32": "WINDOWS_MM"}.get(sys.platform, "")
+    return words.get(api, api or "default")
+
+
+def _call(fn, what: str):
+    try:
+        return fn()
+    except (SystemError, RuntimeError) as exc:  # rtmidi's "JACK server not running?" etc.
+        raise PortError(f"{what}: {exc}") from None
+
+
+def list_ports(backend: mido.Backend) -> dict[str, list[str]]:
+    """Return the input and output port names the back-end sees."""
+    return {"inputs": _call(backend.get_input_names, "cannot list MIDI inputs"),
+            "outputs": _call(backend.get_output_names, "cannot list MIDI outputs")}
+
+
+def choose_port(wanted: str, available: list[str], kind: str) -> str:
+    """Return the port ``wanted`` names: exact, unique substring, or index."""
+    if wanted in available:
+        return wanted
+    matches = [p for p in available if wanted.lower() in p.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if wanted.isdigit() and int(wanted) < len(available):
+        return available[int(wanted)]
+    listing = "\n  ".join(f"{i}: {p}" for i, p in enumerate(available)) or "(none)"
+    why = f"{len(matches)} {kind} ports match" if matches else f"no {kind} port matches"
+    raise PortError(f"{why} {wanted!r}; the {kind} ports are:\n  {listing}")
+
+
+def _check_virtual(backend: mido.Backend) -> None:
+    if api_name(backend) == "Windows MM":
+        raise PortError("Windows MIDI has no virtual ports; install a loopback driver "
+                        "(e.g. loopMIDI), create a port there and name it with --input/--output")
+
+
+def open_input(backend: mido.Backend, name: str | None = None, virtual: bool = False,
+               callback=None):
+    """Open the input ``name`` (or the virtual ``improv in``); call ``callback(msg)`` per message."""
+    if virtual:
+        _check_virtual(backend)
+        port = name or VIRTUAL_IN
+        return _call(lambda: backend.open_input(port, virtual=True, client_name=port,
+                                                callback=callback), f"cannot open {port!r}")
+    chosen = choose_port(name or "0", list_ports(backend)["inputs"], "input")
+    # no client_name here: mido makes any port with a client name a virtual one
+    return _call(lambda: backend.open_input(chosen, callback=callback),
+                 f"cannot open {chosen!r}")
+
+
+def open_output(backend: mido.Backend, name: str | None = None, virtual: bool = False):
+    """Open the output ``name`` (or the virtual ``improv out``)."""
+    if virtual:
+        _check_virtual(backend)
+        port = name or VIRTUAL_OUT
+        return _call(lambda: backend.open_output(port, virtual=True, client_name=port),
+                     f"cannot open {port!r}")
+    chosen = choose_port(name or "0", list_ports(backend)["outputs"], "output")
+    return _call(lambda: backend.open_output(chosen),
+                 f"cannot open {chosen!r}")

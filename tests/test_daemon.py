@@ -1,0 +1,138 @@
+"""The daemon on real JACK MIDI ports: a test pianist plays a real phrase into
+``improv in`` and a listener records ``improv out``."""
+
+import signal
+import time
+import wave
+
+import mido
+import numpy as np
+import pytest
+
+from tests.live import Daemon, Listener, connect_output, play
+
+
+@pytest.fixture
+def session(jack, tmp_path):
+    """Start improv with virtual ports; yield (daemon, pianist port, listener)."""
+    started = []
+
+    def start(*args, name="improv"):
+        daemon = Daemon("--virtual", name, "--random-seed", "1", *args)
+        pianist = connect_output(f"{name} in")
+        listener = Listener(f"{name} out")
+        started.append((daemon, pianist, listener))
+        return daemon, pianist, listener
+
+    yield start
+    for daemon, pianist, listener in started:
+        daemon.stop()
+        pianist.close()
+        listener.close()
+
+
+def test_call_response_answers_after_the_call(session, call_notes, tmp_path):
+    record = tmp_path / "session.mid"
+    daemon, pianist, listener = session("--silence", "0.6", "--answer-notes", "8",
+                                        "--record", str(record))
+    call_ended = play(pianist, call_notes, speed=2.0)
+    assert not listener.notes(), "improv played during the call"
+    time.sleep(0.6 + 0.1 + 0.3)  # silence + gap, then the answer begins
+    deadline = time.monotonic() + 20
+    while len(listener.notes("note_off")) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ons = listener.notes()
+    assert len(ons) == 8
+    assert ons[0][0] - call_ended >= 0.6  # only after the silence that ends the call
+    assert not listener.stuck()
+    assert daemon.stop() == 0
+    tracks = mido.MidiFile(record).tracks
+    counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in tracks}
+    assert counts == {"player": len(call_notes), "improv": 8}
+
+
+def test_barge_in_stops_the_answer(session, call_notes):
+    daemon, pianist, listener = session("--silence", "0.5", "--answer-notes", "60")
+    play(pianist, call_notes, speed=2.0)
+    deadline = time.monotonic() + 10
+    while len(listener.notes()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(listener.notes()) >= 3, daemon.log
+    pianist.send(mido.Message("note_on", note=64, velocity=80))  # the player starts again
+    barged = time.monotonic()
+    time.sleep(1.0)
+    late = [t for t, _ in listener.notes() if t > barged + 0.05]
+    assert not late, "improv kept playing after the player came back"
+    assert len(listener.notes()) < 60
+    assert not listener.stuck()
+    pianist.send(mido.Message("note_off", note=64))
+
+
+def test_mod_wheel_sets_the_temperature(session):
+    daemon, pianist, listener = session()
+    pianist.send(mido.Message("control_change", control=1, value=0))
+    assert daemon.wait_for("temperature 0.10")
+    pianist.send(mido.Message("control_change", control=1, value=127))
+    assert daemon.wait_for("temperature 2.00")
+
+
+def test_end_call_control_answers_at_once(session, call_notes):
+    daemon, pianist, listener = session("--silence", "30", "--answer-notes", "4")
+    play(pianist, call_notes[:6], speed=2.0)
+    pianist.send(mido.Message("control_change", control=67, value=127))
+    deadline = time.monotonic() + 5
+    while len(listener.notes()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(listener.notes()) == 4  # long before the 30 s silence
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_mid_phrase_leaves_nothing_sounding(session, call_notes, sig):
+    daemon, pianist, listener = session("--silence", "0.5", "--answer-notes", "60")
+    play(pianist, call_notes, speed=2.0)
+    deadline = time.monotonic() + 10
+    while len(listener.notes()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(listener.notes()) >= 4
+    assert daemon.stop(sig) == 0
+    time.sleep(0.2)
+    assert not listener.stuck()
+    assert any(m.type == "control_change" and m.control == 123 for _, m in listener.messages)
+
+
+def test_continue_mode_keeps_playing(session, call_notes):
+    daemon, pianist, listener = session("--mode", "continue")
+    time.sleep(2.0)
+    first = len(listener.notes())
+    assert first > 2
+    play(pianist, call_notes[:4], speed=2.0)  # the player joins in; improv goes on
+    time.sleep(1.0)
+    assert len(listener.notes()) > first
+
+
+def test_passthrough(session):
+    daemon, pianist, listener = session("--passthrough", "--silence", "30")
+    pianist.send(mido.Message("note_on", note=61, velocity=77))
+    pianist.send(mido.Message("note_off", note=61))
+    time.sleep(0.3)
+    assert [(m.note, m.velocity) for _, m in listener.notes()] == [(61, 77)]
+
+
+def test_synth_through_the_file_driver(jack, tmp_path, call_notes):
+    wav = tmp_path / "live.wav"
+    config = tmp_path / "improv.toml"
+    config.write_text(f'synth = true\naudio_driver = "file"\nvirtual = "improvsynth"\n'
+                      f'[synth_settings]\n"audio.file.name" = "{wav}"\n'
+                      '[settings]\nsilence = 0.4\nanswer_notes = 6\n')
+    daemon = Daemon("--config", str(config))
+    pianist = connect_output("improvsynth in")
+    try:
+        play(pianist, call_notes[:8], speed=2.0)
+        time.sleep(3.0)
+    finally:
+        assert daemon.stop() == 0
+        pianist.close()
+    assert "FluidSynth (file)" in daemon.log
+    with wave.open(str(wav)) as w:
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float)
+    assert np.sqrt(np.mean(audio ** 2)) > 50

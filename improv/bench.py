@@ -114,3 +114,120 @@ def bench_engine(notes: int = 1000, predict_notes: int = 1000, out: Path | None 
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")
     return result
+
+
+def _jack_running() -> bool:
+    from improv.ports import PortError, get_backend, list_ports
+    from improv.quiet import quiet_stderr
+
+    try:
+        with quiet_stderr():  # libjack explains at length that no server runs
+            list_ports(get_backend("jack"))
+        return True
+    except PortError:
+        return False
+
+
+def _start_jack():
+    """Start ``jackd -d dummy`` (period 64 at 48 kHz) for the benchmark; return the process."""
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    proc = subprocess.Popen(["jackd", "-d", "dummy", "-r", "48000", "-p", "64"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not _jack_running():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("could not start jackd -d dummy (install jackd2)")
+        time.sleep(0.1)
+    return proc
+
+
+def _round_trips(to_port, listener_msgs, make_msg, count: int, wait_for, settle: float = 0.02):
+    """Send ``count`` messages; return the seconds until each one's answer arrived."""
+    times = []
+    for i in range(count):
+        listener_msgs.clear()
+        msg = make_msg(i)
+        t0 = time.monotonic()
+        to_port.send(msg)
+        deadline = t0 + 1.0
+        while time.monotonic() < deadline:
+            hit = wait_for(listener_msgs)
+            if hit is not None:
+                times.append(hit - t0)
+                break
+            time.sleep(0.0002)
+        time.sleep(settle)
+    return times
+
+
+def bench_live(count: int = 300, out: Path | None = None) -> dict:
+    """Measure through real JACK ports: the echo floor, improv's answer latency and jitter."""
+    import mido
+
+    from improv.ports import get_backend, open_input, open_output
+
+    jackd = None if _jack_running() else _start_jack()
+    backend = get_backend("jack")
+    arrivals: list[tuple[float, mido.Message]] = []
+    record = lambda m: arrivals.append((time.monotonic(), m))  # noqa: E731
+    first_on = lambda msgs: next((t for t, m in msgs if m.type == "note_on"  # noqa: E731
+                                  and m.velocity > 0), None)
+    result: dict = {"count": count, "jack": "dummy driver, 48 kHz, period 64 (1.33 ms)"}
+    try:
+        # 1. The floor: a bare Python echo client, two JACK hops like improv.
+        echo_out = open_output(backend, "bench echo out", virtual=True)
+        echo_in = open_input(backend, "bench echo in", virtual=True, callback=echo_out.send)
+        sender = open_output(backend, "bench echo in")
+        listener = open_input(backend, "bench echo out", callback=record)
+        note = lambda i: mido.Message("note_on", note=60 + i % 12, velocity=90)  # noqa: E731
+        echo = _round_trips(sender, arrivals, note, count, first_on)
+        for p in (sender, listener, echo_in, echo_out):
+            p.close()
+        result["echo_floor"] = _stats(echo)
+
+        # 2. improv: a one-note call, then the end-call control; time to the answer's note.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "improv", "run", "--api", "jack", "--virtual", "benchimprov",
+             "--no-status", "--silence", "60", "--answer-notes", "1", "--gap", "0",
+             "--random-seed", "0"], stderr=subprocess.PIPE, text=True)
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "listening on" in line:
+                break
+        sender = open_output(backend, "benchimprov in")
+        listener = open_input(backend, "benchimprov out", callback=record)
+        time.sleep(0.2)
+
+        def call_then_end(i):
+            sender.send(mido.Message("note_on", note=60 + i % 12, velocity=90))
+            sender.send(mido.Message("note_off", note=60 + i % 12))
+            return mido.Message("control_change", control=67, value=127)
+
+        answers = _round_trips(sender, arrivals, call_then_end, count, first_on, settle=0.05)
+        sender.close()
+        listener.close()
+        proc.terminate()
+        lines += proc.stderr.readlines()
+        proc.wait(10)
+        result["improv_answer"] = _stats(answers)
+        result["improv_over_floor_p99_ms"] = (result["improv_answer"]["p99_ms"]
+                                              - result["echo_floor"]["p99_ms"])
+        jitter = next((line for line in lines if "scheduling jitter" in line), "")
+        result["scheduler_jitter"] = jitter.strip().removeprefix("improv: ")
+    finally:
+        if jackd is not None:
+            jackd.terminate()
+            jackd.wait(10)
+    print(f"{'path (JACK dummy, period 64 = 1.33 ms)':<52} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8} {'n':>5}")
+    for name, key in (("bare echo client (floor)", "echo_floor"),
+                      ("improv: end-of-call CC -> first answer note", "improv_answer")):
+        r = result[key]
+        print(f"{name:<52} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_ms']:>8.3f} {r['n']:>5}")
+    print(f"improv adds at p99: {result['improv_over_floor_p99_ms']:.3f} ms over the floor")
+    print(f"{result['scheduler_jitter']}")
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+    return result

@@ -296,6 +296,34 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="hear improv answer a built-in pianist (no keyboard needed)",
+                       description="A built-in pianist plays phrases of a real performance into "
+                       "improv, which answers; both sound through FluidSynth (speakers, else "
+                       "demo.wav) and are recorded to demo.mid.")
+    p.add_argument("--wav", type=Path, default=Path("demo.wav"),
+                   help="audio file when there is no audio device (default demo.wav)")
+    p.add_argument("--mid", type=Path, default=Path("demo.mid"), help="recording (demo.mid)")
+    p.add_argument("--phrases", type=int, default=3, help="phrases the pianist plays (1-5)")
+    p.add_argument("--model", help="model folder (default: the shipped one)")
+    p.add_argument("--soundfont", help="soundfont (default: see soundfonts/README.md)")
+    p.add_argument("--audio-driver", help="FluidSynth audio driver")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--random-seed", type=int)
+
+
+def _cmd_demo(args) -> int:
+    from improv.config import RunOptions, apply_flags
+    from improv.demo import demo
+
+    if not 1 <= args.phrases <= 5:
+        raise ValueError(f"--phrases must be 1-5, got {args.phrases}")
+    options = apply_flags(RunOptions(), {
+        "model": args.model, "soundfont": args.soundfont, "audio_driver": args.audio_driver,
+        "random_seed": args.random_seed, "sampling.temperature": args.temperature})
+    return demo(options, args.wav, args.mid, args.phrases)
+
+
 def _add_ports(sub) -> None:
     p = sub.add_parser("ports", help="list MIDI inputs and outputs",
                        description="List the MIDI ports the back-end sees, with their indexes.")
@@ -339,6 +367,7 @@ def _add_run(sub) -> None:
     p.add_argument("--mode", choices=("call-response", "continue"))
     p.add_argument("--silence", type=float, help="seconds of silence that end a call (0: adaptive)")
     p.add_argument("--answer-notes", type=int, help="notes per answer (0: as many as the call)")
+    p.add_argument("--gap", type=float, help="seconds between a call's end and the answer")
     p.add_argument("--passthrough", action=argparse.BooleanOptionalAction, default=None,
                    help="send the player's notes to the output too")
     p.add_argument("--barge-in", action=argparse.BooleanOptionalAction, default=None,
@@ -359,7 +388,7 @@ def _run_options(args):
                                           "channel", "voices", "synth", "soundfont",
                                           "audio_driver", "record", "random_seed", "status")}
     flags.update({f"settings.{k}": getattr(args, k) for k in (
-        "mode", "silence", "answer_notes", "passthrough", "barge_in")})
+        "mode", "silence", "answer_notes", "gap", "passthrough", "barge_in")})
     flags.update({f"sampling.{k}": getattr(args, k) for k in ("temperature", "top_k", "top_p")})
     return apply_flags(options, flags)
 
@@ -373,22 +402,30 @@ def _cmd_run(args) -> int:
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measure speed (prints a table, writes JSON)",
                        description="Benchmarks. 'engine': per-note latency of the NumPy engine "
-                       "against the tutorial's model.predict, and improv generate's start-up.")
-    p.add_argument("what", choices=("engine",))
+                       "against the tutorial's model.predict, and improv generate's start-up. "
+                       "'live': through real JACK ports (starts jackd -d dummy if none runs), "
+                       "a bare echo client's round trip against improv's answer, and the "
+                       "scheduler's jitter.")
+    p.add_argument("what", choices=("engine", "live"))
     p.add_argument("--notes", type=int, default=1000, help="notes to time per row (default 1000)")
     p.add_argument("--predict-notes", type=int, default=1000,
                    help="notes for the model.predict row (0 skips TensorFlow)")
-    p.add_argument("--json", type=Path, default=Path("bench-engine.json"), help="JSON output")
+    p.add_argument("--count", type=int, default=300, help="live: round trips per row")
+    p.add_argument("--json", type=Path, help="JSON output (default: bench-<what>.json)")
 
 
 def _cmd_bench(args) -> int:
-    from improv.bench import bench_engine
+    from improv.bench import bench_engine, bench_live
 
-    bench_engine(args.notes, args.predict_notes, args.json)
+    out = args.json or Path(f"bench-{args.what}.json")
+    if args.what == "live":
+        bench_live(args.count, out)
+    else:
+        bench_engine(args.notes, args.predict_notes, out)
     return 0
 
 
-COMMANDS = {"ports": _cmd_ports, "run": _cmd_run, "bench": _cmd_bench, "generate": _cmd_generate, "train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
+COMMANDS = {"demo": _cmd_demo, "ports": _cmd_ports, "run": _cmd_run, "bench": _cmd_bench, "generate": _cmd_generate, "train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
             "export": _cmd_export}
 
 
@@ -398,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"improv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(sub)
+    _add_demo(sub)
     _add_ports(sub)
     _add_generate(sub)
     _add_train(sub)

@@ -68,13 +68,20 @@ def open_outputs(options: RunOptions, backend) -> list:
     return outputs
 
 
-def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr) -> int:
-    """Run until ``stop`` is set, SIGINT or SIGTERM; return the exit status."""
+def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr,
+        source=None, outputs: list | None = None) -> int:
+    """Run until ``stop`` is set, SIGINT or SIGTERM; return the exit status.
+
+    ``source(enqueue, improviser)`` may replace the input port: it must call
+    ``enqueue(msg)`` for each message and return an object with ``name`` and ``close()``
+    (``improv demo`` plays its built-in pianist this way). ``outputs`` may
+    replace the outputs the options name.
+    """
     stop = stop or threading.Event()
     clock = time.monotonic
     model = NoteModel.load(options.model or default_model_dir())
-    backend = get_backend(options.api or None)
-    outputs = open_outputs(options, backend)
+    backend = get_backend(options.api or None) if source is None or outputs is None else None
+    outputs = outputs if outputs is not None else open_outputs(options, backend)
     send = _FanOut(outputs)
     scheduler = Scheduler(send, channel=options.channel, voices=options.voices)
     recorder = Recorder(options.record, clock()) if options.record else None
@@ -92,12 +99,15 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
         # Scheduler panics first: a previous run killed hard may have left notes on.
         scheduler.panic()
         enqueue = lambda msg: inbox.put((clock(), msg))  # noqa: E731  (rtmidi's thread)
-        if options.input:
+        if source is not None:
+            inport = source(enqueue, improviser)
+        elif options.input:
             inport = open_input(backend, options.input, callback=enqueue)
         else:
             inport = open_input(backend, f"{options.virtual or 'improv'} in", virtual=True,
                                 callback=enqueue)
-        print(f"improv: {options.settings.mode}, listening on {inport.name!r} ({api_name(backend)}),"
+        api = api_name(backend) if backend is not None else "built in"
+        print(f"improv: {options.settings.mode}, listening on {inport.name!r} ({api}),"
               f" playing to {', '.join(repr(o.name) for o in outputs)}; Ctrl-C to stop",
               file=log, flush=True)
         every = STATUS_EVERY if getattr(log, "isatty", lambda: False)() else 10 * STATUS_EVERY
@@ -128,6 +138,11 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
             print(f"\nimprov: recorded {recorder.path}", file=log)
         for port in ([inport] if inport is not None else []) + outputs:
             _close(port)
+        if scheduler.jitter:
+            ms = np.asarray(scheduler.jitter) * 1e3
+            print(f"\nimprov: scheduling jitter p50 {np.percentile(ms, 50):.3f} ms, p99 "
+                  f"{np.percentile(ms, 99):.3f} ms, max {ms.max():.3f} ms ({len(ms)} notes)",
+                  file=log)
         print(f"\nimprov: stopped; {improviser.notes_in} notes in, {improviser.notes_out} out",
               file=log, flush=True)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import mido
 
+from improv.quiet import quiet_stderr
 from improv.synth import DEFAULT_GAIN, SynthError, import_fluidsynth
 
 #: Audio drivers tried, in order, when none is named.
@@ -38,11 +40,13 @@ class SynthOutput:
                  settings: dict | None = None):
         fluidsynth = import_fluidsynth()
         tried = [driver] if driver else list(AUDIO_DRIVERS.get(sys.platform, ("alsa",)))
+        os.environ.setdefault("JACK_NO_START_SERVER", "1")  # probe JACK, never launch one
         for name in tried:
-            synth = fluidsynth.Synth(gain=gain)
-            for key, value in (settings or {}).items():
-                synth.setting(key, value)
-            synth.start(driver=name)
+            with quiet_stderr():  # a failed probe is expected; we say what failed below
+                synth = fluidsynth.Synth(gain=gain)
+                for key, value in (settings or {}).items():
+                    synth.setting(key, value)
+                synth.start(driver=name)
             if getattr(synth, "audio_driver", None):
                 break
             synth.delete()

@@ -14,6 +14,8 @@ import sys
 
 import mido
 
+from improv.quiet import quiet_stderr
+
 #: ``--api`` names and rtmidi's API names.
 APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE",
         "winmm": "WINDOWS_MM"}
@@ -29,9 +31,10 @@ def _api_works(api: str) -> bool:
     import rtmidi
 
     try:
-        rtmidi.MidiIn(getattr(rtmidi, f"API_{APIS[api]}")).delete()
+        with quiet_stderr():  # ALSA prints its own error when /dev/snd/seq is missing
+            rtmidi.MidiIn(getattr(rtmidi, f"API_{APIS[api]}")).delete()
         return True
-    except (SystemError, RuntimeError, rtmidi.SystemError, AttributeError):
+    except (SystemError, RuntimeError, rtmidi.RtMidiError, AttributeError):
         return False
 
 
@@ -72,9 +75,11 @@ def api_name(backend: mido.Backend) -> str:
 
 
 def _call(fn, what: str):
+    import rtmidi
+
     try:
         return fn()
-    except (SystemError, RuntimeError) as exc:  # rtmidi's "JACK server not running?" etc.
+    except (SystemError, RuntimeError, rtmidi.RtMidiError) as exc:  # "JACK server not running?"
         raise PortError(f"{what}: {exc}") from None
 
 

@@ -16,8 +16,8 @@ from typing import Callable
 
 import mido
 
-#: Wake this long before an event and wait out the rest, for sub-millisecond timing.
-SPIN = 0.0005
+#: Wake this long before an event and spin out the rest: sleeps overshoot by ~0.1-1 ms.
+SPIN = 0.001
 
 
 class Scheduler:
@@ -129,8 +129,8 @@ class Scheduler:
                 while self.clock() < due:  # the last half millisecond: spin
                     pass
                 t, seq, on, pitch, velocity = heapq.heappop(self._queue)
-                self._fire(on, pitch, velocity, seq)
-                if on:
+                if on:  # lateness of the send itself, not of the port behind it
                     self.jitter.append(self.clock() - t)
                     if len(self.jitter) > 10_000:
                         del self.jitter[:5_000]
+                self._fire(on, pitch, velocity, seq)

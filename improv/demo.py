@@ -1,0 +1,104 @@
+"""``improv demo``: hear improv without a keyboard or a sound card.
+
+A built-in pianist plays phrases of a real performance (the shipped excerpt in
+``improv/seeds/``) into the daemon, exactly as a keyboard would, and improv
+answers each one in call-response mode. Both parts sound through FluidSynth:
+on the speakers where an audio device exists, else into ``demo.wav``; the
+session is recorded to ``demo.mid`` either way.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import mido
+
+from improv.config import RunOptions
+from improv.daemon import run
+from improv.generate import BUILTIN_SEED
+from improv.midifile import read_midi
+from improv.outputs import SynthOutput
+from improv.soundfont import find_soundfont
+from improv.synth import SynthError
+
+
+class DemoPianist:
+    """Play phrases of a MIDI file in real time, waiting for each answer in between."""
+
+    name = "built-in pianist"
+
+    def __init__(self, enqueue, phrases: list[list[tuple]], improviser_busy, stop: threading.Event,
+                 speed: float = 1.0):
+        self.enqueue, self.phrases, self.busy, self.stop = enqueue, phrases, improviser_busy, stop
+        self.speed = speed
+        self.thread = threading.Thread(target=self._play, name="demo-pianist", daemon=True)
+        self.thread.start()
+
+    def _play(self) -> None:
+        for phrase in self.phrases:
+            events = sorted([(s, 1, p, v) for p, s, e, v in phrase]
+                            + [(e, 0, p, 0) for p, s, e, v in phrase])
+            t0 = time.monotonic()
+            for t, on, pitch, vel in events:
+                if self.stop.wait(max(t0 + t / self.speed - time.monotonic(), 0)):
+                    return
+                self.enqueue(mido.Message("note_on" if on else "note_off", note=pitch,
+                                          velocity=vel if on else 0))
+            time.sleep(1.5)  # improv hears the silence and answers
+            while self.busy() and not self.stop.is_set():
+                time.sleep(0.05)
+            time.sleep(0.5)
+        self.stop.set()
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def phrases_of(path: Path, size: int = 12) -> list[list[tuple]]:
+    """Cut a MIDI file's notes into phrases of ``size`` notes, each starting at 0."""
+    cols = read_midi(path)
+    notes = list(zip(cols["pitch"].tolist(), cols["start"].tolist(), cols["end"].tolist(),
+                     cols["velocity"].tolist()))
+    out = []
+    for i in range(0, len(notes) - size + 1, size):
+        chunk = notes[i:i + size]
+        t0 = chunk[0][1]
+        out.append([(p, s - t0, e - t0, v) for p, s, e, v in chunk])
+    return out
+
+
+def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("demo.mid"),
+         phrases: int = 3, log=sys.stderr) -> int:
+    """Run the demo; return the exit status."""
+    soundfont = find_soundfont(options.soundfont or None)
+    to_file = {"audio.file.name": str(wav)}
+    if options.audio_driver == "file":
+        synth, where = SynthOutput(soundfont, "file", settings=to_file), str(wav)
+    else:
+        try:
+            synth = SynthOutput(soundfont, options.audio_driver or None)
+            where = f"the speakers ({synth.driver})"
+        except SynthError:
+            if options.audio_driver:  # a driver asked for by name must work
+                raise
+            synth = SynthOutput(soundfont, "file", settings=to_file)
+            where = f"{wav} (no audio device here)"
+    print(f"improv demo: a pianist plays {phrases} phrases, improv answers; sound to {where}",
+          file=log, flush=True)
+    settings = replace(options.settings, mode="call-response", passthrough=True, silence=1.0)
+    options = replace(options, settings=settings, record=str(mid), status=False)
+    stop = threading.Event()
+
+    def source(enqueue, improviser):
+        def busy() -> bool:  # answering, or about to
+            return improviser.scheduler.busy or bool(improviser.call)
+
+        return DemoPianist(enqueue, phrases_of(BUILTIN_SEED)[:phrases], busy, stop)
+
+    code = run(options, stop=stop, log=log, source=source, outputs=[synth])
+    print(f"improv demo: wrote {mid}" + (f" and {wav}" if "file" in synth.name else ""), file=log)
+    return code

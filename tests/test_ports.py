@@ -1,0 +1,69 @@
+"""Ports on a real JACK server: listing, choosing by name/substring/index, virtual ports."""
+
+import subprocess
+import sys
+
+import pytest
+
+from improv.ports import PortError, choose_port, get_backend, list_ports, open_input, open_output
+from tests.conftest import REPO
+
+
+def test_choose_by_exact_name_substring_and_index():
+    ports = ["Keystation:Keystation MIDI 1", "improv out:improv out", "Digital Piano:Port 1"]
+    assert choose_port("improv out:improv out", ports, "input") == ports[1]
+    assert choose_port("keystation", ports, "input") == ports[0]
+    assert choose_port("2", ports, "input") == ports[2]
+    with pytest.raises(PortError) as err:
+        choose_port("Roland", ports, "input")
+    assert "no input port matches 'Roland'" in str(err.value)
+    assert "1: improv out:improv out" in str(err.value)  # the available ones are listed
+    with pytest.raises(PortError, match="2 input ports match 'Port'"):
+        choose_port("Port", ["A:Port 1", "B:Port 2"], "input")
+
+
+def test_virtual_ports_are_listed_and_connectable(jack):
+    backend = get_backend("jack")
+    vin = open_input(backend, "improvtest in", virtual=True)
+    vout = open_output(backend, "improvtest out", virtual=True)
+    try:
+        ports = list_ports(backend)
+        assert any("improvtest out" in p for p in ports["inputs"])
+        assert any("improvtest in" in p for p in ports["outputs"])
+        to_improv = open_output(backend, "improvtest in")  # by substring
+        import mido
+        import time
+
+        to_improv.send(mido.Message("note_on", note=60, velocity=90))
+        time.sleep(0.2)
+        assert [m.note for m in vin.iter_pending()] == [60]
+        to_improv.close()
+    finally:
+        vin.close()
+        vout.close()
+
+
+def test_ports_command_lists_with_the_backend(jack):
+    out = subprocess.run([sys.executable, "-m", "improv", "ports", "--api", "jack"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "MIDI back-end: JACK" in out.stdout
+
+
+def test_wrong_input_name_lists_ports_and_fails(jack):
+    out = subprocess.run([sys.executable, "-m", "improv", "run", "--api", "jack", "--input",
+                          "no such keyboard", "--no-status"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1
+    assert "no input port matches 'no such keyboard'" in out.stderr
+
+
+def test_no_jack_server_is_a_clear_error(tmp_path):
+    env = {"JACK_DEFAULT_SERVER": "nobody-runs-this", "JACK_NO_START_SERVER": "1",
+           "PATH": "/usr/bin:/bin"}
+    import os
+
+    out = subprocess.run([sys.executable, "-m", "improv", "ports", "--api", "jack"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **env})
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1].startswith("improv: error: cannot list MIDI")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -68,16 +67,16 @@ def time_keras_predict(model_dir: Path, notes: int) -> dict[str, float]:
 def time_generate_startup() -> dict[str, float]:
     """Run ``improv generate -n 1`` in a fresh process: wall time and peak RSS."""
     with tempfile.TemporaryDirectory() as tmp:
-        code = ("import sys; from improv.cli import main; main(sys.argv[1:]); "
-                "print('TF' if 'tensorflow' in sys.modules else 'noTF')")
+        code = ("import resource, sys; from improv.cli import main; main(sys.argv[1:]); "
+                "print('tensorflow' in sys.modules, "
+                "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", code, "generate", "-n", "1", "-o",
                                str(Path(tmp) / "x.mid")], capture_output=True, text=True,
                               check=True)
         wall = time.perf_counter() - t0
-    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": wall, "rss_mb": rss_kb / 1024,
-            "imports_tensorflow": proc.stdout.strip().endswith("TF")}
+    imported, rss_kb = proc.stdout.split()[-2:]
+    return {"seconds": wall, "rss_mb": int(rss_kb) / 1024, "imports_tensorflow": imported == "True"}
 
 
 def bench_engine(notes: int = 1000, predict_notes: int = 1000, out: Path | None = None) -> dict:

@@ -106,6 +106,8 @@ class Improviser:
     def _note_on(self, msg, t: float) -> None:
         self.notes_in += 1
         self.call.append(t)
+        if len(self.call) > 4 * self.settings.max_answer_notes:  # a call with no end in sight
+            del self.call[:-self.settings.max_answer_notes]
         self.velocities = (self.velocities + [msg.velocity])[-64:]
         if self.settings.mode == "call-response" and self.settings.barge_in:
             if self.scheduler.busy:

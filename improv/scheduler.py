@@ -126,8 +126,15 @@ class Scheduler:
                 if wait > SPIN:
                     self._cond.wait(wait - SPIN)
                     continue
-                while self.clock() < due:  # the last half millisecond: spin
-                    pass
+                if wait > 0:  # the last moment: spin, without the lock, then look again
+                    self._cond.release()
+                    try:
+                        limit = time.perf_counter() + SPIN
+                        while self.clock() < due and time.perf_counter() < limit:
+                            pass
+                    finally:
+                        self._cond.acquire()
+                    continue
                 t, seq, on, pitch, velocity = heapq.heappop(self._queue)
                 if on:  # lateness of the send itself, not of the port behind it
                     self.jitter.append(self.clock() - t)

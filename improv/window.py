@@ -17,6 +17,9 @@ from improv.note import Note
 
 #: Longest step fed to the model: a pause of minutes means "a new phrase", not 300 s.
 MAX_INPUT_STEP = 4.0
+#: Most notes kept waiting behind a held one; beyond this (a stuck key, a missing
+#: note-off) the oldest go in anyway, so the wait can never grow without bound.
+MAX_PENDING = 64
 
 
 class NoteWindow:
@@ -40,7 +43,8 @@ class NoteWindow:
         oldest note still sounding; None if none) into the window; return their rows."""
         out = []
         while self._pending and (earliest_sounding is None
-                                 or self._pending[0][0] <= earliest_sounding):
+                                 or self._pending[0][0] <= earliest_sounding
+                                 or len(self._pending) > MAX_PENDING):
             _, _, note = self._pending.pop(0)
             out.append(self.push(note.pitch, note.start, note.duration, note.velocity))
         return out

@@ -99,15 +99,19 @@ def connect_output(substring: str):
 
 
 class Listener:
-    """Record what arrives from the port whose name contains ``substring``."""
+    """Record what arrives from the port whose name contains ``substring`` (or, with
+    ``virtual=True``, on a new port of that name, like a synth improv plays into)."""
 
-    def __init__(self, substring: str):
+    def __init__(self, substring: str, virtual: bool = False):
         backend = mido.Backend(JACK_BACKEND, load=True)
+        self.messages: list[tuple[float, mido.Message]] = []
+        record = lambda m: self.messages.append((time.monotonic(), m))  # noqa: E731
+        if virtual:
+            self.port = backend.open_input(substring, virtual=True, callback=record)
+            return
         names = [n for n in backend.get_input_names() if substring in n]
         assert names, f"no port with {substring!r} in {backend.get_input_names()}"
-        self.messages: list[tuple[float, mido.Message]] = []
-        self.port = backend.open_input(names[0], callback=lambda m: self.messages.append(
-            (time.monotonic(), m)))
+        self.port = backend.open_input(names[0], callback=record)
 
     def notes(self, kind: str = "note_on") -> list[tuple[float, mido.Message]]:
         if kind == "note_on":

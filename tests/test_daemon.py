@@ -136,3 +136,48 @@ def test_synth_through_the_file_driver(jack, tmp_path, call_notes):
     with wave.open(str(wav)) as w:
         audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float)
     assert np.sqrt(np.mean(audio ** 2)) > 50
+
+
+def test_after_kill_9_the_next_run_silences_the_output(jack, call_notes, tmp_path):
+    record = tmp_path / "killed.mid"
+    synth = Listener("killtest synth", virtual=True)  # the synth improv plays into
+    args = ("--virtual", "improvkill", "--output", "killtest synth", "--silence", "0.4",
+            "--answer-notes", "60", "--random-seed", "1")
+    daemon = Daemon(*args, "--record", str(record))
+    pianist = connect_output("improvkill in")
+    try:
+        play(pianist, call_notes, speed=2.0)
+        deadline = time.monotonic() + 10
+        while len(synth.notes()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(synth.notes()) >= 2
+        time.sleep(2.5)  # the recording is rewritten every 2 s
+        daemon.stop(signal.SIGKILL)  # no chance to clean up: notes may be left on
+    finally:
+        pianist.close()
+    tracks = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t)
+              for t in mido.MidiFile(record).tracks}  # readable, and holds the call
+    assert tracks["player"] == len(call_notes) and tracks["improv"] >= 1
+    synth.messages.clear()
+    again = Daemon(*args)
+    try:
+        time.sleep(1.0)
+        first = [m for _, m in synth.messages]
+        assert first and all(m.type == "control_change" for m in first)
+        assert {m.control for m in first} == {64, 123}  # sustain off, all notes off
+    finally:
+        again.stop()
+        synth.close()
+
+
+def test_no_audio_device_is_a_clear_error(jack):
+    from tests.live import REPO
+
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "improv", "run", "--synth", "--audio-driver",
+                          "alsa", "--no-status"], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1
+    assert "no audio device" in out.stderr.strip().splitlines()[-1]

@@ -87,8 +87,10 @@ PRESETS: dict[str, TrainConfig] = {
     # The tutorial's model and settings on every maestro-asap training file.
     "tutorial-full": _TUTORIAL.replace(data=("../shared/data/maestro-asap",)),
     # The live daemon's model (models/default): next note at every position, state carried.
-    # Pitch weight 0.5 and 256 units won over 0.05/0.25/1.0 and 128 units on validation loss.
+    # Pitch weight 0.5, 256 units and transposition by up to 5 semitones won on validation
+    # loss over pitch weights 0.05/0.25/1.0, 128 units and no transposition (models/README.md).
     "streaming": TrainConfig(
-        units=256, pitch_weight=0.5, reduce_lr_patience=2, epochs=200, max_minutes=35,
+        units=256, pitch_weight=0.5, transpose=5, reduce_lr_patience=2, epochs=200,
+        max_minutes=35,
         data=("../shared/data/maestro-asap", "../shared/data/asap-ecompetition")),
 }

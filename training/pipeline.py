@@ -68,7 +68,7 @@ def train_export(config: TrainConfig, out: Path, ckpt_dir: Path, resume: bool = 
         test = result.corpus.split("test")
         if test.notes:
             metrics = evaluate_model(result.model, config.arch, config.seq_length, test,
-                                     config.vocab_size, config.loss_weights)
+                                     config.vocab_size)
             card = read_card(out)
             card["metrics"] = metrics
             card["evaluation"] = evaluation_card(metrics, test, "test")

@@ -81,6 +81,7 @@ def time_generate_startup() -> dict[str, float]:
 
 def bench_engine(notes: int = 1000, predict_notes: int = 1000, out: Path | None = None) -> dict:
     """Run every measurement; print the table; return (and maybe write) the results."""
+    startup = time_generate_startup()  # first: a child inherits this process's peak RSS
     default = default_model_dir()
     tutorial = MODELS_DIR / "tutorial-5files"
     streaming = NoteModel.load(default)
@@ -94,7 +95,6 @@ def bench_engine(notes: int = 1000, predict_notes: int = 1000, out: Path | None 
     predict_name = f"model.predict on the window, TensorFlow ({tutorial.name})"
     if predict_notes:
         rows[predict_name] = time_keras_predict(tutorial, predict_notes)
-    startup = time_generate_startup()
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "rows": rows, "generate_startup": startup}
     if predict_notes:

@@ -68,24 +68,21 @@ class Sampler:
         """Return the distribution the pitch is drawn from (after all filters)."""
         cfg = self.config
         lo, hi = cfg.pitch_range
-        masked = np.full(logits.shape, -np.inf)
-        masked[lo:hi + 1] = logits[lo:hi + 1]
+        probs = np.zeros(logits.shape)
         if cfg.temperature <= GREEDY_BELOW:
-            probs = np.zeros(logits.shape)
-            probs[int(np.argmax(masked))] = 1.0
+            probs[lo + int(np.argmax(logits[lo:hi + 1]))] = 1.0
             return probs
-        z = masked / cfg.temperature
-        z -= z.max()
-        probs = np.exp(z)
-        if 0 < cfg.top_k < len(probs):
-            probs[probs < np.partition(probs, -cfg.top_k)[-cfg.top_k]] = 0.0
-        probs /= probs.sum()
+        z = logits[lo:hi + 1] / cfg.temperature
+        z = np.exp(z - z.max())
+        if 0 < cfg.top_k < len(z):
+            z[z < np.partition(z, -cfg.top_k)[-cfg.top_k]] = 0.0
+        z /= z.sum()
         if cfg.top_p < 1.0:
-            order = np.argsort(probs)[::-1]
-            keep = np.cumsum(probs[order]) - probs[order] < cfg.top_p  # always keeps the first
-            cut = np.zeros_like(probs)
-            cut[order[keep]] = probs[order[keep]]
-            probs = cut / cut.sum()
+            order = np.argsort(z)[::-1]
+            drop = np.cumsum(z[order]) - z[order] >= cfg.top_p  # the first always stays
+            z[order[drop]] = 0.0
+            z /= z.sum()
+        probs[lo:hi + 1] = z
         return probs
 
     def sample(self, prediction: Prediction) -> tuple[int, float, float]:
@@ -94,8 +91,10 @@ class Sampler:
         probs = self.pitch_probabilities(prediction.logits)
         if cfg.temperature <= GREEDY_BELOW:
             pitch = int(np.argmax(probs))
-        else:
-            pitch = int(self.rng.choice(len(probs), p=probs))
-        step = float(np.clip(prediction.step, cfg.min_step, cfg.max_step))
-        duration = float(np.clip(prediction.duration, cfg.min_duration, cfg.max_duration))
-        return pitch, step, duration
+        else:  # inverse CDF: what rng.choice does, without its per-call checks
+            cdf = np.cumsum(probs)
+            pitch = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
+            pitch = min(pitch, len(probs) - 1)
+        step = min(max(prediction.step, cfg.min_step), cfg.max_step)
+        duration = min(max(prediction.duration, cfg.min_duration), cfg.max_duration)
+        return pitch, float(step), float(duration)

@@ -126,14 +126,16 @@ print(json.dumps({{"replicas": r.replicas, "loss": r.history["loss"]}}))
         procs.append(subprocess.Popen(
             [sys.executable, "-c", code, str(tmp_path / f"ckpt{index}")], cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    try:
+        for p in procs:
+            results.append(p.communicate(timeout=300))
+    finally:  # only if one hung or failed: never leave a worker behind
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     outs = []
-    for p in procs:
-        try:
-            out, err = p.communicate(timeout=300)
-        finally:
-            for q in procs:
-                if q.poll() is None:
-                    q.kill()
+    for p, (out, err) in zip(procs, results):
         assert p.returncode == 0, err[-2000:]
         outs.append(json.loads(out.strip().splitlines()[-1]))
     assert [o["replicas"] for o in outs] == [2, 2]

@@ -25,6 +25,7 @@ import numpy as np
 
 from improv.controls import Controls, cc_to_temperature
 from improv.engine import NoteModel
+from improv.note import Note
 from improv.sampling import Sampler
 from improv.scheduler import Scheduler
 from improv.tracker import NoteTracker
@@ -175,13 +176,20 @@ class Improviser:
         self.prediction = self.model.feed(pitch, step, duration)
         return pitch, step, duration
 
+    def _after(self, last_start: float, step: float) -> float:
+        """Start of the next note: ``step`` after the last; chords are step 0, but never
+        more than MAX_CHORD notes at one instant (a model stuck on step 0 must not pile up)."""
+        self._chord = self._chord + 1 if step < 0.01 else 0
+        if self._chord >= MAX_CHORD:
+            self._chord = 0
+            return last_start + 0.1
+        return last_start + step
+
     def _play(self, pitch: int, start: float, duration: float, velocity: int) -> None:
         self.scheduler.play(pitch, velocity, start, duration)
         self.window.push(pitch, start, duration, velocity)
         self.notes_out += 1
         if self.on_note:
-            from improv.note import Note
-
             self.on_note(Note(pitch, velocity, start, start + duration), "improv")
 
     def _answer(self, t: float) -> None:
@@ -195,10 +203,11 @@ class Improviser:
         count = int(min(max(count, 1), self.settings.max_answer_notes))
         start = t + self.settings.gap
         velocity = self._velocity()
+        self._chord = 0
         for i in range(count):
             pitch, step, duration = self._next_note()
             if i:
-                start += step
+                start = self._after(start, step)
             self._play(pitch, start, duration, velocity)
         self.call.clear()
         self.answers += 1
@@ -217,10 +226,7 @@ class Improviser:
             if self._continue_last is None or self._continue_last + step < t:
                 start = t + self.settings.gap  # (re)starting: no notes in the past
             else:
-                # chords are step 0, but never more than MAX_CHORD notes at one instant
-                self._chord = self._chord + 1 if step < 0.01 else 0
-                start = self._continue_last + (0.1 if self._chord >= MAX_CHORD else step)
-                self._chord = 0 if self._chord >= MAX_CHORD else self._chord
+                start = self._after(self._continue_last, step)
             self._play(pitch, start, duration, velocity)
             self._continue_last = start
 

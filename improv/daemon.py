@@ -50,22 +50,25 @@ class _FanOut:
                         print(f"\nimprov: cannot send to {out.name}: {exc}", file=sys.stderr)
 
 
-def open_outputs(options: RunOptions, backend) -> list:
-    """Open the MIDI output (unless only --synth was asked for) and the synth."""
-    outputs = []
-    if options.output or options.virtual or not options.synth:
-        if options.output:
-            port = open_output(backend, options.output)
-        else:  # no output named: a virtual one (on JACK, ALSA, CoreMIDI a DAW can connect)
-            port = open_output(backend, f"{options.virtual or 'improv'} out", virtual=True)
-        outputs.append(PortOutput(port))
-    if options.synth:
-        from improv.soundfont import find_soundfont
+def open_synth(options: RunOptions) -> list:
+    """Open FluidSynth if asked for (before any port: a bad soundfont fails fast)."""
+    if not options.synth:
+        return []
+    from improv.soundfont import find_soundfont
 
-        outputs.append(SynthOutput(find_soundfont(options.soundfont or None),
-                                   options.audio_driver or None,
-                                   settings=dict(options.synth_settings)))
-    return outputs
+    return [SynthOutput(find_soundfont(options.soundfont or None), options.audio_driver or None,
+                        settings=dict(options.synth_settings))]
+
+
+def open_port_output(options: RunOptions, backend) -> list:
+    """Open the MIDI output, unless only --synth was asked for."""
+    if options.synth and not (options.output or options.virtual):
+        return []
+    if options.output:
+        port = open_output(backend, options.output)
+    else:  # no output named: a virtual one (on JACK, ALSA, CoreMIDI a DAW can connect)
+        port = open_output(backend, f"{options.virtual or 'improv'} out", virtual=True)
+    return [PortOutput(port)]
 
 
 def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr,
@@ -80,8 +83,16 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
     stop = stop or threading.Event()
     clock = time.monotonic
     model = NoteModel.load(options.model or default_model_dir())
-    backend = get_backend(options.api or None) if source is None or outputs is None else None
-    outputs = outputs if outputs is not None else open_outputs(options, backend)
+    own_outputs = outputs is None
+    outputs = open_synth(options) if own_outputs else outputs
+    try:
+        backend = get_backend(options.api or None) if source is None or own_outputs else None
+        if own_outputs:
+            outputs += open_port_output(options, backend)
+    except Exception:
+        for out in outputs:
+            out.close()
+        raise
     send = _FanOut(outputs)
     scheduler = Scheduler(send, channel=options.channel, voices=options.voices)
     recorder = Recorder(options.record, clock()) if options.record else None

@@ -230,3 +230,113 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")
     return result
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 60.0,
+               out: Path | None = None) -> dict:
+    """Play a real MIDI file into ``improv run`` in a loop over real JACK ports.
+
+    Every ``every`` seconds print the daemon's RSS, its message-handling latency p99
+    (from its status line), notes in/out, and the notes sounding longer than any note
+    improv plays (stuck notes) at the synth it plays into.
+    """
+    import re
+    import threading
+
+    import mido
+
+    from improv.generate import BUILTIN_SEED
+    from improv.midifile import read_midi
+    from improv.ports import get_backend, open_input, open_output
+
+    cols = read_midi(midi or BUILTIN_SEED)
+    notes = list(zip(cols["pitch"].tolist(), cols["start"].tolist(), cols["end"].tolist(),
+                     cols["velocity"].tolist()))
+    jackd = None if _jack_running() else _start_jack()
+    backend = get_backend("jack")
+    sounding: dict[int, float] = {}
+    lock = threading.Lock()
+
+    def synth(msg):
+        with lock:
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding[msg.note] = time.monotonic()
+            elif msg.type in ("note_on", "note_off"):
+                sounding.pop(msg.note, None)
+            elif msg.type == "control_change" and msg.control == 123:
+                sounding.clear()
+
+    sink = open_input(backend, "soak synth", virtual=True, callback=synth)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "improv", "run", "--api", "jack", "--virtual", "soakimprov",
+         "--output", "soak synth", "--silence", "0.8", "--random-seed", "0"],
+        stderr=subprocess.PIPE, text=True)
+    status: list[str] = []
+
+    def read_log():
+        for line in proc.stderr:
+            status.append(line.strip())
+
+    threading.Thread(target=read_log, daemon=True).start()
+    while not any("listening on" in s for s in status):
+        if proc.poll() is not None:
+            raise RuntimeError("improv run did not start:\n" + "\n".join(status))
+        time.sleep(0.05)
+    pianist = open_output(backend, "soakimprov in")
+    rows = []
+    stop_at = time.monotonic() + minutes * 60
+    next_row = time.monotonic() + every
+    t0 = time.monotonic()
+    print(f"{'minute':>6} {'RSS MB':>8} {'p99 ms':>8} {'notes in':>9} {'notes out':>10} "
+          f"{'stuck':>6}", flush=True)
+    i = 0
+    try:
+        while time.monotonic() < stop_at:
+            phrase = [notes[(i + k) % len(notes)] for k in range(12)]
+            i += 12
+            base = phrase[0][1]
+            events = sorted([(s - base, 1, p, v) for p, s, e, v in phrase]
+                            + [(max(e - base, s - base), 0, p, 0) for p, s, e, v in phrase])
+            start = time.monotonic()
+            for t, on, pitch, vel in events:
+                time.sleep(max(0.0, start + t - time.monotonic()))
+                pianist.send(mido.Message("note_on" if on else "note_off", note=pitch,
+                                          velocity=vel if on else 0))
+            time.sleep(4.0)  # improv answers
+            if time.monotonic() >= next_row:
+                next_row += every
+                line = next((s for s in reversed(status) if "latency" in s), "")
+                m = re.search(r"in (\d+) out (\d+) \| latency p50 ([\d.]+) ms p99 ([\d.]+)", line)
+                with lock:
+                    stuck = sum(time.monotonic() - t > 6.0 for t in sounding.values())
+                row = {"minute": (time.monotonic() - t0) / 60, "rss_mb": _rss_mb(proc.pid),
+                       "p99_ms": float(m.group(4)) if m else float("nan"),
+                       "notes_in": int(m.group(1)) if m else 0,
+                       "notes_out": int(m.group(2)) if m else 0, "stuck": stuck}
+                rows.append(row)
+                print(f"{row['minute']:>6.1f} {row['rss_mb']:>8.1f} {row['p99_ms']:>8.3f} "
+                      f"{row['notes_in']:>9} {row['notes_out']:>10} {row['stuck']:>6}", flush=True)
+    finally:
+        pianist.close()
+        proc.terminate()
+        code = proc.wait(30)
+        time.sleep(0.5)
+        sink.close()
+        if jackd is not None:
+            jackd.terminate()
+            jackd.wait(10)
+    result = {"minutes": minutes, "rows": rows, "exit_status": code,
+              "sounding_after_exit": len(sounding)}
+    print(f"improv exited with status {code}; notes left sounding after exit: {len(sounding)}")
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+    return result

@@ -405,21 +405,27 @@ def _add_bench(sub) -> None:
                        "against the tutorial's model.predict, and improv generate's start-up. "
                        "'live': through real JACK ports (starts jackd -d dummy if none runs), "
                        "a bare echo client's round trip against improv's answer, and the "
-                       "scheduler's jitter.")
-    p.add_argument("what", choices=("engine", "live"))
+                       "scheduler's jitter. 'soak': a real MIDI file played into improv in a "
+                       "loop, with RSS, latency and stuck notes over time.")
+    p.add_argument("what", choices=("engine", "live", "soak"))
     p.add_argument("--notes", type=int, default=1000, help="notes to time per row (default 1000)")
     p.add_argument("--predict-notes", type=int, default=1000,
                    help="notes for the model.predict row (0 skips TensorFlow)")
     p.add_argument("--count", type=int, default=300, help="live: round trips per row")
+    p.add_argument("--minutes", type=float, default=30.0, help="soak: how long (default 30)")
+    p.add_argument("--every", type=float, default=60.0, help="soak: seconds between rows")
+    p.add_argument("--midi", type=Path, help="soak: the MIDI file to play (default: built-in)")
     p.add_argument("--json", type=Path, help="JSON output (default: bench-<what>.json)")
 
 
 def _cmd_bench(args) -> int:
-    from improv.bench import bench_engine, bench_live
+    from improv.bench import bench_engine, bench_live, bench_soak
 
     out = args.json or Path(f"bench-{args.what}.json")
     if args.what == "live":
         bench_live(args.count, out)
+    elif args.what == "soak":
+        bench_soak(args.minutes, args.midi, args.every, out)
     else:
         bench_engine(args.notes, args.predict_notes, out)
     return 0

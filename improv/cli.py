@@ -394,9 +394,16 @@ def _run_options(args):
 
 
 def _cmd_run(args) -> int:
-    from improv.daemon import run
+    from improv.daemon import EXIT_MIDI_GONE, run
 
-    return run(_run_options(args))
+    code = run(_run_options(args))
+    if code == EXIT_MIDI_GONE:
+        # The JACK server vanished: libjack freed the clients under our port objects, and
+        # tearing those down at interpreter exit would crash. The recording is written.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _add_bench(sub) -> None:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 
+import mido
 import numpy as np
 
 from improv.config import RunOptions
@@ -23,12 +24,16 @@ from improv.engine import NoteModel
 from improv.improviser import Improviser
 from improv.outputs import PortOutput, SynthOutput
 from improv.paths import default_model_dir
-from improv.ports import api_name, get_backend, open_input, open_output
+from improv.ports import PortError, api_name, get_backend, list_ports, open_input, open_output
 from improv.recorder import Recorder
 from improv.sampling import Sampler
 from improv.scheduler import Scheduler
 
 STATUS_EVERY = 0.5
+#: Exit status when the MIDI system (the JACK server) goes away under a running improv.
+EXIT_MIDI_GONE = 3
+#: How often named ports are checked for having gone away (or come back).
+WATCH_EVERY = 1.0
 
 
 class _FanOut:
@@ -65,10 +70,69 @@ def open_port_output(options: RunOptions, backend) -> list:
     if options.synth and not (options.output or options.virtual):
         return []
     if options.output:
-        port = open_output(backend, options.output)
+        return [PortOutput(open_output(backend, options.output), wanted=options.output)]
     else:  # no output named: a virtual one (on JACK, ALSA, CoreMIDI a DAW can connect)
         port = open_output(backend, f"{options.virtual or 'improv'} out", virtual=True)
     return [PortOutput(port)]
+
+
+class PortWatch:
+    """Notice named ports that go away and come back; reconnect to them by name.
+
+    Listing ports costs tens of milliseconds on JACK, so a thread of its own looks
+    every WATCH_EVERY seconds and posts what it saw to the main loop's inbox; the
+    main loop then silences, reports and reconnects (:meth:`apply`). If the MIDI
+    system itself goes (the JACK server stops), the run ends with status 3.
+    """
+
+    def __init__(self, backend, improviser, send: _FanOut, post, log):
+        self.backend, self.improviser, self.send, self.log = backend, improviser, send, log
+        self.missing: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(post,), daemon=True,
+                                        name="improv-port-watch")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self, post) -> None:
+        while not self._stop.wait(WATCH_EVERY):
+            try:
+                post(list_ports(self.backend))
+            except PortError as exc:
+                post(exc)
+                return
+
+    def _say(self, text: str) -> None:
+        print(f"\nimprov: {text}", file=self.log, flush=True)
+
+    def apply(self, ports, inport, input_wanted: str, reopen_input):
+        """Act on a listing (or a PortError) from the watch thread; return the input port."""
+        if isinstance(ports, PortError):
+            raise ports
+        watched = [("input", inport, input_wanted, ports["inputs"])] if input_wanted else []
+        watched += [("output", out, out.wanted, ports["outputs"]) for out in self.send.outputs
+                    if isinstance(out, PortOutput) and out.wanted]
+        for kind, port, wanted, present in watched:
+            key = (kind, wanted)
+            if port.name not in present and key not in self.missing:
+                self.missing.add(key)
+                self.improviser.panic()
+                self.improviser.tracker.flush(time.monotonic())
+                self._say(f"{kind} port {port.name!r} went away; silenced; waiting for it")
+            elif port.name in present and key in self.missing:
+                self.missing.discard(key)
+                if kind == "input":
+                    inport = reopen_input()
+                else:
+                    with self.send.lock:
+                        port.reopen(open_output(self.backend, wanted))
+                    self.improviser.panic()  # whatever the port's owner heard last, end it
+                self._say(f"{kind} port {port.name!r} is back; reconnected")
+        return inport
 
 
 def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr,
@@ -102,6 +166,8 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
                             log=lambda text: print(f"\nimprov: {text}", file=log, flush=True))
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     inport = None
+    watch = None
+    midi_gone = False
     latencies: list[float] = []
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -123,9 +189,25 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
               file=log, flush=True)
         every = STATUS_EVERY if getattr(log, "isatty", lambda: False)() else 10 * STATUS_EVERY
         next_status = clock() + every
+        if backend is not None and (options.input or options.output):
+            watch = PortWatch(backend, improviser, send, lambda seen: inbox.put((clock(), seen)),
+                              log)
+            watch.start()
+
+        def reopen_input():
+            inport.close()
+            return open_input(backend, options.input, callback=enqueue)
         while not stop.is_set():
             try:
                 t, msg = inbox.get(timeout=0.002)
+                if not isinstance(msg, mido.Message):  # what the port watch saw
+                    try:
+                        inport = watch.apply(msg, inport, options.input, reopen_input)
+                    except PortError as exc:
+                        print(f"\nimprov: error: the MIDI system went away ({exc})", file=log)
+                        midi_gone = True
+                        return EXIT_MIDI_GONE
+                    continue
                 improviser.handle(msg, t)
                 latencies.append(clock() - t)
                 if len(latencies) > 2000:
@@ -142,13 +224,17 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
                 _status(improviser, latencies, log)
         return 0
     finally:
+        if watch is not None:
+            watch.stop()
         improviser.panic()  # note-offs first, before anything that could fail or block
         scheduler.close()
         if recorder:
             recorder.write()
             print(f"\nimprov: recorded {recorder.path}", file=log)
         for port in ([inport] if inport is not None else []) + outputs:
-            _close(port)
+            if not (midi_gone and not isinstance(port, SynthOutput)):
+                _close(port)  # ports of a vanished JACK server must not be touched: libjack
+                # has freed their clients already
         if scheduler.jitter:
             ms = np.asarray(scheduler.jitter) * 1e3
             print(f"\nimprov: scheduling jitter p50 {np.percentile(ms, 50):.3f} ms, p99 "

@@ -18,12 +18,18 @@ AUDIO_DRIVERS = {"linux": ("pulseaudio", "pipewire", "alsa", "jack"),
 class PortOutput:
     """Send messages to a mido output port (channel set by the scheduler)."""
 
-    def __init__(self, port):
+    def __init__(self, port, wanted: str = ""):
         self.port = port
         self.name = port.name
+        self.wanted = wanted  # the name asked for, to reconnect by; "" for a virtual port
 
     def send(self, msg: mido.Message) -> None:
         self.port.send(msg)
+
+    def reopen(self, port) -> None:
+        """Replace a port whose other end went away with a fresh connection."""
+        old, self.port, self.name = self.port, port, port.name
+        old.close()
 
     def close(self) -> None:
         self.port.close()

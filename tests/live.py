@@ -20,10 +20,10 @@ JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 class JackServer:
     """``jackd -d dummy`` under its own server name, so tests never touch another JACK."""
 
-    def __init__(self, log: Path):
+    def __init__(self, log: Path, suffix: str = "", make_default: bool = True):
         if not shutil.which("jackd"):
             raise RuntimeError("jackd is not installed; run: bash install.sh --test")
-        self.name = f"improvtest{os.getpid()}"
+        self.name = f"improvtest{os.getpid()}{suffix}"
         self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name,
                     "JACK_NO_AUDIO_RESERVATION": "1", "MIDO_BACKEND": JACK_BACKEND}
         self.log = open(log, "wb")
@@ -35,8 +35,9 @@ class JackServer:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"jackd did not start; see {log}")
             time.sleep(0.1)
-        os.environ.update({k: self.env[k] for k in ("JACK_DEFAULT_SERVER", "MIDO_BACKEND",
-                                                     "JACK_NO_AUDIO_RESERVATION")})
+        if make_default:
+                os.environ.update({k: self.env[k] for k in ("JACK_DEFAULT_SERVER", "MIDO_BACKEND",
+                                                         "JACK_NO_AUDIO_RESERVATION")})
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -147,3 +148,36 @@ def play(port, notes, speed: float = 1.0) -> float:
         port.send(mido.Message("note_on" if on else "note_off", note=pitch,
                                velocity=vel if on else 0))
     return time.monotonic()
+
+
+class Peer:
+    """Another MIDI program, in its own process so that it can be killed: ``keys`` owns an
+    output port and plays a note per line written to it; ``synth`` owns an input port and
+    prints what it receives."""
+
+    def __init__(self, kind: str, name: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.peer", kind, name], cwd=REPO,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        assert self.wait_for("ready", 20), "the peer did not start"
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    def wait_for(self, text: str, timeout: float = 10) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def play(self, pitch: int) -> None:
+        self.proc.stdin.write(f"{pitch}\n")
+        self.proc.stdin.flush()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)

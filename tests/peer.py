@@ -1,0 +1,28 @@
+"""A stand-in MIDI device for the tests (see tests.live.Peer): python -m tests.peer KIND NAME."""
+
+import sys
+
+import mido
+
+from tests.live import JACK_BACKEND
+
+
+def main() -> None:
+    kind, name = sys.argv[1], sys.argv[2]
+    backend = mido.Backend(JACK_BACKEND, load=True)
+    if kind == "keys":
+        port = backend.open_output(name, virtual=True, client_name=name)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            pitch = int(line)
+            port.send(mido.Message("note_on", note=pitch, velocity=80))
+            port.send(mido.Message("note_off", note=pitch))
+    else:
+        port = backend.open_input(name, virtual=True, client_name=name)
+        print("ready", flush=True)
+        for msg in port:
+            print(msg.type, getattr(msg, "note", getattr(msg, "control", "")), flush=True)
+
+
+if __name__ == "__main__":
+    main()

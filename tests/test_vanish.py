@@ -1,0 +1,69 @@
+"""Ports that go away mid-session and come back; a JACK server that stops."""
+
+import subprocess
+import sys
+import time
+
+import mido
+
+from tests.live import REPO, Daemon, JackServer, Listener, Peer, connect_output
+
+
+def test_output_port_goes_away_and_comes_back(jack):
+    synth = Peer("synth", "vanish synth")
+    daemon = Daemon("--virtual", "improvvo", "--output", "vanish synth", "--silence", "0.3",
+                    "--answer-notes", "3", "--random-seed", "1")
+    pianist = connect_output("improvvo in")
+    try:
+        synth.kill()
+        assert daemon.wait_for("output port 'vanish synth:vanish synth' went away", 5), daemon.log
+        synth = Peer("synth", "vanish synth")
+        assert daemon.wait_for("output port 'vanish synth:vanish synth' is back", 5), daemon.log
+        assert synth.wait_for("control_change 123", 3)  # reconnected: first, all notes off
+        for pitch in (60, 62, 64):
+            pianist.send(mido.Message("note_on", note=pitch, velocity=80))
+            pianist.send(mido.Message("note_off", note=pitch))
+        assert synth.wait_for("note_on", 5), "no answer after the reconnect"
+    finally:
+        assert daemon.stop() == 0
+        pianist.close()
+        synth.kill()
+
+
+def test_input_port_goes_away_and_comes_back(jack):
+    keys = Peer("keys", "vanish keys")
+    daemon = Daemon("--input", "vanish keys", "--virtual", "improvvi", "--silence", "0.3",
+                    "--answer-notes", "2", "--random-seed", "1")
+    listener = Listener("improvvi out")
+    try:
+        keys.kill()
+        assert daemon.wait_for("input port 'vanish keys:vanish keys' went away", 5), daemon.log
+        keys = Peer("keys", "vanish keys")
+        assert daemon.wait_for("input port 'vanish keys:vanish keys' is back", 5), daemon.log
+        for pitch in (60, 64):
+            keys.play(pitch)
+        deadline = time.monotonic() + 5
+        while len(listener.notes()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(listener.notes()) == 2, daemon.log
+    finally:
+        assert daemon.stop() == 0
+        listener.close()
+        keys.kill()
+
+
+def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path):
+    """A second JACK server of its own, so that stopping it touches no other test."""
+    server = JackServer(tmp_path / "jackd.log", suffix="b", make_default=False)
+    peer = subprocess.Popen([sys.executable, "-m", "tests.peer", "synth", "js synth"], cwd=REPO,
+                            env=server.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert peer.stdout.readline().strip() == "ready"
+        daemon = Daemon("--virtual", "improvjs", "--output", "js synth", env=server.env)
+        server.stop()
+        assert daemon.proc.wait(15) == 3
+        assert daemon.wait_for("the MIDI system went away", 2), daemon.log
+    finally:
+        peer.kill()
+        if server.proc.poll() is None:
+            server.stop()

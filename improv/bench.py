@@ -58,7 +58,8 @@ def time_keras_predict(model_dir: Path, notes: int) -> dict[str, float]:
         t0 = time.perf_counter()
         out = model.predict(window, verbose=0)
         pitch = int(np.argmax(out["pitch"][0]))
-        new = [pitch / 128, max(0.0, float(out["step"][0, 0])), max(0.0, float(out["duration"][0, 0]))]
+        new = [pitch / 128, max(0.0, float(out["step"][0, 0])),
+               max(0.0, float(out["duration"][0, 0]))]
         window = np.concatenate([window[:, 1:], np.array([[new]], np.float32)], axis=1)
         times.append(time.perf_counter() - t0)
     return _stats(times)
@@ -99,7 +100,8 @@ def bench_engine(notes: int = 1000, predict_notes: int = 1000, out: Path | None 
               "rows": rows, "generate_startup": startup}
     if predict_notes:
         base = rows[predict_name]["p99_ms"]
-        result["speedup_p99"] = {k: base / v["p99_ms"] for k, v in rows.items() if k != predict_name}
+        result["speedup_p99"] = {k: base / v["p99_ms"] for k, v in rows.items()
+                                 if k != predict_name}
     print(f"{'way to get the next note (sampling included)':<72} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8} {'notes':>6}")
     for name, r in rows.items():

@@ -122,7 +122,8 @@ def _cmd_evaluate(args) -> int:
     files = [f for s in sources for f in find_midi_files(resolve_data(s))]
     chosen = files if args.split == "all" else [f for f in files if f.split == args.split]
     if not chosen:
-        raise SystemExit(f"improv: error: no files in the {args.split} split of {', '.join(sources)}")
+        raise SystemExit(f"improv: error: no files in the {args.split} split of "
+                         f"{', '.join(sources)}")
     corpus = load_corpus(chosen, progress=not args.quiet)
     model = _load_keras(model_dir / MODEL_FILE)
     cfg = card.get("config", {})
@@ -438,8 +439,9 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": _cmd_demo, "ports": _cmd_ports, "run": _cmd_run, "bench": _cmd_bench, "generate": _cmd_generate, "train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
-            "export": _cmd_export}
+COMMANDS = {"demo": _cmd_demo, "ports": _cmd_ports, "run": _cmd_run, "bench": _cmd_bench,
+            "generate": _cmd_generate, "train": _cmd_train, "evaluate": _cmd_evaluate,
+            "plot": _cmd_plot, "export": _cmd_export}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -111,7 +111,7 @@ def _check_virtual(backend: mido.Backend) -> None:
 
 def open_input(backend: mido.Backend, name: str | None = None, virtual: bool = False,
                callback=None):
-    """Open the input ``name`` (or the virtual ``improv in``); call ``callback(msg)`` per message."""
+    """Open the input ``name`` (or a virtual one); call ``callback(msg)`` per message."""
     if virtual:
         _check_virtual(backend)
         port = name or VIRTUAL_IN

@@ -48,7 +48,8 @@ class SamplingConfig:
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not 0 <= self.min_step <= self.max_step:
-            raise ValueError(f"need 0 <= min_step <= max_step, got {self.min_step}, {self.max_step}")
+            raise ValueError(
+                f"need 0 <= min_step <= max_step, got {self.min_step}, {self.max_step}")
         if not 0 < self.min_duration <= self.max_duration:
             raise ValueError("need 0 < min_duration <= max_duration, got "
                              f"{self.min_duration}, {self.max_duration}")

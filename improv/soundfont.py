@@ -57,7 +57,8 @@ def candidates() -> list[tuple[str, Path]]:
     if env:
         places.append(("$IMPROV_SOUNDFONT", Path(env)))
     local = sorted(glob.glob(str(SOUNDFONTS_DIR / "*.sf2")))
-    places += [("soundfonts/", Path(p)) for p in local] or [("soundfonts/", SOUNDFONTS_DIR / "*.sf2")]
+    places += ([("soundfonts/", Path(p)) for p in local]
+               or [("soundfonts/", SOUNDFONTS_DIR / "*.sf2")])
     pm = _pretty_midi_soundfont()
     if pm is not None:
         places.append(("pretty_midi", pm))

@@ -80,7 +80,8 @@ def load_weights(model_dir: str | Path) -> ModelWeights:
             raise ModelError(f"{path}: weights format {meta.get('format')!r}, "
                              f"this improv reads format {FORMAT_VERSION}")
         arch, seq_length = meta["arch"], int(meta["seq_length"])
-        units, vocab, n_features = int(meta["units"]), int(meta["vocab_size"]), int(meta["n_features"])
+        units, vocab = int(meta["units"]), int(meta["vocab_size"])
+        n_features = int(meta["n_features"])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ModelError(f"{path}: unreadable 'meta' entry ({exc})") from None
     if arch not in ("tutorial", "streaming"):

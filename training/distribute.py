@@ -90,7 +90,8 @@ def fit_multi_worker(model, strategy, train_ds, val_ds, config, initial_epoch: i
         for head, fn in losses.items():
             per_example = fn(y[head], pred[head])
             if len(per_example.shape) > 1:  # streaming: mean over positions
-                per_example = tf.reduce_mean(per_example, axis=list(range(1, len(per_example.shape))))
+                axes = list(range(1, len(per_example.shape)))
+                per_example = tf.reduce_mean(per_example, axis=axes)
             out[head] = tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
         out["loss"] = tf.add_n([weights[h] * out[h] for h in losses])
         return out

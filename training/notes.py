@@ -62,7 +62,8 @@ def notes_from_arrays(pitch, start, end, velocity=None) -> pd.DataFrame:
 def notes_from_steps(pitch, step, duration, velocity=None, start: float = 0.0) -> pd.DataFrame:
     """Build a note table from (pitch, step, duration), as a model predicts them."""
     starts = start + np.cumsum(np.asarray(step, dtype=np.float64))
-    return notes_from_arrays(pitch, starts, starts + np.asarray(duration, dtype=np.float64), velocity)
+    ends = starts + np.asarray(duration, dtype=np.float64)
+    return notes_from_arrays(pitch, starts, ends, velocity)
 
 
 def notes_to_midi(

@@ -101,21 +101,62 @@ def _add_evaluate(sub) -> None:
                    "(default: evaluation-<model>.json)")
     p.add_argument("--update-card", action="store_true",
                    help="store the metrics in the model's card")
+    p.add_argument("--music", action="store_true",
+                   help="judge what the model plays: continue each file's first notes and "
+                   "compare with the real continuation (no TensorFlow needed)")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 1.0, 2.0],
+                   help="--music: sampling temperatures to try (default 0.5 1.0 2.0)")
+    p.add_argument("--seed-notes", type=int, default=50, help="--music: notes of each seed")
+    p.add_argument("--generate-notes", type=int, default=200,
+                   help="--music: notes generated after each seed")
+    p.add_argument("--max-files", type=int, default=0, help="score at most N files (0: all)")
+    p.add_argument("--png", type=Path, help="--music: histograms plot (default: next to --json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
+    from training import plots
+    from training.music import evaluate_music
+
+    result, notes = evaluate_music(model_dir, corpus.files, corpus.notes, args.temperatures,
+                                   args.seed_notes, args.generate_notes)
+    out = args.json or Path(f"music-{model_dir.name}.json")
+    out.write_text(json.dumps({"model": str(model_dir), "split": args.split, **result},
+                              indent=2) + "\n")
+    print(f"{result['pieces']} pieces: {args.seed_notes} seed notes, up to "
+          f"{args.generate_notes} generated and compared with the real continuation")
+    head = (f"{'temperature':>11} {'pitch ov':>9} {'pc ov':>6} {'step ov':>8} {'dur ov':>7} "
+            f"{'pitch KL':>9} {'repeat':>7} {'run':>5} {'distinct':>9} {'step std':>9} "
+            f"{'key fit':>8}")
+    print(head)
+    print("-" * len(head))
+    real = result["real"]
+    print(f"{'real':>11} {'':>9} {'':>6} {'':>8} {'':>7} {'':>9} {real['repeat_rate']:>7.3f} "
+          f"{real['longest_run']:>5.1f} {real['distinct_pitches']:>9.1f} {real['step_std']:>9.3f}")
+    for t, r in result["temperatures"].items():
+        c, sig, fit = r["compare"], r["signatures"], r["call_response"]
+        print(f"{t:>11} {c['pitch']['overlap']:>9.3f} {c['pitch_class']['overlap']:>6.3f} "
+              f"{c['step']['overlap']:>8.3f} {c['duration']['overlap']:>7.3f} "
+              f"{c['pitch']['kl']:>9.3f} {sig['repeat_rate']:>7.3f} {sig['longest_run']:>5.1f} "
+              f"{sig['distinct_pitches']:>9.1f} {sig['step_std']:>9.3f} "
+              f"{fit['key_overlap']:>8.3f}")
+    png = args.png or out.with_suffix(".png")
+    middle = sorted(notes)[len(notes) // 2]
+    plots.plot_music(*notes[middle], png, title=f"{model_dir.name}, temperature {middle}")
+    print(f"wrote {out} and {png}")
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
-    _quiet_tensorflow()
-    from improv.weights import ModelError
+    from improv.weights import CARD_FILE, KERAS_FILE, WEIGHTS_FILE, ModelError
     from training.corpus import find_midi_files, load_corpus
-    from training.evaluate import evaluate_model, frequency_reference
-    from training.export import MODEL_FILE, read_card, write_card
-    from training.pipeline import evaluation_card
 
     model_dir = args.model or default_model_dir()
-    card = read_card(model_dir)
-    if not (model_dir / MODEL_FILE).is_file():
-        raise ModelError(f"{model_dir / MODEL_FILE}: no such file (is {model_dir} a model folder?)")
+    card_path = model_dir / CARD_FILE
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    needed = model_dir / (WEIGHTS_FILE if args.music else KERAS_FILE)
+    if not needed.is_file():
+        raise ModelError(f"{needed}: no such file (is {model_dir} a model folder?)")
     sources = args.data or card.get("config", {}).get("data")
     if not sources:
         raise SystemExit("improv: error: the model's card names no data; give --data")
@@ -124,8 +165,17 @@ def _cmd_evaluate(args) -> int:
     if not chosen:
         raise SystemExit(f"improv: error: no files in the {args.split} split of "
                          f"{', '.join(sources)}")
+    if args.max_files:
+        chosen = chosen[:args.max_files]
     corpus = load_corpus(chosen, progress=not args.quiet)
-    model = _load_keras(model_dir / MODEL_FILE)
+    if args.music:  # the NumPy engine plays: no TensorFlow
+        return _cmd_evaluate_music(args, model_dir, corpus)
+    _quiet_tensorflow()
+    from training.evaluate import evaluate_model, frequency_reference
+    from training.export import write_card
+    from training.pipeline import evaluation_card
+
+    model = _load_keras(model_dir / KERAS_FILE)
     cfg = card.get("config", {})
     arch = cfg.get("arch") or ("streaming" if model.input_shape[1] is None else "tutorial")
     seq_length = cfg.get("seq_length") or model.input_shape[1]

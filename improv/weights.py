@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 
 WEIGHTS_FILE = "weights.npz"
+#: The other files of a model folder (written by training.export).
+KERAS_FILE = "model.keras"
+CARD_FILE = "card.json"
 FORMAT_VERSION = 1
 ARRAYS = (
     "lstm_kernel", "lstm_recurrent_kernel", "lstm_bias",

@@ -20,13 +20,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from improv.weights import FORMAT_VERSION, WEIGHTS_FILE
+from improv.weights import CARD_FILE, FORMAT_VERSION, KERAS_FILE, WEIGHTS_FILE
 from training.config import TrainConfig
 from training.corpus import Corpus, SPLITS, TEST_PERCENT, VALIDATION_PERCENT
 from training.model import N_FEATURES
 
-MODEL_FILE = "model.keras"
-CARD_FILE = "card.json"
 
 
 def weights_to_arrays(model: keras.Model, config: TrainConfig) -> dict[str, np.ndarray]:
@@ -77,7 +75,7 @@ def export_model(model: keras.Model, config: TrainConfig, out_dir: str | Path,
     """Write the model folder ``out_dir`` and return it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / MODEL_FILE)
+    model.save(out / KERAS_FILE)
     tmp = out / "weights.tmp.npz"
     np.savez(tmp, **weights_to_arrays(model, config))
     tmp.replace(out / WEIGHTS_FILE)

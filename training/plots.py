@@ -71,6 +71,26 @@ def plot_history(history: dict[str, list[float]], path: str | Path, title: str =
     return _save(fig, path)
 
 
+def plot_music(generated: np.ndarray, real: np.ndarray, path: str | Path,
+               title: str = "") -> Path:
+    """Histograms of real and generated notes side by side, one panel per feature."""
+    from training.music import BINS, features, histogram
+
+    plt = _pyplot()
+    fg, fr = features(generated), features(real)
+    fig, axes = plt.subplots(1, len(BINS), figsize=(4 * len(BINS), 3.5))
+    for ax, (name, bins) in zip(axes, BINS.items()):
+        x = np.arange(len(bins) - 1)
+        ax.bar(x - 0.2, histogram(fr[name], bins), width=0.4, label="real")
+        ax.bar(x + 0.2, histogram(fg[name], bins), width=0.4, label="generated")
+        ax.set_title(name)
+        ax.set_xticks([])
+    axes[0].legend()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

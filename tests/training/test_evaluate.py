@@ -72,3 +72,27 @@ def test_evaluate_writes_json(tiny_model, tiny_data, tmp_path, capsys):
     assert result["targets"] == 24 * (200 - MIN_CONTEXT)
     assert 0 <= result["pitch_top1"] <= result["pitch_top5"] <= 1
     assert "pitch CE" in capsys.readouterr().out
+
+
+def test_evaluate_music_without_tensorflow(tiny_model, tiny_data, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "music.json"
+    code = ("import sys; from improv.cli import main; rc = main(sys.argv[1:]); "
+            "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "evaluate", str(tiny_model), "--music",
+                           "--data", str(tiny_data), "--split", "all", "--max-files", "4",
+                           "--temperatures", "0", "1.5", "--seed-notes", "30",
+                           "--generate-notes", "60", "--json", str(out), "--quiet"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["pieces"] == 4 and set(result["temperatures"]) == {"0.0", "1.5"}
+    greedy = result["temperatures"]["0.0"]
+    assert 0 <= greedy["compare"]["pitch"]["overlap"] <= 1
+    assert len(greedy["pieces"]) == 4
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "temperature" in proc.stdout

@@ -1,0 +1,174 @@
+"""What a model plays, measured against real music (no TensorFlow needed).
+
+Notes are ``(n, 4)`` arrays of pitch, step, duration, velocity (steps and
+durations in seconds), as :mod:`training.corpus` and :mod:`improv.generate`
+make them. Distributions of generated and real notes are compared with the
+overlap area and the KL divergence of their histograms, after Yang & Lerch
+(2018), "On the evaluation of generative models in music" (they use kernel
+density estimates; fixed-bin histograms are enough for these features).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Histogram bins per feature: the features compared between generated and real notes.
+BINS = {
+    "pitch_class": np.arange(13) - 0.5,
+    "pitch": np.arange(21, 110) - 0.5,
+    "interval": np.arange(-24, 26) - 0.5,
+    "step": np.array([0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 2.0, np.inf]),
+    "duration": np.array([0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 2.0, 4.0, np.inf]),
+    "polyphony": np.arange(0, 12) - 0.5,
+    "velocity": np.arange(0, 129, 8),
+}
+#: A step this long or longer counts as a silence gap.
+GAP_SECONDS = 2.0
+
+
+def polyphony(notes: np.ndarray) -> np.ndarray:
+    """Return, at each note's onset, how many notes sound (itself included)."""
+    starts = np.cumsum(notes[:, 1])
+    ends = starts + notes[:, 2]
+    return np.array([int(np.sum((starts <= s) & (ends > s))) for s in starts])
+
+
+def features(notes: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the per-note values each histogram is made of."""
+    pitch = notes[:, 0].astype(int)
+    return {
+        "pitch_class": pitch % 12,
+        "pitch": np.clip(pitch, 21, 108),
+        "interval": np.clip(np.diff(pitch), -24, 24),
+        "step": notes[1:, 1],
+        "duration": notes[:, 2],
+        "polyphony": np.clip(polyphony(notes), 0, 11),
+        "velocity": notes[:, 3],
+    }
+
+
+def histogram(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Return a normalised histogram (all zeros if there are no values)."""
+    counts, _ = np.histogram(values, bins=bins)
+    total = counts.sum()
+    return counts / total if total else counts.astype(float)
+
+
+def overlap(p: np.ndarray, q: np.ndarray) -> float:
+    """Return the overlapping area of two normalised histograms (1: identical, 0: disjoint)."""
+    return float(np.minimum(p, q).sum())
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-6) -> float:
+    """Return KL(p || q) in nats, with ``eps`` added to every bin so it stays finite."""
+    p = (p + eps) / (p + eps).sum()
+    q = (q + eps) / (q + eps).sum()
+    return float(np.sum(p * np.log(p / q)))
+
+
+def failure_signatures(notes: np.ndarray) -> dict[str, float]:
+    """Measure the ways small LSTMs go wrong: repeats, runs, collapsed timing, gaps."""
+    pitch = notes[:, 0].astype(int)
+    repeats = pitch[1:] == pitch[:-1]
+    run, longest = 1, 1
+    for same in repeats:
+        run = run + 1 if same else 1
+        longest = max(longest, run)
+
+    def collapsed(values: np.ndarray) -> float:
+        # share of the most common value (to the millisecond): 1.0 means every value is the same
+        if len(values) == 0:
+            return 0.0
+        _, counts = np.unique(np.round(values, 3), return_counts=True)
+        return float(counts.max() / len(values))
+
+    return {
+        "repeat_rate": float(repeats.mean()) if len(repeats) else 0.0,
+        "longest_run": int(longest),
+        "distinct_pitches": int(len(np.unique(pitch))),
+        "step_collapse": collapsed(notes[1:, 1]),
+        "duration_collapse": collapsed(notes[:, 2]),
+        "gap_rate": float(np.mean(notes[1:, 1] >= GAP_SECONDS)) if len(notes) > 1 else 0.0,
+        "step_mean": float(notes[1:, 1].mean()) if len(notes) > 1 else 0.0,
+        "step_std": float(notes[1:, 1].std()) if len(notes) > 1 else 0.0,
+    }
+
+
+def call_response_fit(call: np.ndarray, response: np.ndarray) -> dict[str, float]:
+    """How well a response stays with its call: key, register and density.
+
+    - ``key_overlap``: overlap of the two pitch-class histograms (1: same notes of the scale);
+    - ``register_shift``: semitones between the median pitches (0: same register);
+    - ``density_ratio``: the response's notes per second over the call's (1: as dense).
+    """
+    pc_call = histogram(call[:, 0].astype(int) % 12, BINS["pitch_class"])
+    pc_resp = histogram(response[:, 0].astype(int) % 12, BINS["pitch_class"])
+
+    def density(notes: np.ndarray) -> float:
+        span = notes[1:, 1].sum() + notes[-1, 2]
+        return len(notes) / span if span > 0 else float("inf")
+
+    return {
+        "key_overlap": overlap(pc_call, pc_resp),
+        "register_shift": float(np.median(response[:, 0]) - np.median(call[:, 0])),
+        "density_ratio": density(response) / density(call),
+    }
+
+
+def compare(generated: np.ndarray, real: np.ndarray) -> dict[str, dict[str, float]]:
+    """Overlap area and KL(real || generated) for every feature's histogram."""
+    fg, fr = features(generated), features(real)
+    out = {}
+    for name, bins in BINS.items():
+        p, q = histogram(fr[name], bins), histogram(fg[name], bins)
+        out[name] = {"overlap": overlap(p, q), "kl": kl_divergence(p, q)}
+    return out
+
+
+def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures=(1.0,),
+                   seed_notes: int = 50, generate_notes: int = 200,
+                   random_seed: int = 0) -> tuple[dict, dict]:
+    """Continue the first ``seed_notes`` of each file and compare with what really follows.
+
+    Returns the results and, per temperature, all generated and all real notes (for
+    plots). The results hold, per temperature, the metrics over all pieces together (histograms of all
+    generated against all real continuations; failure signatures and call-response fit
+    averaged over pieces), the same per piece, and the real continuations' own failure
+    signatures for reference.
+    """
+    from improv.engine import NoteModel
+    from improv.generate import generate
+    from improv.sampling import Sampler, SamplingConfig
+
+    model = NoteModel.load(model_dir)
+    pieces = [(f, n) for f, n in zip(files, notes) if len(n) >= seed_notes + 20]
+    if not pieces:
+        raise ValueError(f"no file has the {seed_notes + 20} notes a seed and a continuation need")
+    result = {"seed_notes": seed_notes, "generate_notes": generate_notes, "pieces": len(pieces),
+              "temperatures": {}}
+    reals = [n[seed_notes:seed_notes + generate_notes] for _, n in pieces]
+    result["real"] = _mean([failure_signatures(r) for r in reals])
+    all_notes = {}
+    for temperature in temperatures:
+        sampler = Sampler(SamplingConfig(temperature=temperature), seed=random_seed)
+        per_piece, generated = {}, []
+        for (f, n), real in zip(pieces, reals):
+            seed = n[:seed_notes]
+            new = generate(model, sampler, seed[:, :3], len(real))
+            gen = np.concatenate([new, np.full((len(new), 1), np.median(seed[:, 3]))], axis=1)
+            generated.append(gen)
+            per_piece[str(f.path)] = {
+                "compare": compare(gen, real), "signatures": failure_signatures(gen),
+                "call_response": call_response_fit(seed, gen[:seed_notes])}
+        result["temperatures"][str(temperature)] = {
+            "compare": compare(np.concatenate(generated), np.concatenate(reals)),
+            "signatures": _mean([p["signatures"] for p in per_piece.values()]),
+            "call_response": _mean([p["call_response"] for p in per_piece.values()]),
+            "pieces": per_piece,
+        }
+        all_notes[temperature] = (np.concatenate(generated), np.concatenate(reals))
+    return result, all_notes
+
+
+def _mean(dicts: list[dict]) -> dict:
+    return {k: float(np.mean([d[k] for d in dicts])) for k in dicts[0]}

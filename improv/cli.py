@@ -278,8 +278,8 @@ def _cmd_export(args) -> int:
 
 
 def _add_sampling(p) -> None:
-    p.add_argument("--temperature", type=float, default=1.0,
-                   help="pitch sampling temperature; 0 always takes the likeliest (default 1.0)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="pitch sampling temperature; 0 always takes the likeliest (default 0.8)")
     p.add_argument("--top-k", type=int, default=0, help="draw among the k likeliest pitches")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1)")
     p.add_argument("--max-step", type=float, default=2.0, help="longest gap between onsets (s)")
@@ -313,7 +313,7 @@ def _cmd_generate(args) -> int:
     import numpy as np
 
     from improv.engine import NoteModel
-    from improv.generate import generate, seed_notes, to_absolute
+    from improv.generate import generate, restrike, seed_notes, to_absolute
     from improv.midifile import write_midi
 
     if args.notes < 1:
@@ -337,6 +337,7 @@ def _cmd_generate(args) -> int:
     else:
         pitch = new[:, 0]
         start, end = start - start[0], end - start[0]
+    end = restrike(pitch, start, end)
     write_midi(args.output, pitch, start, end, velocity)
     print(f"wrote {args.output} ({len(pitch)} notes, {end.max():.1f} s)")
     if args.wav:

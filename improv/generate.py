@@ -47,3 +47,19 @@ def to_absolute(notes: np.ndarray, start: float = 0.0) -> tuple[np.ndarray, np.n
     """Return the start and end times of (pitch, step, duration) rows."""
     starts = start + np.cumsum(notes[:, 1])
     return starts, starts + notes[:, 2]
+
+
+def restrike(pitch: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Return ends where a note struck again before it ended stops at the new strike.
+
+    A piano (and the live scheduler) can sound a key once at a time; without this, a
+    MIDI file would hold overlapping notes of one pitch that players read differently.
+    """
+    end = end.copy()
+    last: dict[int, int] = {}
+    for i in np.argsort(start, kind="stable"):
+        j = last.get(int(pitch[i]))
+        if j is not None and end[j] > start[i]:
+            end[j] = start[i]
+        last[int(pitch[i])] = i
+    return end

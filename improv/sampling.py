@@ -31,7 +31,8 @@ class SamplingConfig:
         Lowest and highest pitch that may be played (default: the piano's 21-108).
     """
 
-    temperature: float = 1.0
+    #: 0.8 was closest to real continuations on the validation split (models/README.md).
+    temperature: float = 0.8
     top_k: int = 0
     top_p: float = 1.0
     min_step: float = 0.0

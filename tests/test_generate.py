@@ -88,3 +88,12 @@ def test_bench_engine_writes_its_table(tmp_path, capsys):
     assert len(result["rows"]) == 2 and all(r["n"] == 50 for r in result["rows"].values())
     assert result["generate_startup"]["imports_tensorflow"] is False
     assert "p99 ms" in capsys.readouterr().out
+
+
+def test_restrike_ends_a_note_struck_again():
+    from improv.generate import restrike
+
+    pitch = np.array([60, 64, 60])
+    start = np.array([0.0, 0.1, 0.5])
+    end = np.array([2.0, 0.3, 1.0])
+    np.testing.assert_allclose(restrike(pitch, start, end), [0.5, 0.3, 1.0])

@@ -31,11 +31,11 @@ def test_high_temperature_spreads():
 
 
 def test_top_k_and_top_p():
-    s = Sampler(SamplingConfig(top_k=3), seed=0)
+    s = Sampler(SamplingConfig(top_k=3, temperature=1.0), seed=0)
     assert {s.sample(_pred())[0] for _ in range(200)} <= {106, 107, 108}
     logits = np.full(128, -50.0)
     logits[[60, 64, 67]] = [np.log(0.6), np.log(0.3), np.log(0.1)]
-    p = Sampler(SamplingConfig(top_p=0.8), seed=0).pitch_probabilities(logits)
+    p = Sampler(SamplingConfig(top_p=0.8, temperature=1.0), seed=0).pitch_probabilities(logits)
     assert set(np.flatnonzero(p)) == {60, 64}
     np.testing.assert_allclose(p[[60, 64]], [2 / 3, 1 / 3], rtol=1e-6)
 

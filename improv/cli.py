@@ -144,6 +144,17 @@ def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
     middle = sorted(notes)[len(notes) // 2]
     plots.plot_music(*notes[middle], png, title=f"{model_dir.name}, temperature {middle}")
     print(f"wrote {out} and {png}")
+    if args.update_card:
+        from training.card import read_card, write_card
+        from training.music import summary
+
+        card = read_card(model_dir)
+        card["music"] = {"split": args.split, "pieces": result["pieces"],
+                         "seed_notes": args.seed_notes, "generate_notes": args.generate_notes,
+                         "real": result["real"],
+                         "summary": {t: summary(r) for t, r in result["temperatures"].items()}}
+        write_card(model_dir, card)
+        print(f"updated {model_dir / 'card.json'}")
     return 0
 
 
@@ -172,7 +183,7 @@ def _cmd_evaluate(args) -> int:
         return _cmd_evaluate_music(args, model_dir, corpus)
     _quiet_tensorflow()
     from training.evaluate import evaluate_model, frequency_reference
-    from training.export import write_card
+    from training.card import write_card
     from training.pipeline import evaluation_card
 
     model = _load_keras(model_dir / KERAS_FILE)
@@ -222,9 +233,10 @@ def _print_metrics(rows: dict[str, dict]) -> None:
 def _add_plot(sub) -> None:
     p = sub.add_parser("plot", help="draw a piano roll, note distributions or a history",
                        description="Write a PNG plot.")
-    p.add_argument("kind", choices=("roll", "distributions", "history"))
-    p.add_argument("input", type=Path,
-                   help="a MIDI file (roll, distributions) or a model folder (history)")
+    p.add_argument("kind", choices=("roll", "distributions", "history", "music"))
+    p.add_argument("input", type=Path, nargs="+",
+                   help="a MIDI file (roll, distributions), a model folder (history), or "
+                   "model folders whose cards hold `evaluate --music` results (music)")
     p.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
     p.add_argument("--count", type=int, help="piano roll: first N notes only")
 
@@ -232,19 +244,31 @@ def _add_plot(sub) -> None:
 def _cmd_plot(args) -> int:
     from training import plots
 
-    if args.kind == "history":
-        path = args.input / "history.json" if args.input.is_dir() else args.input
+    first = args.input[0]
+    if args.kind == "music":
+        from training.card import read_card
+
+        rows = {}
+        for folder in args.input:
+            music = read_card(folder).get("music")
+            if not music:
+                raise ValueError(f"{folder}: its card has no music results; run "
+                                 f"improv evaluate {folder} --music --update-card")
+            rows.update({f"{folder.name}, T={t}": r for t, r in music["summary"].items()})
+        plots.plot_music_comparison(rows, args.output)
+    elif args.kind == "history":
+        path = first / "history.json" if first.is_dir() else first
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file (a model folder has history.json)")
-        plots.plot_history(json.loads(path.read_text()), args.output, title=args.input.name)
+        plots.plot_history(json.loads(path.read_text()), args.output, title=first.name)
     else:
         from training.notes import midi_to_notes
 
-        notes = midi_to_notes(args.input)
+        notes = midi_to_notes(first)
         if args.kind == "roll":
             plots.plot_piano_roll(notes, args.output, count=args.count)
         else:
-            plots.plot_distributions(notes, args.output, title=args.input.name)
+            plots.plot_distributions(notes, args.output, title=first.name)
     print(f"wrote {args.output}")
     return 0
 

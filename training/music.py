@@ -131,9 +131,9 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     """Continue the first ``seed_notes`` of each file and compare with what really follows.
 
     Returns the results and, per temperature, all generated and all real notes (for
-    plots). The results hold, per temperature, the metrics over all pieces together (histograms of all
-    generated against all real continuations; failure signatures and call-response fit
-    averaged over pieces), the same per piece, and the real continuations' own failure
+    plots). The results hold, per temperature, the metrics over all pieces together
+    (histograms of all generated against all real continuations; failure signatures and
+    call-response fit averaged over pieces), the same per piece, and the real continuations' own failure
     signatures for reference.
     """
     from improv.engine import NoteModel
@@ -172,3 +172,21 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
 
 def _mean(dicts: list[dict]) -> dict:
     return {k: float(np.mean([d[k] for d in dicts])) for k in dicts[0]}
+
+
+#: The columns a summary row (and the model card's table) holds.
+SUMMARY = ("pitch_overlap", "pitch_class_overlap", "interval_overlap", "step_overlap",
+           "duration_overlap", "pitch_kl", "repeat_rate", "longest_run", "distinct_pitches",
+           "step_std", "key_overlap")
+
+
+def summary(per_temperature: dict) -> dict:
+    """Return one row of headline numbers from a temperature's results."""
+    c, sig, fit = (per_temperature["compare"], per_temperature["signatures"],
+                   per_temperature["call_response"])
+    return {"pitch_overlap": c["pitch"]["overlap"], "pitch_class_overlap":
+            c["pitch_class"]["overlap"], "interval_overlap": c["interval"]["overlap"],
+            "step_overlap": c["step"]["overlap"], "duration_overlap": c["duration"]["overlap"],
+            "pitch_kl": c["pitch"]["kl"], "repeat_rate": sig["repeat_rate"],
+            "longest_run": sig["longest_run"], "distinct_pitches": sig["distinct_pitches"],
+            "step_std": sig["step_std"], "key_overlap": fit["key_overlap"]}

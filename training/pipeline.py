@@ -12,7 +12,8 @@ import numpy as np
 from training.config import TrainConfig
 from training.corpus import Corpus
 from training.evaluate import MIN_CONTEXT, evaluate_model, frequency_reference
-from training.export import data_card, export_model, read_card, write_card
+from training.card import read_card, write_card
+from training.export import data_card, export_model
 from training.train import TrainResult, train
 
 

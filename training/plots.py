@@ -91,6 +91,29 @@ def plot_music(generated: np.ndarray, real: np.ndarray, path: str | Path,
     return _save(fig, path)
 
 
+def plot_music_comparison(rows: dict[str, dict], path: str | Path) -> Path:
+    """Bars of how close each model's music is to the real continuations (1 = the same).
+
+    ``rows`` maps a label to a summary row of :func:`training.music.summary`.
+    """
+    plt = _pyplot()
+    metrics = {"pitch": "pitch_overlap", "pitch class": "pitch_class_overlap",
+               "interval": "interval_overlap", "step": "step_overlap",
+               "duration": "duration_overlap", "key fit": "key_overlap"}
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.8 / max(len(rows), 1)
+    x = np.arange(len(metrics))
+    for i, (label, row) in enumerate(rows.items()):
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width, [row[k] for k in metrics.values()],
+               width=width, label=label)
+    ax.set_xticks(x, list(metrics))
+    ax.set_ylabel("overlap with real music (1 = same)")
+    ax.set_ylim(0, 1)
+    ax.set_title("Generated vs real continuations of held-out pieces")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -96,3 +96,14 @@ def test_evaluate_music_without_tensorflow(tiny_model, tiny_data, tmp_path):
     assert len(greedy["pieces"]) == 4
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert "temperature" in proc.stdout
+
+
+def test_evaluate_music_on_the_shipped_model(tmp_path):
+    """The shipped model on a small subset of the real test split."""
+    out = tmp_path / "music.json"
+    assert main(["evaluate", "--music", "--max-files", "2", "--temperatures", "0.8",
+                 "--generate-notes", "60", "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    row = result["temperatures"]["0.8"]
+    assert result["pieces"] == 2 and row["compare"]["pitch"]["overlap"] > 0.2
+    assert 0 <= row["signatures"]["repeat_rate"] < 0.5

@@ -1,0 +1,124 @@
+"""Model cards: ``card.json`` and its Markdown rendering ``README.md`` (no TensorFlow).
+
+A card holds the config, the data and its licenses, the split, the training time,
+the held-out metrics (``metrics``) and what the model plays (``music``). The
+Markdown puts the sibling ``tutorial*`` baselines' numbers beside this model's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from improv.weights import CARD_FILE
+
+
+def read_card(model_dir: str | Path) -> dict:
+    """Return a model folder's card (``{}`` if it has none)."""
+    path = Path(model_dir) / CARD_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_card(model_dir: str | Path, card: dict) -> None:
+    """Write ``card.json`` and its Markdown rendering ``README.md``."""
+    model_dir = Path(model_dir)
+    (model_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    (model_dir / "README.md").write_text(render_card(card, model_dir))
+
+
+def _metrics_row(name: str, m: dict) -> str:
+    return (f"| {name} | {m['pitch_ce']:.3f} | {100 * m['pitch_top1']:.1f}% | "
+            f"{100 * m['pitch_top5']:.1f}% | {m['step_mae']:.3f} | {m['duration_mae']:.3f} | "
+            f"{m['targets']:,} |")
+
+
+def _music_table(card: dict, model_dir: Path | None) -> list[str]:
+    music = card.get("music")
+    if not music:
+        return []
+    rows = [(f"**{card.get('name')}**", t, r) for t, r in music["summary"].items()]
+    if model_dir is not None:
+        for sib in sorted(Path(model_dir).parent.glob("*tutorial*")):
+            other = read_card(sib).get("music")
+            if other and sib.resolve() != Path(model_dir).resolve():
+                rows += [(sib.name, t, r) for t, r in other["summary"].items()]
+    real = music["real"]
+    lines = ["", "## What it plays", "",
+             f"`improv evaluate --music` on the {music.get('split', 'test')} split: each of "
+             f"{music['pieces']} pieces is seeded with its first {music['seed_notes']} notes; "
+             f"{music['generate_notes']} generated notes are compared with the real "
+             "continuation (histogram overlap, 1 = same; KL in nats, 0 = same).", "",
+             "| model | temperature | pitch overlap | pitch-class overlap | interval overlap | "
+             "step overlap | duration overlap | pitch KL | repeats | longest run | "
+             "distinct pitches | step std (s) | key fit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, t, r in rows:
+        lines.append(f"| {name} | {t} | {r['pitch_overlap']:.3f} | {r['pitch_class_overlap']:.3f}"
+                     f" | {r['interval_overlap']:.3f} | {r['step_overlap']:.3f} | "
+                     f"{r['duration_overlap']:.3f} | {r['pitch_kl']:.3f} | "
+                     f"{r['repeat_rate']:.3f} | {r['longest_run']:.1f} | "
+                     f"{r['distinct_pitches']:.1f} | {r['step_std']:.3f} | "
+                     f"{r['key_overlap']:.3f} |")
+    lines.append(f"| real continuation | | | | | | | | {real['repeat_rate']:.3f} | "
+                 f"{real['longest_run']:.1f} | {real['distinct_pitches']:.1f} | "
+                 f"{real['step_std']:.3f} | |")
+    return lines
+
+
+def render_card(card: dict, model_dir: Path | None = None) -> str:
+    """Render a card as Markdown, with the sibling ``tutorial*`` baselines' metrics."""
+    cfg = card.get("config", {})
+    lines = [f"# Model card: {card.get('name', '?')}", ""]
+    if card.get("description"):
+        lines += [card["description"], ""]
+    lines += [
+        f"- Architecture: `{card.get('arch')}` (LSTM({cfg.get('units')}), "
+        f"sequence length {cfg.get('seq_length')}, {card.get('parameters', '?'):,} parameters)",
+        f"- Loss weights: pitch {cfg.get('pitch_weight')}, step {cfg.get('step_weight')}, "
+        f"duration {cfg.get('duration_weight')}; Adam({cfg.get('learning_rate')}), "
+        f"batch {cfg.get('batch_size')}, transpose ±{cfg.get('transpose')}",
+    ]
+    tr = card.get("training", {})
+    if tr:
+        lines.append(
+            f"- Training: {tr.get('epochs_run')} epochs in {tr.get('seconds', 0) / 60:.1f} min "
+            f"on {tr.get('machine', 'CPU')}; {tr.get('examples_per_second', 0):,.0f} examples/s "
+            f"({tr.get('targets_per_second', 0):,.0f} target notes/s); "
+            f"stopped by {tr.get('stopped_by', '?')}")
+    data = card.get("data", {})
+    if data:
+        lines += ["", "## Data", "", "| source | license | train files | train notes | "
+                  "validation files | test files |", "|---|---|---|---|---|---|"]
+        for s in data.get("sources", []):
+            lines.append(f"| {s['name']} | {s['license']} | {s['train']['files']} | "
+                         f"{s['train']['notes']:,} | {s['validation']['files']} | "
+                         f"{s['test']['files']} |")
+        lines += ["", f"Split: {data.get('split_rule')}. Training files used: "
+                  f"{data.get('train_files_used')}. Unreadable files skipped: "
+                  f"{data.get('totals', {}).get('skipped', 0)}."]
+    rows = []
+    if card.get("metrics"):
+        rows.append(_metrics_row(f"**{card.get('name')}** (this model)", card["metrics"]))
+    if model_dir is not None:
+        for sib in sorted(Path(model_dir).parent.glob("*tutorial*")):
+            m = read_card(sib).get("metrics")
+            if m and sib.resolve() != Path(model_dir).resolve():
+                rows.append(_metrics_row(sib.name, m))
+    ref = card.get("reference", {})
+    if ref:
+        rows.append(f"| training-set pitch frequencies | {ref['pitch_ce']:.3f} | "
+                    f"{100 * ref['pitch_top1']:.1f}% | {100 * ref['pitch_top5']:.1f}% | "
+                    f"{ref['step_mae']:.3f} (median) | {ref['duration_mae']:.3f} (median) | |")
+    if rows:
+        ev = card.get("evaluation", {})
+        lines += ["", "## Held-out metrics", "",
+                  f"Measured by `improv evaluate` on the {ev.get('split', 'test')} split "
+                  f"({ev.get('files', '?')} files of {', '.join(ev.get('sources', []))}): every "
+                  f"note with at least {ev.get('min_context', 25)} notes before it in its file.",
+                  "", "| model | pitch CE (nats) | top-1 | top-5 | step MAE (s) | "
+                  "duration MAE (s) | targets |", "|---|---|---|---|---|---|---|", *rows]
+    lines += _music_table(card, model_dir)
+    plots = sorted(p.name for p in Path(model_dir).glob("*.png")) if model_dir else []
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"

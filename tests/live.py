@@ -17,6 +17,16 @@ REPO = Path(__file__).resolve().parent.parent
 JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 
 
+def wait_for_line(lines: list[str], text: str, timeout: float) -> bool:
+    """Wait until a line containing ``text`` has been read (another thread appends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(text in line for line in lines):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 class JackServer:
     """``jackd -d dummy`` under its own server name, so tests never touch another JACK."""
 
@@ -70,12 +80,7 @@ class Daemon:
                 self._ready.set()
 
     def wait_for(self, text: str, timeout: float = 10) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in self.lines):
-                return True
-            time.sleep(0.02)
-        return False
+        return wait_for_line(self.lines, text, timeout)
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int:
         if self.proc.poll() is None:
@@ -167,12 +172,7 @@ class Peer:
             self.lines.append(line.strip())
 
     def wait_for(self, text: str, timeout: float = 10) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in self.lines):
-                return True
-            time.sleep(0.02)
-        return False
+        return wait_for_line(self.lines, text, timeout)
 
     def play(self, pitch: int) -> None:
         self.proc.stdin.write(f"{pitch}\n")

@@ -57,17 +57,21 @@ def test_streaming_step_is_incremental_and_reset_forgets(real_midi):
     assert engine.notes_fed == 30
 
 
-def test_first_call_is_warm(real_midi):
-    """Warm-up at load: the first feed costs about what later ones do."""
+def test_first_call_is_warm():
+    """Warm-up at load: the first feed costs about what later ones do. (Measured without
+    the warm-up, a fresh model's first feed costs 2.5-5.6 times a later one's.)"""
     import time
 
-    engine = NoteModel.load(MODELS / "default")
-    t0 = time.perf_counter()
-    engine.feed(60, 0.1, 0.2)
-    first = time.perf_counter() - t0
-    later = []
-    for _ in range(50):
+    ratios = []
+    for _ in range(7):
+        engine = NoteModel.load(MODELS / "default")
         t0 = time.perf_counter()
-        engine.feed(62, 0.1, 0.2)
-        later.append(time.perf_counter() - t0)
-    assert first < 20 * np.median(later) + 1e-3
+        engine.feed(60, 0.1, 0.2)
+        first = time.perf_counter() - t0
+        later = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            engine.feed(62, 0.1, 0.2)
+            later.append(time.perf_counter() - t0)
+        ratios.append(first / np.median(later))
+    assert np.median(ratios) < 2.0, ratios

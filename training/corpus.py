@@ -198,7 +198,9 @@ def load_corpus(files: list[MidiFile], workers: int | None = None,
     bar = dict(total=len(paths), desc="Reading MIDI", unit="file", disable=not progress,
                file=sys.stderr)
     if workers > 1 and len(paths) > 8:
-        ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+        # spawn, not fork: forking a process that runs other threads (TensorFlow's, a MIDI
+        # client's) can leave a child stuck on a lock that was held at the fork
+        ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(workers) as pool:
             results = list(tqdm(pool.imap(_load_one, paths, chunksize=4), **bar))
     else:

@@ -55,6 +55,7 @@ class NoteModel:
             [w["pitch_kernel"], w["step_kernel"], w["duration_kernel"]], axis=1))
         self._head_bias = np.concatenate([w["pitch_bias"], w["step_bias"], w["duration_bias"]])
         self._z = np.empty(4 * u, np.float32)
+        self._zh = np.empty(4 * u, np.float32)
         self._gates = np.empty(4 * u, np.float32)
         self._tmp = np.empty(u, np.float32)
         self._x = np.empty(weights.n_features, np.float32)
@@ -86,7 +87,8 @@ class NoteModel:
         z, g = self._z, self._gates
         np.dot(x, self._kernel, out=z)
         z += self._bias
-        z += h @ self._recurrent
+        np.dot(h, self._recurrent, out=self._zh)  # preallocated: no garbage per note
+        z += self._zh
         _sigmoid(z[:2 * u], g[:2 * u])
         np.tanh(z[2 * u:3 * u], out=g[2 * u:3 * u])
         _sigmoid(z[3 * u:], g[3 * u:])

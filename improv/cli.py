@@ -539,20 +539,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``improv`` command; return its exit status."""
     args = build_parser().parse_args(argv)
-    from improv.config import ConfigError
-    from improv.midifile import MidiReadError
     from improv.ports import PortError
-    from improv.soundfont import SoundfontError
     from improv.synth import SynthError
-    from improv.weights import ModelError
-    from training.corpus import DataError
 
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as exc:  # TrainingInterrupted says where it saved
         print(f"improv: {exc or 'interrupted'}", file=sys.stderr)
         return 130
-    except (DataError, ModelError, MidiReadError, SoundfontError, SynthError, PortError,
-            ConfigError, FileNotFoundError, ValueError) as exc:
+    # Bad data, models, MIDI files and configs raise ValueError subclasses; a missing
+    # soundfont is a FileNotFoundError: no need to import training/ on the live path.
+    except (ValueError, FileNotFoundError, SynthError, PortError) as exc:
         print(f"improv: error: {exc}", file=sys.stderr)
         return 1

@@ -71,9 +71,8 @@ def open_port_output(options: RunOptions, backend) -> list:
         return []
     if options.output:
         return [PortOutput(open_output(backend, options.output), wanted=options.output)]
-    else:  # no output named: a virtual one (on JACK, ALSA, CoreMIDI a DAW can connect)
-        port = open_output(backend, f"{options.virtual or 'improv'} out", virtual=True)
-    return [PortOutput(port)]
+    # no output named: a virtual one (on JACK, ALSA, CoreMIDI a DAW can connect)
+    return [PortOutput(open_output(backend, f"{options.virtual or 'improv'} out", virtual=True))]
 
 
 class PortWatch:

@@ -18,6 +18,7 @@ Modes:
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 
 import mido
@@ -77,7 +78,8 @@ class Improviser:
         self.window = NoteWindow(size=max(model.seq_length, 256))
         self.prediction = None
         self.call: list[float] = []  # onsets of the current call
-        self.velocities: list[int] = []
+        self.velocities: deque[int] = deque(maxlen=64)
+        self._threshold: float | None = None  # silence that ends the call; None: recompute
         self.last_input = -np.inf
         self.answers = 0
         self.notes_in = 0
@@ -109,7 +111,8 @@ class Improviser:
         self.call.append(t)
         if len(self.call) > 4 * self.settings.max_answer_notes:  # a call with no end in sight
             del self.call[:-self.settings.max_answer_notes]
-        self.velocities = (self.velocities + [msg.velocity])[-64:]
+        self.velocities.append(msg.velocity)
+        self._threshold = None
         if self.settings.mode == "call-response" and self.settings.barge_in:
             if self.scheduler.busy:
                 self.scheduler.cancel()
@@ -159,10 +162,12 @@ class Improviser:
         """Seconds of silence that end the current call."""
         if self.settings.silence > 0:
             return self.settings.silence
-        gaps = np.diff(self.call)
-        gaps = gaps[gaps > 0.03]  # chord tones are not gaps
-        typical = float(np.median(gaps)) if len(gaps) else 0.5
-        return float(np.clip(3 * typical, 0.6, 3.0))
+        if self._threshold is None:  # once per note, not on every 2 ms tick
+            gaps = np.diff(self.call)
+            gaps = gaps[gaps > 0.03]  # chord tones are not gaps
+            typical = float(np.median(gaps)) if len(gaps) else 0.5
+            self._threshold = float(np.clip(3 * typical, 0.6, 3.0))
+        return self._threshold
 
     def _velocity(self) -> int:
         if self.settings.velocity:

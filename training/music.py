@@ -133,8 +133,8 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     Returns the results and, per temperature, all generated and all real notes (for
     plots). The results hold, per temperature, the metrics over all pieces together
     (histograms of all generated against all real continuations; failure signatures and
-    call-response fit averaged over pieces), the same per piece, and the real continuations' own failure
-    signatures for reference.
+    call-response fit averaged over pieces), the same per piece, and the real
+    continuations' own failure signatures for reference.
     """
     from improv.engine import NoteModel
     from improv.generate import generate

@@ -2,6 +2,8 @@
 ``improv in`` and a listener records ``improv out``."""
 
 import signal
+import subprocess
+import sys
 import time
 import wave
 
@@ -9,7 +11,7 @@ import mido
 import numpy as np
 import pytest
 
-from tests.live import Daemon, Listener, connect_output, play
+from tests.live import REPO, Daemon, Listener, connect_output, play
 
 
 @pytest.fixture
@@ -181,3 +183,28 @@ def test_no_audio_device_is_a_clear_error(jack):
                          timeout=60)
     assert out.returncode == 1
     assert "no audio device" in out.stderr.strip().splitlines()[-1]
+
+
+INBOX_UNDER_SIGNALS = """
+import os, queue, signal, threading, time
+from improv.daemon import make_inbox
+signal.signal(signal.SIGUSR1, lambda *_: None)
+def pester():
+    while True:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.0003)
+threading.Thread(target=pester, daemon=True).start()
+inbox, end = make_inbox(), time.monotonic() + 3
+while time.monotonic() < end:
+    try:
+        inbox.get(timeout=0.002)  # the main loop's wait
+    except queue.Empty:
+        pass
+"""
+
+
+def test_the_inbox_wait_survives_signals():
+    # SIGTERM lands while the main loop waits on its inbox; a wait that never
+    # returned hung `improv run` on stop (queue.SimpleQueue did, 1 stop in ~20).
+    done = subprocess.run([sys.executable, "-c", INBOX_UNDER_SIGNALS], cwd=REPO, timeout=20)
+    assert done.returncode == 0

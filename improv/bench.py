@@ -80,7 +80,7 @@ def time_generate_startup() -> dict[str, float]:
     return {"seconds": wall, "rss_mb": int(rss_kb) / 1024, "imports_tensorflow": imported == "True"}
 
 
-def bench_engine(notes: int = 1000, predict_notes: int = 1000, out: Path | None = None) -> dict:
+def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None = None) -> dict:
     """Run every measurement; print the table; return (and maybe write) the results."""
     startup = time_generate_startup()  # first: a child inherits this process's peak RSS
     default = default_model_dir()

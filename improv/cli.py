@@ -491,7 +491,8 @@ def _add_bench(sub) -> None:
                        "scheduler's jitter. 'soak': a real MIDI file played into improv in a "
                        "loop, with RSS, latency and stuck notes over time.")
     p.add_argument("what", choices=("engine", "live", "soak"))
-    p.add_argument("--notes", type=int, default=1000, help="notes to time per row (default 1000)")
+    p.add_argument("--notes", type=int, default=10000,
+                   help="notes to time per NumPy row (default 10000)")
     p.add_argument("--predict-notes", type=int, default=1000,
                    help="notes for the model.predict row (0 skips TensorFlow)")
     p.add_argument("--count", type=int, default=300, help="live: round trips per row")

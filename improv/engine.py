@@ -28,15 +28,6 @@ class Prediction:
     duration: float
 
 
-def _sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    # 0.5 * (1 + tanh(x / 2)) is sigmoid without overflow for large |x|.
-    np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    out += 1.0
-    out *= 0.5
-    return out
-
-
 class NoteModel:
     """A note model ready to feed, built from a model folder's ``weights.npz``."""
 
@@ -45,21 +36,30 @@ class NoteModel:
         self.arch = weights.arch
         self.seq_length = weights.seq_length
         self.vocab_size = weights.vocab_size
-        u = weights.units
+        u, n = weights.units, weights.n_features
         w = weights.arrays
-        self._kernel = w["lstm_kernel"]
-        self._recurrent = w["lstm_recurrent_kernel"]
-        self._bias = w["lstm_bias"]
+        # One matrix for the whole step, [x, 1, h] @ W: input kernel, bias, recurrent
+        # kernel stacked, so a note costs one matrix product. Gates are reordered from
+        # Keras's (i, f, c, o) to (i, f, o, c) and the sigmoid gates' columns halved
+        # (exact in binary floating point), so a single tanh computes all four:
+        # sigmoid(z) = (1 + tanh(z / 2)) / 2.
+        order = np.r_[0:2 * u, 3 * u:4 * u, 2 * u:3 * u]
+        scale = np.r_[np.full(3 * u, 0.5, np.float32), np.ones(u, np.float32)]
+        stacked = np.concatenate(
+            [w["lstm_kernel"], w["lstm_bias"][None], w["lstm_recurrent_kernel"]])
+        self._step_kernel = np.ascontiguousarray(stacked[:, order] * scale, np.float32)
         # The three heads as one matrix: logits, then step, then duration.
         self._head_kernel = np.ascontiguousarray(np.concatenate(
             [w["pitch_kernel"], w["step_kernel"], w["duration_kernel"]], axis=1))
         self._head_bias = np.concatenate([w["pitch_bias"], w["step_bias"], w["duration_bias"]])
+        self._xh = np.zeros(n + 1 + u, np.float32)  # [features, 1, h]; h is a view into it
+        self._xh[n] = 1.0
+        self._x = self._xh[:n]
+        self.h = self._xh[n + 1:]
+        self.c = np.zeros(u, np.float32)
         self._z = np.empty(4 * u, np.float32)
-        self._zh = np.empty(4 * u, np.float32)
-        self._gates = np.empty(4 * u, np.float32)
         self._tmp = np.empty(u, np.float32)
-        self._x = np.empty(weights.n_features, np.float32)
-        self._window = np.zeros((self.seq_length, weights.n_features), np.float32)
+        self._window = np.zeros((self.seq_length, n), np.float32)
         self.reset()
         self._warm_up()
 
@@ -70,9 +70,8 @@ class NoteModel:
 
     def reset(self) -> None:
         """Forget every note fed so far."""
-        u = self.weights.units
-        self.h = np.zeros(u, np.float32)
-        self.c = np.zeros(u, np.float32)
+        self.h[:] = 0.0
+        self.c[:] = 0.0
         self.notes_fed = 0
 
     def _warm_up(self) -> None:
@@ -81,25 +80,23 @@ class NoteModel:
             self.feed(60, 0.25, 0.25)
         self.reset()
 
-    def _lstm_step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> None:
-        """Advance (h, c) in place by one input row ``x`` (Keras gate order i, f, c, o)."""
+    def _lstm_step(self) -> None:
+        """Advance the state (h, c) by the input row in ``self._x``."""
         u = self.weights.units
-        z, g = self._z, self._gates
-        np.dot(x, self._kernel, out=z)
-        z += self._bias
-        np.dot(h, self._recurrent, out=self._zh)  # preallocated: no garbage per note
-        z += self._zh
-        _sigmoid(z[:2 * u], g[:2 * u])
-        np.tanh(z[2 * u:3 * u], out=g[2 * u:3 * u])
-        _sigmoid(z[3 * u:], g[3 * u:])
-        c *= g[u:2 * u]
-        np.multiply(g[:u], g[2 * u:3 * u], out=self._tmp)
-        c += self._tmp
-        np.tanh(c, out=self._tmp)
-        np.multiply(g[3 * u:], self._tmp, out=h)
+        z, c, tmp = self._z, self.c, self._tmp
+        np.dot(self._xh, self._step_kernel, out=z)
+        np.tanh(z, out=z)
+        sig = z[:3 * u]  # i, f, o: from tanh of half the pre-activation to sigmoid
+        sig *= 0.5
+        sig += 0.5
+        c *= z[u:2 * u]
+        np.multiply(z[:u], z[3 * u:], out=tmp)
+        c += tmp
+        np.tanh(c, out=tmp)
+        np.multiply(z[2 * u:3 * u], tmp, out=self.h)
 
-    def _heads(self, h: np.ndarray) -> Prediction:
-        out = h @ self._head_kernel
+    def _heads(self) -> Prediction:
+        out = self.h @ self._head_kernel  # a new array: a Prediction's logits never change
         out += self._head_bias
         v = self.vocab_size
         return Prediction(out[:v], float(out[v]), float(out[v + 1]))
@@ -117,17 +114,17 @@ class NoteModel:
         x = self.features(pitch, step, duration)
         self.notes_fed += 1
         if self.arch == "streaming":
-            self._lstm_step(x, self.h, self.c)
-            return self._heads(self.h)
+            self._lstm_step()
+            return self._heads()
         # Window model: slide the window and re-run it from a zero state.
         self._window[:-1] = self._window[1:]
         self._window[-1] = x
-        h = np.zeros_like(self.h)
-        c = np.zeros_like(self.c)
+        self.h[:] = 0.0
+        self.c[:] = 0.0
         for row in self._window[-min(self.notes_fed, self.seq_length):]:
-            self._lstm_step(row, h, c)
-        self.h, self.c = h, c
-        return self._heads(h)
+            self._x[:] = row
+            self._lstm_step()
+        return self._heads()
 
     def feed_many(self, notes: np.ndarray) -> Prediction:
         """Feed an ``(n, >=3)`` array of pitch, step, duration rows; return the last prediction."""

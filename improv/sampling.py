@@ -66,6 +66,21 @@ class Sampler:
         self.config = config or SamplingConfig()
         self.rng = np.random.default_rng(seed)
 
+    def _weights(self, logits: np.ndarray) -> np.ndarray:
+        """Return unnormalised probabilities of the pitches in range, filters applied."""
+        cfg = self.config
+        lo, hi = cfg.pitch_range
+        z = logits[lo:hi + 1] * np.float32(1.0 / cfg.temperature)
+        z -= z.max()
+        np.exp(z, out=z)
+        if 0 < cfg.top_k < len(z):
+            z[z < np.partition(z, -cfg.top_k)[-cfg.top_k]] = 0.0
+        if cfg.top_p < 1.0:
+            order = np.argsort(z)[::-1]
+            before = np.cumsum(z[order]) - z[order]  # mass of the likelier pitches
+            z[order[before >= cfg.top_p * z.sum()]] = 0.0  # the likeliest always stays
+        return z
+
     def pitch_probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Return the distribution the pitch is drawn from (after all filters)."""
         cfg = self.config
@@ -74,29 +89,20 @@ class Sampler:
         if cfg.temperature <= GREEDY_BELOW:
             probs[lo + int(np.argmax(logits[lo:hi + 1]))] = 1.0
             return probs
-        z = logits[lo:hi + 1] / cfg.temperature
-        z = np.exp(z - z.max())
-        if 0 < cfg.top_k < len(z):
-            z[z < np.partition(z, -cfg.top_k)[-cfg.top_k]] = 0.0
-        z /= z.sum()
-        if cfg.top_p < 1.0:
-            order = np.argsort(z)[::-1]
-            drop = np.cumsum(z[order]) - z[order] >= cfg.top_p  # the first always stays
-            z[order[drop]] = 0.0
-            z /= z.sum()
-        probs[lo:hi + 1] = z
+        z = self._weights(logits)
+        probs[lo:hi + 1] = z / z.sum()
         return probs
 
     def sample(self, prediction: Prediction) -> tuple[int, float, float]:
         """Return (pitch, step, duration) drawn from ``prediction``."""
         cfg = self.config
-        probs = self.pitch_probabilities(prediction.logits)
+        lo, hi = cfg.pitch_range
         if cfg.temperature <= GREEDY_BELOW:
-            pitch = int(np.argmax(probs))
+            pitch = lo + int(np.argmax(prediction.logits[lo:hi + 1]))
         else:  # inverse CDF: what rng.choice does, without its per-call checks
-            cdf = np.cumsum(probs)
-            pitch = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
-            pitch = min(pitch, len(probs) - 1)
+            cdf = np.cumsum(self._weights(prediction.logits))
+            pitch = lo + int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
+            pitch = min(pitch, hi)
         step = min(max(prediction.step, cfg.min_step), cfg.max_step)
         duration = min(max(prediction.duration, cfg.min_duration), cfg.max_duration)
         return pitch, float(step), float(duration)

@@ -22,7 +22,7 @@ def test_generated_notes_are_fed_back_in_training_scaling():
     engine = NoteModel.load(MODEL)
     seed = seed_notes()[:40]
     new = generate(engine, Sampler(seed=3), seed, 30)
-    last = engine._heads(engine.h)
+    last = engine._heads()
     every = np.concatenate([seed[:, :3], new])
     x = np.stack([every[:, 0] / 128, every[:, 1], every[:, 2]], axis=1).astype(np.float32)
     want = keras.models.load_model(MODEL / "model.keras", compile=False)(x[None])

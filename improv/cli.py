@@ -42,6 +42,7 @@ def _add_train(sub) -> None:
         ("--step-weight", float, "loss weight of the step head"),
         ("--duration-weight", float, "loss weight of the duration head"),
         ("--transpose", int, "random transposition of ±N semitones"),
+        ("--timing-bins", int, "step and duration as classes over N time bins (0: values)"),
         ("--max-minutes", float, "stop after this many minutes"),
         ("--max-files", int, "train on the first N training files only"),
         ("--patience", int, "early-stopping patience in epochs"),
@@ -71,8 +72,8 @@ def _cmd_train(args) -> int:
     config = PRESETS[args.preset]
     changes = {k: getattr(args, k) for k in (
         "arch", "seq_length", "units", "epochs", "batch_size", "learning_rate", "pitch_weight",
-        "step_weight", "duration_weight", "transpose", "max_minutes", "max_files", "patience",
-        "reduce_lr_patience", "seed") if getattr(args, k) is not None}
+        "step_weight", "duration_weight", "transpose", "timing_bins", "max_minutes", "max_files",
+        "patience", "reduce_lr_patience", "seed") if getattr(args, k) is not None}
     if args.data:
         changes["data"] = tuple(args.data)
     config = config.replace(**changes)

@@ -21,11 +21,19 @@ from improv.weights import ModelWeights, load_weights
 
 @dataclass(frozen=True)
 class Prediction:
-    """The model's guess at the next note: pitch logits, step and duration (seconds)."""
+    """The model's guess at the next note: pitch logits, step and duration (seconds).
+
+    A model with time bins also gives logits over them for the step and the
+    duration, and the seconds each bin stands for; ``step`` and ``duration``
+    are then the likeliest bins' times.
+    """
 
     logits: np.ndarray
     step: float
     duration: float
+    step_logits: np.ndarray | None = None
+    duration_logits: np.ndarray | None = None
+    timing_values: np.ndarray | None = None
 
 
 class NoteModel:
@@ -52,6 +60,7 @@ class NoteModel:
         self._head_kernel = np.ascontiguousarray(np.concatenate(
             [w["pitch_kernel"], w["step_kernel"], w["duration_kernel"]], axis=1))
         self._head_bias = np.concatenate([w["pitch_bias"], w["step_bias"], w["duration_bias"]])
+        self._timing_values = w.get("timing_values")
         self._xh = np.zeros(n + 1 + u, np.float32)  # [features, 1, h]; h is a view into it
         self._xh[n] = 1.0
         self._x = self._xh[:n]
@@ -98,8 +107,13 @@ class NoteModel:
     def _heads(self) -> Prediction:
         out = self.h @ self._head_kernel  # a new array: a Prediction's logits never change
         out += self._head_bias
-        v = self.vocab_size
-        return Prediction(out[:v], float(out[v]), float(out[v + 1]))
+        v, bins = self.vocab_size, self.weights.timing_bins
+        if not bins:
+            return Prediction(out[:v], float(out[v]), float(out[v + 1]))
+        step, duration = out[v:v + bins], out[v + bins:]
+        values = self._timing_values
+        return Prediction(out[:v], float(values[step.argmax()]), float(values[duration.argmax()]),
+                          step, duration, values)
 
     def features(self, pitch: int, step: float, duration: float) -> np.ndarray:
         """Return one note's model input, scaled as in training."""

@@ -25,6 +25,9 @@ class SamplingConfig:
         Draw only among the k most likely pitches (0: all).
     top_p : float
         Draw only among the most likely pitches whose probabilities sum to p (1: all).
+    timing_temperature : float
+        The same for the step and duration of a model with time bins; 1 draws
+        from the model's own distribution, 0 takes the likeliest bin.
     min_step, max_step, min_duration, max_duration : float
         Seconds. Predicted steps and durations are clamped into these ranges.
     pitch_range : tuple of int
@@ -35,6 +38,7 @@ class SamplingConfig:
     temperature: float = 0.8
     top_k: int = 0
     top_p: float = 1.0
+    timing_temperature: float = 1.0
     min_step: float = 0.0
     max_step: float = 2.0
     min_duration: float = 0.05
@@ -42,8 +46,10 @@ class SamplingConfig:
     pitch_range: tuple[int, int] = (21, 108)
 
     def __post_init__(self):
-        if not (np.isfinite(self.temperature) and self.temperature >= 0):
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        for name in ("temperature", "timing_temperature"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be >= 0, got {value}")
         if self.top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
@@ -103,6 +109,22 @@ class Sampler:
             cdf = np.cumsum(self._weights(prediction.logits))
             pitch = lo + int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
             pitch = min(pitch, hi)
-        step = min(max(prediction.step, cfg.min_step), cfg.max_step)
-        duration = min(max(prediction.duration, cfg.min_duration), cfg.max_duration)
+        step, duration = prediction.step, prediction.duration
+        if prediction.step_logits is not None:
+            step = self._draw_time(prediction.step_logits, prediction.timing_values)
+            duration = self._draw_time(prediction.duration_logits, prediction.timing_values)
+        step = min(max(step, cfg.min_step), cfg.max_step)
+        duration = min(max(duration, cfg.min_duration), cfg.max_duration)
         return pitch, float(step), float(duration)
+
+    def _draw_time(self, logits: np.ndarray, values: np.ndarray) -> float:
+        """Draw a time bin from its logits; return the seconds it stands for."""
+        t = self.config.timing_temperature
+        if t <= GREEDY_BELOW:
+            return float(values[logits.argmax()])
+        cdf = logits * np.float32(1.0 / t)
+        cdf -= cdf.max()
+        np.exp(cdf, out=cdf)
+        np.cumsum(cdf, out=cdf)
+        i = int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
+        return float(values[min(i, len(values) - 1)])

@@ -2,7 +2,9 @@
 
 The file holds plain arrays, named as :data:`ARRAYS` lists, and a ``meta``
 string of JSON (architecture, sizes, format version). Gate order in the LSTM
-arrays is Keras's: input, forget, cell, output.
+arrays is Keras's: input, forget, cell, output. A model whose step and duration
+heads give logits over time bins (``timing_bins`` in the meta) also holds
+``timing_values``, the seconds each bin stands for.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ WEIGHTS_FILE = "weights.npz"
 KERAS_FILE = "model.keras"
 CARD_FILE = "card.json"
 FORMAT_VERSION = 1
+#: The arrays every model has (one with time bins adds ``timing_values``).
 ARRAYS = (
     "lstm_kernel", "lstm_recurrent_kernel", "lstm_bias",
     "pitch_kernel", "pitch_bias", "step_kernel", "step_bias",
@@ -40,20 +43,27 @@ class ModelWeights:
     vocab_size: int
     n_features: int
     arrays: dict[str, np.ndarray]
+    #: Step and duration heads' classes (0: they give seconds, the tutorial's way).
+    timing_bins: int = 0
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
 
-def _expected_shapes(n_features: int, units: int, vocab: int) -> dict[str, tuple[int, ...]]:
-    return {
+def _expected_shapes(n_features: int, units: int, vocab: int,
+                     timing_bins: int) -> dict[str, tuple[int, ...]]:
+    timing = timing_bins or 1
+    shapes = {
         "lstm_kernel": (n_features, 4 * units),
         "lstm_recurrent_kernel": (units, 4 * units),
         "lstm_bias": (4 * units,),
         "pitch_kernel": (units, vocab), "pitch_bias": (vocab,),
-        "step_kernel": (units, 1), "step_bias": (1,),
-        "duration_kernel": (units, 1), "duration_bias": (1,),
+        "step_kernel": (units, timing), "step_bias": (timing,),
+        "duration_kernel": (units, timing), "duration_bias": (timing,),
     }
+    if timing_bins:
+        shapes["timing_values"] = (timing_bins,)
+    return shapes
 
 
 def load_weights(model_dir: str | Path) -> ModelWeights:
@@ -79,17 +89,22 @@ def load_weights(model_dir: str | Path) -> ModelWeights:
         raise ModelError(f"{path}: no 'meta' entry; not an improv weights file")
     try:
         meta = json.loads(str(arrays.pop("meta")))
-        if meta.get("format") != FORMAT_VERSION:
-            raise ModelError(f"{path}: weights format {meta.get('format')!r}, "
-                             f"this improv reads format {FORMAT_VERSION}")
+        version = meta.get("format")
         arch, seq_length = meta["arch"], int(meta["seq_length"])
         units, vocab = int(meta["units"]), int(meta["vocab_size"])
         n_features = int(meta["n_features"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        timing_bins = int(meta.get("timing_bins", 0))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{path}: unreadable 'meta' entry ({exc})") from None
+    if version != FORMAT_VERSION:
+        raise ModelError(f"{path}: weights format {version!r}, "
+                         f"this improv reads format {FORMAT_VERSION}")
     if arch not in ("tutorial", "streaming"):
         raise ModelError(f"{path}: unknown architecture {arch!r}")
-    for name, shape in _expected_shapes(n_features, units, vocab).items():
+    if timing_bins < 0 or timing_bins == 1:
+        raise ModelError(f"{path}: bad 'timing_bins' {timing_bins} in its meta")
+    shapes = _expected_shapes(n_features, units, vocab, timing_bins)
+    for name, shape in shapes.items():
         if name not in arrays:
             raise ModelError(f"{path}: missing array {name!r}")
         if arrays[name].shape != shape:
@@ -98,4 +113,4 @@ def load_weights(model_dir: str | Path) -> ModelWeights:
         if not np.all(np.isfinite(arrays[name])):
             raise ModelError(f"{path}: array {name!r} holds NaN or infinite values")
     return ModelWeights(arch, seq_length, units, vocab, n_features,
-                        {k: arrays[k].astype(np.float32) for k in ARRAYS})
+                        {k: arrays[k].astype(np.float32) for k in shapes}, timing_bins)

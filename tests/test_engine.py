@@ -75,3 +75,26 @@ def test_first_call_is_warm():
             later.append(time.perf_counter() - t0)
         ratios.append(first / np.median(later))
     assert np.median(ratios) < 2.0, ratios
+
+
+def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras):
+    """Step and duration heads over time bins, exported and run in NumPy, equal Keras."""
+    from training.config import TrainConfig
+    from training.export import weights_to_arrays
+    from training.model import build_model
+
+    config = TrainConfig(units=32, timing_bins=16)
+    keras.utils.set_random_seed(3)
+    model = build_model(config)
+    np.savez(tmp_path / "weights.npz", **weights_to_arrays(model, config))
+    engine = NoteModel.load(tmp_path)
+    notes = _real_notes(real_midi, 60)
+    preds = [engine.feed(*row) for row in notes]
+    want = {k: v.numpy()[0] for k, v in model(_features(notes)[None]).items()}
+    for head in ("step", "duration"):
+        got = np.stack([getattr(p, f"{head}_logits") for p in preds])
+        np.testing.assert_allclose(got, want[head], atol=1e-4)
+        values = preds[0].timing_values
+        np.testing.assert_allclose([getattr(p, head) for p in preds],
+                                   values[want[head].argmax(axis=1)])
+    np.testing.assert_allclose(np.stack([p.logits for p in preds]), want["pitch"], atol=1e-4)

@@ -54,3 +54,31 @@ def test_clamping():
 def test_bad_config(bad):
     with pytest.raises(ValueError):
         SamplingConfig(**bad)
+
+
+def _timed(step_probs, duration_probs):
+    values = np.array([0.0, 0.1, 0.2, 0.4], np.float32)
+    return Prediction(np.zeros(128, np.float32), 0.0, 0.0,
+                      np.log(np.asarray(step_probs, np.float32) + 1e-12),
+                      np.log(np.asarray(duration_probs, np.float32) + 1e-12), values)
+
+
+def test_time_bins_are_drawn_from_their_distribution():
+    s = Sampler(SamplingConfig(min_duration=0.05), seed=0)
+    draws = np.array([s.sample(_timed([0.7, 0.3, 0, 0], [0, 0, 0.25, 0.75]))[1:]
+                      for _ in range(4000)])
+    assert set(draws[:, 0]) == {0.0, np.float32(0.1)}
+    assert np.mean(draws[:, 0] == 0.0) == pytest.approx(0.7, abs=0.03)
+    assert np.mean(draws[:, 1] == np.float32(0.4)) == pytest.approx(0.75, abs=0.03)
+
+
+def test_timing_temperature_zero_takes_the_likeliest_bin_and_clamps():
+    s = Sampler(SamplingConfig(timing_temperature=0, min_duration=0.05), seed=0)
+    # duration bin 0 stands for 0 s: clamped up to the shortest playable note
+    draws = {s.sample(_timed([0, 0.1, 0.2, 0.7], [0.9, 0.1, 0, 0]))[1:] for _ in range(20)}
+    assert draws == {(float(np.float32(0.4)), 0.05)}
+
+
+def test_timing_temperature_must_not_be_negative():
+    with pytest.raises(ValueError, match="timing_temperature"):
+        SamplingConfig(timing_temperature=-1)

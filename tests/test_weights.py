@@ -11,19 +11,20 @@ from improv.weights import ARRAYS, ModelError, load_weights
 from tests.conftest import REPO
 
 
-def _write(path, units=4, vocab=128, arch="streaming", drop=None, shape_bug=False):
+def _write(path, units=4, vocab=128, arch="streaming", drop=None, shape_bug=False, bins=0):
     rng = np.random.default_rng(0)
+    t = bins or 1
     shapes = {"lstm_kernel": (3, 4 * units), "lstm_recurrent_kernel": (units, 4 * units),
               "lstm_bias": (4 * units,), "pitch_kernel": (units, vocab), "pitch_bias": (vocab,),
-              "step_kernel": (units, 1), "step_bias": (1,), "duration_kernel": (units, 1),
-              "duration_bias": (1,)}
+              "step_kernel": (units, t), "step_bias": (t,), "duration_kernel": (units, t),
+              "duration_bias": (t,), **({"timing_values": (bins,)} if bins else {})}
     arrays = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
     if shape_bug:
         arrays["pitch_bias"] = arrays["pitch_bias"][:-1]
     if drop:
         del arrays[drop]
     meta = {"format": 1, "arch": arch, "seq_length": 25, "units": units, "vocab_size": vocab,
-            "n_features": 3}
+            "n_features": 3, "timing_bins": bins}
     path.mkdir(parents=True, exist_ok=True)
     np.savez(path / "weights.npz", meta=np.array(json.dumps(meta)), **arrays)
     return path
@@ -64,3 +65,10 @@ def test_missing_array_and_wrong_shape(tmp_path):
         load_weights(_write(tmp_path / "b", shape_bug=True))
     with pytest.raises(ModelError, match="unknown architecture"):
         load_weights(_write(tmp_path / "c", arch="transformer"))
+
+
+def test_time_bin_models_need_their_bin_values(tmp_path):
+    w = load_weights(_write(tmp_path / "ok", bins=8))
+    assert w.timing_bins == 8 and w["step_kernel"].shape == (4, 8)
+    with pytest.raises(ModelError, match="missing array 'timing_values'"):
+        load_weights(_write(tmp_path / "no_values", bins=8, drop="timing_values"))

@@ -31,6 +31,9 @@ class TrainConfig:
     monitor: str = "val_loss"
     #: Halve the learning rate after this many epochs without improvement (0: never).
     reduce_lr_patience: int = 0
+    #: Predict step and duration as classes over this many log-spaced time bins
+    #: (:mod:`improv.timebins`) instead of the tutorial's single values (0).
+    timing_bins: int = 0
     #: Transpose each training window by a random number of semitones in [-t, t].
     transpose: int = 0
     #: Stop after this many minutes of training (0: no limit).
@@ -50,6 +53,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if min(self.pitch_weight, self.step_weight, self.duration_weight) < 0:
             raise ValueError("loss weights must not be negative")
+        if self.timing_bins and not 3 <= self.timing_bins <= 1024:
+            raise ValueError(f"timing_bins must be 0 or 3-1024, got {self.timing_bins}")
         if not 0 <= self.transpose <= 24:
             raise ValueError(f"transpose must be 0-24 semitones, got {self.transpose}")
 
@@ -94,3 +99,7 @@ PRESETS: dict[str, TrainConfig] = {
         max_minutes=35,
         data=("../shared/data/maestro-asap", "../shared/data/asap-ecompetition")),
 }
+# The streaming model with step and duration as classes over 48 log-spaced time bins
+# (about 14% wide), sampled like pitch; pitch keeps half the loss.
+PRESETS["sampled-timing"] = PRESETS["streaming"].replace(
+    timing_bins=48, pitch_weight=1.0, step_weight=0.5, duration_weight=0.5)

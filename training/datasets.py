@@ -3,7 +3,8 @@
 Notes of all files are stacked in one array; a window or sequence is a start
 index into it, never crossing from one file into the next. Inputs are
 ``[pitch / vocab_size, step, duration]`` as in the tutorial; labels are the
-next note's raw pitch (0-127), step and duration.
+next note's raw pitch (0-127), step and duration (seconds, or their time bins
+when the config has ``timing_bins``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from improv.timebins import bin_edges
 from training.config import TrainConfig
 
 _SHAPED = tf.data.Options()
@@ -61,6 +63,14 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
     seq = config.seq_length
     vocab = config.vocab_size
     augment = training and config.transpose > 0
+    if config.timing_bins:
+        edges = bin_edges(config.timing_bins).tolist()
+
+        def timing(t):  # (..., 1) seconds -> (...) bin classes
+            return tf.raw_ops.Bucketize(input=t[..., 0], boundaries=edges)
+    else:
+        def timing(t):
+            return t
 
     def to_example(start_batch):
         rows = tf.gather(table, start_batch[:, None] + offsets)  # (batch, length, 4)
@@ -73,11 +83,11 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
         if streaming:
             x = features[:, :seq]
             y = {"pitch": tf.cast(pitch[:, 1:], tf.int32),
-                 "step": rows[:, 1:, 1:2], "duration": rows[:, 1:, 2:3]}
+                 "step": timing(rows[:, 1:, 1:2]), "duration": timing(rows[:, 1:, 2:3])}
         else:
             x = features[:, :seq]
             y = {"pitch": tf.cast(pitch[:, seq], tf.int32),
-                 "step": rows[:, seq, 1:2], "duration": rows[:, seq, 2:3]}
+                 "step": timing(rows[:, seq, 1:2]), "duration": timing(rows[:, seq, 2:3])}
         return x, y
 
     ds = tf.data.Dataset.from_tensor_slices(starts).cache()

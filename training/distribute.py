@@ -61,13 +61,9 @@ def is_chief() -> bool:
 
 
 def _per_example_losses(config) -> dict:
-    import keras
+    from training.model import losses
 
-    from training.loss import mse_with_positive_pressure
-
-    pitch = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
-    return {"pitch": pitch, "step": mse_with_positive_pressure,
-            "duration": mse_with_positive_pressure}
+    return losses(config, reduction=None)
 
 
 def fit_multi_worker(model, strategy, train_ds, val_ds, config, initial_epoch: int,

@@ -4,7 +4,8 @@ For every file and every note ``i >= min_context``, the model sees the notes
 before ``i`` (a window model the last ``seq_length``; the streaming model all
 of them, state carried from the file's first note) and predicts note ``i``.
 Pitch: mean cross-entropy in nats, top-1 and top-5 accuracy. Step and
-duration: mean absolute error in seconds, and the training loss of each head.
+duration: mean absolute error in seconds, and the tutorial's loss of each head
+(for heads over time bins, of the distribution's median).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from improv.timebins import bin_values
 from training.corpus import Corpus
 
 #: Notes of context every scored note has, as the protocol asks.
@@ -66,6 +68,16 @@ def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
     return results
 
 
+def _point_prediction(out: np.ndarray) -> np.ndarray:
+    """Return a head's guess in seconds: the value itself, or, for logits over time
+    bins, the median of the distribution (what minimises the expected absolute error)."""
+    if out.shape[1] == 1:
+        return out[:, 0].astype(np.float64)
+    z = np.exp(out - out.max(axis=1, keepdims=True))
+    cdf = np.cumsum(z, axis=1) / z.sum(axis=1, keepdims=True)
+    return bin_values(out.shape[1]).astype(np.float64)[(cdf < 0.5).sum(axis=1)]
+
+
 #: ``loss`` in the metrics weighs the heads as the tutorial does, whatever weights a model
 #: was trained with, so that models can be compared on it.
 TUTORIAL_WEIGHTS = {"pitch": 0.05, "step": 1.0, "duration": 1.0}
@@ -88,7 +100,7 @@ def score(notes: list[np.ndarray], preds: list) -> dict:
         top5.append(rank < 5)
         for head, col, err, loss in (("step", 1, step_err, step_loss),
                                      ("duration", 2, dur_err, dur_loss)):
-            y_pred = p[head][:, 0].astype(np.float64)
+            y_pred = _point_prediction(p[head])
             y_true = target[:, col].astype(np.float64)
             err.append(np.abs(y_pred - y_true))
             loss.append((y_true - y_pred) ** 2 + 10 * np.maximum(-y_pred, 0))

@@ -20,12 +20,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from improv.timebins import bin_values
 from improv.weights import FORMAT_VERSION, KERAS_FILE, WEIGHTS_FILE
 from training.card import write_card
 from training.config import TrainConfig
 from training.corpus import Corpus, SPLITS, TEST_PERCENT, VALIDATION_PERCENT
 from training.model import N_FEATURES
-
 
 
 def weights_to_arrays(model: keras.Model, config: TrainConfig) -> dict[str, np.ndarray]:
@@ -36,7 +36,10 @@ def weights_to_arrays(model: keras.Model, config: TrainConfig) -> dict[str, np.n
         w, b = model.get_layer(head).get_weights()
         arrays[f"{head}_kernel"], arrays[f"{head}_bias"] = w, b
     meta = {"format": FORMAT_VERSION, "arch": config.arch, "seq_length": config.seq_length,
-            "units": config.units, "vocab_size": config.vocab_size, "n_features": N_FEATURES}
+            "units": config.units, "vocab_size": config.vocab_size, "n_features": N_FEATURES,
+            "timing_bins": config.timing_bins}
+    if config.timing_bins:
+        arrays["timing_values"] = bin_values(config.timing_bins)
     arrays["meta"] = np.array(json.dumps(meta))
     return arrays
 

@@ -16,7 +16,8 @@ def build_model(config: TrainConfig) -> keras.Model:
     """Return the uncompiled model for ``config.arch``.
 
     Both take ``(batch, time, 3)`` notes and end in the tutorial's three heads:
-    128 pitch logits, a step and a duration. The tutorial model reads a fixed
+    128 pitch logits, a step and a duration (or, with ``timing_bins``, logits
+    over time bins for each). The tutorial model reads a fixed
     window and predicts only the note after it; the streaming model takes any
     length and predicts the next note after every position.
     """
@@ -24,23 +25,26 @@ def build_model(config: TrainConfig) -> keras.Model:
     inputs = keras.Input(shape=(None if streaming else config.seq_length, N_FEATURES),
                          name="notes")
     x = keras.layers.LSTM(config.units, return_sequences=streaming, name="lstm")(inputs)
+    timing = config.timing_bins or 1  # logits over time bins, or the value itself
     outputs = {
         "pitch": keras.layers.Dense(config.vocab_size, name="pitch")(x),
-        "step": keras.layers.Dense(1, name="step")(x),
-        "duration": keras.layers.Dense(1, name="duration")(x),
+        "step": keras.layers.Dense(timing, name="step")(x),
+        "duration": keras.layers.Dense(timing, name="duration")(x),
     }
     return keras.Model(inputs, outputs, name=f"improv_{config.arch}")
 
 
+def losses(config: TrainConfig, reduction: str | None = "sum_over_batch_size") -> dict:
+    """Return each head's loss: cross-entropy for classes, else the tutorial's MSE."""
+    def classes():
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
+
+    timing = classes() if config.timing_bins else mse_with_positive_pressure
+    return {"pitch": classes(), "step": timing, "duration": timing}
+
+
 def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
     """Compile with the tutorial's losses, loss weights and Adam."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-        loss={
-            "pitch": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            "step": mse_with_positive_pressure,
-            "duration": mse_with_positive_pressure,
-        },
-        loss_weights=config.loss_weights,
-    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                  loss=losses(config), loss_weights=config.loss_weights)
     return model

@@ -59,3 +59,14 @@ def test_too_short_files():
     cfg = TrainConfig(arch="tutorial", seq_length=25)
     with pytest.raises(ValueError, match="26 notes"):
         make_dataset([np.zeros((10, 4), np.float32)], cfg, training=True)
+
+
+def test_time_bin_labels_are_the_bins_of_the_next_notes_times():
+    from improv.timebins import to_bins
+
+    cfg = TrainConfig(arch="streaming", seq_length=10, batch_size=2, timing_bins=24)
+    _, y = next(iter(make_dataset(_files(), cfg, training=False)))
+    assert y["step"].shape == (2, 10) and y["step"].dtype.is_integer
+    np.testing.assert_array_equal(y["step"].numpy()[0], to_bins(np.arange(1, 11) / 100, 24))
+    np.testing.assert_array_equal(y["duration"].numpy()[1],
+                                  to_bins(np.arange(11, 21) / 1000, 24))

@@ -35,6 +35,20 @@ def test_score_on_hand_made_predictions():
     assert m["pitch_ce"] == pytest.approx(ce.mean(), rel=1e-9)
 
 
+def test_time_bin_heads_are_scored_by_their_median():
+    from improv.timebins import bin_values
+
+    values = bin_values(8)
+    notes = [_notes(MIN_CONTEXT + 2)]  # true step 0.25 s, duration 0.5 s
+    step = np.log(np.array([[0.3, 0.1, 0.05, 0, 0, 0, 0.55, 0], [0, 0, 0.2, 0.2, 0.2, 0, 0, 0.4]])
+                  + 1e-12)  # medians: bins 6 and 4 (the first bin where the CDF reaches 1/2)
+    preds = [{"pitch": np.zeros((2, 128)), "step": step, "duration": step[::-1],
+              "first": MIN_CONTEXT}]
+    m = score(notes, preds)
+    assert m["step_mae"] == pytest.approx(np.mean(np.abs(values[[6, 4]] - 0.25)), rel=1e-6)
+    assert m["duration_mae"] == pytest.approx(np.mean(np.abs(values[[4, 6]] - 0.5)), rel=1e-6)
+
+
 def test_short_files_are_not_scored():
     with pytest.raises(ValueError, match="more than 25"):
         score([_notes(10)], [None])

@@ -23,9 +23,9 @@ def corpus(tiny_data):
     return load_corpus(find_midi_files(tiny_data), progress=False)
 
 
-@pytest.mark.parametrize("arch", ["tutorial", "streaming"])
-def test_tiny_run_gives_a_loadable_model(tmp_path, tiny_data, corpus, arch):
-    cfg = TrainConfig(arch=arch, data=(str(tiny_data),), **TINY)
+@pytest.mark.parametrize("arch,bins", [("tutorial", 0), ("streaming", 0), ("streaming", 12)])
+def test_tiny_run_gives_a_loadable_model(tmp_path, tiny_data, corpus, arch, bins):
+    cfg = TrainConfig(arch=arch, data=(str(tiny_data),), timing_bins=bins, **TINY)
     result = train(cfg, tmp_path / "ckpt", corpus=corpus, verbose=0)
     assert result.epochs_run == 2 and len(result.history["loss"]) == 2
     assert result.examples_per_second > 0 and result.stopped_by == "epoch limit"
@@ -42,6 +42,8 @@ def test_tiny_run_gives_a_loadable_model(tmp_path, tiny_data, corpus, arch):
     arrays = weights_to_arrays(result.model, cfg)
     npz = np.load(out / "weights.npz")
     np.testing.assert_array_equal(npz["lstm_kernel"], arrays["lstm_kernel"])
+    assert npz["step_kernel"].shape == (8, bins or 1)
+    assert np.isfinite(result.history["step_loss"]).all()
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path, tiny_data, corpus):

@@ -42,7 +42,7 @@ def test_loads_without_tensorflow(tmp_path):
 
 def test_shipped_default_model_loads():
     w = load_weights(REPO / "models" / "default")
-    assert w.arch in ("tutorial", "streaming") and set(w.arrays) == set(ARRAYS)
+    assert w.arch in ("tutorial", "streaming") and set(ARRAYS) <= set(w.arrays)
 
 
 def test_missing_file(tmp_path):

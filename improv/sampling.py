@@ -41,7 +41,9 @@ class SamplingConfig:
     timing_temperature: float = 1.0
     min_step: float = 0.0
     max_step: float = 2.0
-    min_duration: float = 0.05
+    #: Real piano music has many notes shorter than 50 ms: with this floor at 0.05 s the
+    #: durations' overlap with real continuations was 0.62 on validation, at 0.02 s 0.93.
+    min_duration: float = 0.02
     max_duration: float = 4.0
     pitch_range: tuple[int, int] = (21, 108)
 

@@ -23,16 +23,16 @@ from improv.weights import ModelWeights, load_weights
 class Prediction:
     """The model's guess at the next note: pitch logits, step and duration (seconds).
 
-    A model with time bins also gives logits over them for the step and the
-    duration, and the seconds each bin stands for; ``step`` and ``duration``
-    are then the likeliest bins' times.
+    A model with time bins also gives ``timing_logits``, logits over the bins
+    for the step (row 0) and the duration (row 1), and ``timing_values``, the
+    seconds each bin stands for; ``step`` and ``duration`` are then the
+    likeliest bins' times.
     """
 
     logits: np.ndarray
     step: float
     duration: float
-    step_logits: np.ndarray | None = None
-    duration_logits: np.ndarray | None = None
+    timing_logits: np.ndarray | None = None
     timing_values: np.ndarray | None = None
 
 
@@ -110,10 +110,9 @@ class NoteModel:
         v, bins = self.vocab_size, self.weights.timing_bins
         if not bins:
             return Prediction(out[:v], float(out[v]), float(out[v + 1]))
-        step, duration = out[v:v + bins], out[v + bins:]
-        values = self._timing_values
-        return Prediction(out[:v], float(values[step.argmax()]), float(values[duration.argmax()]),
-                          step, duration, values)
+        timing = out[v:].reshape(2, bins)  # a view: step row, duration row
+        step, duration = self._timing_values[timing.argmax(axis=1)].tolist()
+        return Prediction(out[:v], step, duration, timing, self._timing_values)
 
     def features(self, pitch: int, step: float, duration: float) -> np.ndarray:
         """Return one note's model input, scaled as in training."""

@@ -112,21 +112,19 @@ class Sampler:
             pitch = lo + int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
             pitch = min(pitch, hi)
         step, duration = prediction.step, prediction.duration
-        if prediction.step_logits is not None:
-            step = self._draw_time(prediction.step_logits, prediction.timing_values)
-            duration = self._draw_time(prediction.duration_logits, prediction.timing_values)
+        if prediction.timing_logits is not None:
+            step, duration = self._draw_times(prediction.timing_logits, prediction.timing_values)
         step = min(max(step, cfg.min_step), cfg.max_step)
         duration = min(max(duration, cfg.min_duration), cfg.max_duration)
         return pitch, float(step), float(duration)
 
-    def _draw_time(self, logits: np.ndarray, values: np.ndarray) -> float:
-        """Draw a time bin from its logits; return the seconds it stands for."""
+    def _draw_times(self, logits: np.ndarray, values: np.ndarray) -> list[float]:
+        """Draw a bin from each row of time-bin logits; return the seconds they stand for."""
         t = self.config.timing_temperature
         if t <= GREEDY_BELOW:
-            return float(values[logits.argmax()])
-        cdf = logits * np.float32(1.0 / t)
-        cdf -= cdf.max()
-        np.exp(cdf, out=cdf)
-        np.cumsum(cdf, out=cdf)
-        i = int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
-        return float(values[min(i, len(values) - 1)])
+            return values[logits.argmax(axis=1)].tolist()
+        # Gumbel-max: the argmax of logits / t plus Gumbel noise is a draw from
+        # softmax(logits / t), for both rows in one go.
+        z = self.rng.gumbel(size=logits.shape)
+        z += logits * (1.0 / t)
+        return values[z.argmax(axis=1)].tolist()

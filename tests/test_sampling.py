@@ -58,9 +58,8 @@ def test_bad_config(bad):
 
 def _timed(step_probs, duration_probs):
     values = np.array([0.0, 0.1, 0.2, 0.4], np.float32)
-    return Prediction(np.zeros(128, np.float32), 0.0, 0.0,
-                      np.log(np.asarray(step_probs, np.float32) + 1e-12),
-                      np.log(np.asarray(duration_probs, np.float32) + 1e-12), values)
+    probs = np.array([step_probs, duration_probs], np.float32)
+    return Prediction(np.zeros(128, np.float32), 0.0, 0.0, np.log(probs + 1e-12), values)
 
 
 def test_time_bins_are_drawn_from_their_distribution():

@@ -44,7 +44,7 @@ def losses(config: TrainConfig, reduction: str | None = "sum_over_batch_size") -
 
 
 def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
-    """Compile with the tutorial's losses, loss weights and Adam."""
+    """Compile with :func:`losses`, the config's loss weights and Adam."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
                   loss=losses(config), loss_weights=config.loss_weights)
     return model

@@ -43,6 +43,8 @@ def _add_train(sub) -> None:
         ("--duration-weight", float, "loss weight of the duration head"),
         ("--transpose", int, "random transposition of ±N semitones"),
         ("--timing-bins", int, "step and duration as classes over N time bins (0: values)"),
+        ("--velocity-bins", int, "velocity as an input and a head over N classes (0: none)"),
+        ("--velocity-weight", float, "loss weight of the velocity head"),
         ("--max-minutes", float, "stop after this many minutes"),
         ("--max-files", int, "train on the first N training files only"),
         ("--patience", int, "early-stopping patience in epochs"),
@@ -72,8 +74,8 @@ def _cmd_train(args) -> int:
     config = PRESETS[args.preset]
     changes = {k: getattr(args, k) for k in (
         "arch", "seq_length", "units", "epochs", "batch_size", "learning_rate", "pitch_weight",
-        "step_weight", "duration_weight", "transpose", "timing_bins", "max_minutes", "max_files",
-        "patience", "reduce_lr_patience", "seed") if getattr(args, k) is not None}
+        "step_weight", "duration_weight", "velocity_weight", "transpose", "timing_bins",
+        "velocity_bins", "max_minutes", "max_files", "patience", "reduce_lr_patience", "seed") if getattr(args, k) is not None}
     if args.data:
         changes["data"] = tuple(args.data)
     config = config.replace(**changes)

@@ -34,6 +34,11 @@ class TrainConfig:
     #: Predict step and duration as classes over this many log-spaced time bins
     #: (:mod:`improv.timebins`) instead of the tutorial's single values (0).
     timing_bins: int = 0
+    #: Give the model each note's velocity as a fourth input and predict the next one as
+    #: classes over this many bins (:mod:`improv.velocitybins`); 0: the tutorial's three
+    #: inputs and no velocity head.
+    velocity_bins: int = 0
+    velocity_weight: float = 0.5
     #: Transpose each training window by a random number of semitones in [-t, t].
     transpose: int = 0
     #: Stop after this many minutes of training (0: no limit).
@@ -51,17 +56,28 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if min(self.pitch_weight, self.step_weight, self.duration_weight) < 0:
+        if min(self.pitch_weight, self.step_weight, self.duration_weight,
+               self.velocity_weight) < 0:
             raise ValueError("loss weights must not be negative")
         if self.timing_bins and not 3 <= self.timing_bins <= 1024:
             raise ValueError(f"timing_bins must be 0 or 3-1024, got {self.timing_bins}")
+        if self.velocity_bins and not 2 <= self.velocity_bins <= 128:
+            raise ValueError(f"velocity_bins must be 0 or 2-128, got {self.velocity_bins}")
         if not 0 <= self.transpose <= 24:
             raise ValueError(f"transpose must be 0-24 semitones, got {self.transpose}")
 
     @property
     def loss_weights(self) -> dict[str, float]:
-        return {"pitch": self.pitch_weight, "step": self.step_weight,
-                "duration": self.duration_weight}
+        weights = {"pitch": self.pitch_weight, "step": self.step_weight,
+                   "duration": self.duration_weight}
+        if self.velocity_bins:
+            weights["velocity"] = self.velocity_weight
+        return weights
+
+    @property
+    def n_features(self) -> int:
+        """Inputs per note: pitch / vocab_size, step, duration (and velocity / 127)."""
+        return 4 if self.velocity_bins else 3
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -103,3 +119,5 @@ PRESETS: dict[str, TrainConfig] = {
 # (about 14% wide), sampled like pitch; pitch keeps half the loss.
 PRESETS["sampled-timing"] = PRESETS["streaming"].replace(
     timing_bins=48, pitch_weight=1.0, step_weight=0.5, duration_weight=0.5)
+# The same, with each note's velocity as a fourth input and a velocity head over 32 bins.
+PRESETS["dynamics"] = PRESETS["sampled-timing"].replace(velocity_bins=32, velocity_weight=0.5)

@@ -4,7 +4,8 @@ Notes of all files are stacked in one array; a window or sequence is a start
 index into it, never crossing from one file into the next. Inputs are
 ``[pitch / vocab_size, step, duration]`` as in the tutorial; labels are the
 next note's raw pitch (0-127), step and duration (seconds, or their time bins
-when the config has ``timing_bins``).
+when the config has ``timing_bins``). With ``velocity_bins`` a fourth input is
+the velocity / 127 and a fourth label the next velocity's bin.
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ def window_starts(notes: list[np.ndarray], length: int, stride: int = 1) -> np.n
     return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
 
 
-def _split_features(rows: tf.Tensor, vocab_size: int, transpose: tf.Tensor | None):
-    """Turn gathered (..., length+1, 4) rows into model inputs and next-note labels."""
+def _split_features(rows: tf.Tensor, vocab_size: int, transpose: tf.Tensor | None,
+                    velocity: bool = False):
+    """Turn gathered (..., length+1, 4) rows into model inputs and (transposed) pitches."""
     pitch = rows[..., 0]
     if transpose is not None:
         pitch = tf.clip_by_value(pitch + transpose, 0.0, float(vocab_size - 1))
-    features = tf.stack([pitch / vocab_size, rows[..., 1], rows[..., 2]], axis=-1)
-    return features, pitch
+    columns = [pitch / vocab_size, rows[..., 1], rows[..., 2]]
+    if velocity:
+        columns.append(rows[..., 3] / 127.0)
+    return tf.stack(columns, axis=-1), pitch
 
 
 def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -> tf.data.Dataset:
@@ -63,6 +67,7 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
     seq = config.seq_length
     vocab = config.vocab_size
     augment = training and config.transpose > 0
+    velocity_bins = config.velocity_bins
     if config.timing_bins:
         edges = bin_edges(config.timing_bins).tolist()
 
@@ -79,16 +84,15 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
             shift = tf.cast(tf.random.uniform(tf.shape(start_batch)[:1], -config.transpose,
                                               config.transpose + 1, dtype=tf.int32), tf.float32)
             shift = shift[:, None]
-        features, pitch = _split_features(rows, vocab, shift)
-        if streaming:
-            x = features[:, :seq]
-            y = {"pitch": tf.cast(pitch[:, 1:], tf.int32),
-                 "step": timing(rows[:, 1:, 1:2]), "duration": timing(rows[:, 1:, 2:3])}
-        else:
-            x = features[:, :seq]
-            y = {"pitch": tf.cast(pitch[:, seq], tf.int32),
-                 "step": timing(rows[:, seq, 1:2]), "duration": timing(rows[:, seq, 2:3])}
-        return x, y
+        features, pitch = _split_features(rows, vocab, shift, velocity=bool(velocity_bins))
+        # labels: the next note after every position (streaming) or after the window
+        target = slice(1, None) if streaming else seq
+        y = {"pitch": tf.cast(pitch[:, target], tf.int32),
+             "step": timing(rows[:, target, 1:2]), "duration": timing(rows[:, target, 2:3])}
+        if velocity_bins:  # the class of each velocity, as improv.velocitybins counts
+            classes = tf.cast(rows[:, target, 3], tf.int32) * velocity_bins // 128
+            y["velocity"] = tf.minimum(classes, velocity_bins - 1)
+        return features[:, :seq], y
 
     ds = tf.data.Dataset.from_tensor_slices(starts).cache()
     if training:

@@ -14,14 +14,18 @@ import numpy as np
 import tensorflow as tf
 
 from improv.timebins import bin_values
+from improv.velocitybins import velocity_values
 from training.corpus import Corpus
 
 #: Notes of context every scored note has, as the protocol asks.
 MIN_CONTEXT = 25
 
 
-def _features(notes: np.ndarray, vocab: int) -> np.ndarray:
-    return np.stack([notes[:, 0] / vocab, notes[:, 1], notes[:, 2]], axis=-1).astype(np.float32)
+def _features(notes: np.ndarray, vocab: int, n_features: int = 3) -> np.ndarray:
+    columns = [notes[:, 0] / vocab, notes[:, 1], notes[:, 2]]
+    if n_features == 4:
+        columns.append(notes[:, 3] / 127)
+    return np.stack(columns, axis=-1).astype(np.float32)
 
 
 def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
@@ -29,6 +33,7 @@ def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
                    batch_size: int = 4096) -> list[dict[str, np.ndarray]]:
     """Return, per file, the model's logits, step and duration for notes ``min_context..``."""
     call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    nf = model.input_shape[-1]
     out = []
     if arch == "tutorial":
         for n in notes:
@@ -36,8 +41,8 @@ def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
                 out.append(None)
                 continue
             first = max(min_context, seq_length)
-            feats = _features(n, vocab)
-            windows = np.lib.stride_tricks.sliding_window_view(feats, (seq_length, 3))[:, 0]
+            feats = _features(n, vocab, nf)
+            windows = np.lib.stride_tricks.sliding_window_view(feats, (seq_length, nf))[:, 0]
             # window k covers notes k..k+seq_length-1 and predicts note k+seq_length
             windows = windows[first - seq_length:len(n) - seq_length]
             preds = [call(tf.constant(windows[i:i + batch_size]))
@@ -56,9 +61,9 @@ def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
         if not idx:
             continue
         longest = max(len(notes[i]) for i in idx)
-        x = np.zeros((len(idx), longest, 3), np.float32)
+        x = np.zeros((len(idx), longest, nf), np.float32)
         for row, i in enumerate(idx):
-            x[row, :len(notes[i])] = _features(notes[i], vocab)
+            x[row, :len(notes[i])] = _features(notes[i], vocab, nf)
         pred = {k: v.numpy() for k, v in call(tf.constant(x)).items()}
         for row, i in enumerate(idx):
             n = len(notes[i])
@@ -68,14 +73,14 @@ def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
     return results
 
 
-def _point_prediction(out: np.ndarray) -> np.ndarray:
-    """Return a head's guess in seconds: the value itself, or, for logits over time
-    bins, the median of the distribution (what minimises the expected absolute error)."""
+def _point_prediction(out: np.ndarray, values=bin_values) -> np.ndarray:
+    """Return a head's guess: the value itself, or, for logits over bins, the median
+    of the distribution (what minimises the expected absolute error)."""
     if out.shape[1] == 1:
         return out[:, 0].astype(np.float64)
     z = np.exp(out - out.max(axis=1, keepdims=True))
     cdf = np.cumsum(z, axis=1) / z.sum(axis=1, keepdims=True)
-    return bin_values(out.shape[1]).astype(np.float64)[(cdf < 0.5).sum(axis=1)]
+    return values(out.shape[1]).astype(np.float64)[(cdf < 0.5).sum(axis=1)]
 
 
 #: ``loss`` in the metrics weighs the heads as the tutorial does, whatever weights a model
@@ -85,7 +90,7 @@ TUTORIAL_WEIGHTS = {"pitch": 0.05, "step": 1.0, "duration": 1.0}
 
 def score(notes: list[np.ndarray], preds: list) -> dict:
     """Aggregate per-note errors over all files into the protocol's metrics."""
-    ce, top1, top5, step_err, dur_err, step_loss, dur_loss = ([] for _ in range(7))
+    ce, top1, top5, step_err, dur_err, step_loss, dur_loss, vel_err = ([] for _ in range(8))
     for n, p in zip(notes, preds):
         if p is None:
             continue
@@ -104,6 +109,9 @@ def score(notes: list[np.ndarray], preds: list) -> dict:
             y_true = target[:, col].astype(np.float64)
             err.append(np.abs(y_pred - y_true))
             loss.append((y_true - y_pred) ** 2 + 10 * np.maximum(-y_pred, 0))
+        if "velocity" in p:
+            vel_err.append(np.abs(_point_prediction(p["velocity"], velocity_values)
+                                  - target[:, 3]))
     if not ce:
         raise ValueError(f"no file has more than {MIN_CONTEXT} notes to score")
     cat = np.concatenate
@@ -119,6 +127,8 @@ def score(notes: list[np.ndarray], preds: list) -> dict:
         "step_loss": float(cat(step_loss).mean()),
         "duration_loss": float(cat(dur_loss).mean()),
     }
+    if vel_err:
+        metrics["velocity_mae"] = float(cat(vel_err).mean())
     metrics["loss"] = (w["pitch"] * metrics["pitch_ce"] + w["step"] * metrics["step_loss"]
                        + w["duration"] * metrics["duration_loss"])
     return metrics

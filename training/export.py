@@ -21,25 +21,29 @@ import keras
 import numpy as np
 
 from improv.timebins import bin_values
+from improv.velocitybins import velocity_values
 from improv.weights import FORMAT_VERSION, KERAS_FILE, WEIGHTS_FILE
 from training.card import write_card
 from training.config import TrainConfig
 from training.corpus import Corpus, SPLITS, TEST_PERCENT, VALIDATION_PERCENT
-from training.model import N_FEATURES
 
 
 def weights_to_arrays(model: keras.Model, config: TrainConfig) -> dict[str, np.ndarray]:
     """Return the model's weights under the names :mod:`improv.weights` reads."""
     kernel, recurrent, bias = model.get_layer("lstm").get_weights()
     arrays = {"lstm_kernel": kernel, "lstm_recurrent_kernel": recurrent, "lstm_bias": bias}
-    for head in ("pitch", "step", "duration"):
+    heads = ("pitch", "step", "duration") + (("velocity",) if config.velocity_bins else ())
+    for head in heads:
         w, b = model.get_layer(head).get_weights()
         arrays[f"{head}_kernel"], arrays[f"{head}_bias"] = w, b
     meta = {"format": FORMAT_VERSION, "arch": config.arch, "seq_length": config.seq_length,
-            "units": config.units, "vocab_size": config.vocab_size, "n_features": N_FEATURES,
-            "timing_bins": config.timing_bins}
+            "units": config.units, "vocab_size": config.vocab_size,
+            "n_features": config.n_features, "timing_bins": config.timing_bins,
+            "velocity_bins": config.velocity_bins}
     if config.timing_bins:
         arrays["timing_values"] = bin_values(config.timing_bins)
+    if config.velocity_bins:
+        arrays["velocity_values"] = velocity_values(config.velocity_bins)
     arrays["meta"] = np.array(json.dumps(meta))
     return arrays
 

@@ -7,9 +7,6 @@ import keras
 from training.config import TrainConfig
 from training.loss import mse_with_positive_pressure
 
-#: Input features per note: pitch / vocab_size, step, duration (seconds).
-N_FEATURES = 3
-HEADS = ("pitch", "step", "duration")
 
 
 def build_model(config: TrainConfig) -> keras.Model:
@@ -17,12 +14,13 @@ def build_model(config: TrainConfig) -> keras.Model:
 
     Both take ``(batch, time, 3)`` notes and end in the tutorial's three heads:
     128 pitch logits, a step and a duration (or, with ``timing_bins``, logits
-    over time bins for each). The tutorial model reads a fixed
+    over time bins for each). With ``velocity_bins`` each note has a fourth
+    input, its velocity / 127, and a fourth head gives logits over velocity bins. The tutorial model reads a fixed
     window and predicts only the note after it; the streaming model takes any
     length and predicts the next note after every position.
     """
     streaming = config.arch == "streaming"
-    inputs = keras.Input(shape=(None if streaming else config.seq_length, N_FEATURES),
+    inputs = keras.Input(shape=(None if streaming else config.seq_length, config.n_features),
                          name="notes")
     x = keras.layers.LSTM(config.units, return_sequences=streaming, name="lstm")(inputs)
     timing = config.timing_bins or 1  # logits over time bins, or the value itself
@@ -31,6 +29,8 @@ def build_model(config: TrainConfig) -> keras.Model:
         "step": keras.layers.Dense(timing, name="step")(x),
         "duration": keras.layers.Dense(timing, name="duration")(x),
     }
+    if config.velocity_bins:
+        outputs["velocity"] = keras.layers.Dense(config.velocity_bins, name="velocity")(x)
     return keras.Model(inputs, outputs, name=f"improv_{config.arch}")
 
 
@@ -40,7 +40,10 @@ def losses(config: TrainConfig, reduction: str | None = "sum_over_batch_size") -
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
 
     timing = classes() if config.timing_bins else mse_with_positive_pressure
-    return {"pitch": classes(), "step": timing, "duration": timing}
+    heads = {"pitch": classes(), "step": timing, "duration": timing}
+    if config.velocity_bins:
+        heads["velocity"] = classes()
+    return heads
 
 
 def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:

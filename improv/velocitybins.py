@@ -1,0 +1,21 @@
+"""Velocities as classes: ``n`` equal bins over MIDI velocity 0-127.
+
+A model with a velocity head predicts a distribution over these bins for the
+next note's velocity; the runtime draws a bin and plays its middle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_velocity_bins(velocity: np.ndarray, n: int) -> np.ndarray:
+    """Return the bin of each MIDI velocity (0-127)."""
+    return np.minimum(np.asarray(velocity, np.int64) * n // 128, n - 1)
+
+
+def velocity_values(n: int) -> np.ndarray:
+    """Return the velocity each of ``n`` bins stands for (its middle, 1-127)."""
+    if not 2 <= n <= 128:
+        raise ValueError(f"need 2-128 velocity bins, got {n}")
+    return np.clip(np.round((np.arange(n) + 0.5) * 128 / n), 1, 127).astype(np.float32)

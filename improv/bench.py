@@ -37,7 +37,8 @@ def time_engine(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, flo
     for _ in range(notes):
         t0 = time.perf_counter()
         pitch, step, duration = sampler.sample(prediction)
-        prediction = model.feed(pitch, step, duration)
+        velocity = sampler.velocity(prediction) or 64
+        prediction = model.feed(pitch, step, duration, velocity)
         times.append(time.perf_counter() - t0)
     return _stats(times)
 

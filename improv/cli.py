@@ -356,7 +356,7 @@ def _cmd_generate(args) -> int:
     new = generate(model, sampler, seed, args.notes)
     seed_start, seed_end = to_absolute(seed)
     start, end = to_absolute(new, start=seed_start[-1])
-    velocity = np.full(len(new), int(np.median(seed[:, 3])))  # the model has no velocity head
+    velocity = new[:, 3]
     if args.include_seed:
         pitch = np.concatenate([seed[:, 0], new[:, 0]])
         start, end = np.concatenate([seed_start, start]), np.concatenate([seed_end, end])

@@ -6,7 +6,8 @@ its LSTM state between calls, so a call costs one LSTM step whatever the
 history. A tutorial (window) model was trained on a fresh state per
 25-note window, so it re-runs the last ``seq_length`` notes each call, as trained.
 
-Inputs use the training scaling: ``[pitch / vocab_size, step, duration]``.
+Inputs use the training scaling: ``[pitch / vocab_size, step, duration]``,
+plus ``velocity / 127`` for a model with a velocity head.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class Prediction:
     A model with time bins also gives ``timing_logits``, logits over the bins
     for the step (row 0) and the duration (row 1), and ``timing_values``, the
     seconds each bin stands for; ``step`` and ``duration`` are then the
-    likeliest bins' times.
+    likeliest bins' times. A model with a velocity head gives ``velocity_logits``
+    over its bins and ``velocity_values``, the velocity each stands for.
     """
 
     logits: np.ndarray
@@ -34,6 +36,8 @@ class Prediction:
     duration: float
     timing_logits: np.ndarray | None = None
     timing_values: np.ndarray | None = None
+    velocity_logits: np.ndarray | None = None
+    velocity_values: np.ndarray | None = None
 
 
 class NoteModel:
@@ -56,11 +60,13 @@ class NoteModel:
         stacked = np.concatenate(
             [w["lstm_kernel"], w["lstm_bias"][None], w["lstm_recurrent_kernel"]])
         self._step_kernel = np.ascontiguousarray(stacked[:, order] * scale, np.float32)
-        # The three heads as one matrix: logits, then step, then duration.
-        self._head_kernel = np.ascontiguousarray(np.concatenate(
-            [w["pitch_kernel"], w["step_kernel"], w["duration_kernel"]], axis=1))
-        self._head_bias = np.concatenate([w["pitch_bias"], w["step_bias"], w["duration_bias"]])
+        # The heads as one matrix: pitch logits, step, duration (then velocity logits).
+        heads = ["pitch", "step", "duration"] + (["velocity"] if weights.velocity_bins else [])
+        self._head_kernel = np.ascontiguousarray(
+            np.concatenate([w[f"{h}_kernel"] for h in heads], axis=1))
+        self._head_bias = np.concatenate([w[f"{h}_bias"] for h in heads])
         self._timing_values = w.get("timing_values")
+        self._velocity_values = w.get("velocity_values")
         self._xh = np.zeros(n + 1 + u, np.float32)  # [features, 1, h]; h is a view into it
         self._xh[n] = 1.0
         self._x = self._xh[:n]
@@ -108,23 +114,38 @@ class NoteModel:
         out = self.h @ self._head_kernel  # a new array: a Prediction's logits never change
         out += self._head_bias
         v, bins = self.vocab_size, self.weights.timing_bins
+        velocity = None
+        if self.weights.velocity_bins:
+            velocity = out[-self.weights.velocity_bins:]
+            out = out[:-self.weights.velocity_bins]
         if not bins:
-            return Prediction(out[:v], float(out[v]), float(out[v + 1]))
+            return Prediction(out[:v], float(out[v]), float(out[v + 1]),
+                              velocity_logits=velocity, velocity_values=self._velocity_values)
         timing = out[v:].reshape(2, bins)  # a view: step row, duration row
         step, duration = self._timing_values[timing.argmax(axis=1)].tolist()
-        return Prediction(out[:v], step, duration, timing, self._timing_values)
+        return Prediction(out[:v], step, duration, timing, self._timing_values, velocity,
+                          self._velocity_values)
 
-    def features(self, pitch: int, step: float, duration: float) -> np.ndarray:
+    @property
+    def takes_velocity(self) -> bool:
+        """Whether the model hears velocities (and predicts the next one)."""
+        return bool(self.weights.velocity_bins)
+
+    def features(self, pitch: int, step: float, duration: float,
+                 velocity: int = 64) -> np.ndarray:
         """Return one note's model input, scaled as in training."""
         x = self._x
         x[0] = pitch / self.vocab_size
         x[1] = step
         x[2] = duration
+        if len(x) == 4:
+            x[3] = velocity / 127
         return x
 
-    def feed(self, pitch: int, step: float, duration: float) -> Prediction:
-        """Take in one note (raw pitch 0-127, seconds) and predict the next."""
-        x = self.features(pitch, step, duration)
+    def feed(self, pitch: int, step: float, duration: float, velocity: int = 64) -> Prediction:
+        """Take in one note (raw pitch 0-127, seconds, velocity 1-127) and predict the
+        next. The velocity matters only to a model that :attr:`takes_velocity`."""
+        x = self.features(pitch, step, duration, velocity)
         self.notes_fed += 1
         if self.arch == "streaming":
             self._lstm_step()
@@ -140,10 +161,12 @@ class NoteModel:
         return self._heads()
 
     def feed_many(self, notes: np.ndarray) -> Prediction:
-        """Feed an ``(n, >=3)`` array of pitch, step, duration rows; return the last prediction."""
+        """Feed an ``(n, >=3)`` array of pitch, step, duration (, velocity) rows; return the
+        last prediction."""
         pred = None
         for row in notes:
-            pred = self.feed(int(row[0]), float(row[1]), float(row[2]))
+            velocity = int(row[3]) if len(row) > 3 else 64
+            pred = self.feed(int(row[0]), float(row[1]), float(row[2]), velocity)
         if pred is None:
             raise ValueError("no notes to feed")
         return pred

@@ -23,23 +23,29 @@ def seed_notes(path: str | Path | None = None) -> np.ndarray:
 
 
 def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int) -> np.ndarray:
-    """Feed ``seed`` (rows of pitch, step, duration) and return ``count`` new notes.
+    """Feed ``seed`` (rows of pitch, step, duration, velocity) and return ``count`` new
+    notes as rows of the same.
 
     Each drawn note is fed back exactly as a played note would be (raw pitch;
     the engine applies the training scaling), so the model never sees its own
-    notes differently from the seed's.
+    notes differently from the seed's. A model without a velocity head plays
+    at the seed's median velocity.
     """
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     if len(seed) == 0:
         raise ValueError("the seed has no notes")
+    if seed.shape[1] < 4:
+        raise ValueError("the seed needs rows of pitch, step, duration and velocity")
     model.reset()
     prediction = model.feed_many(seed)
-    out = np.empty((count, 3))
+    fallback = int(np.median(seed[:, 3]))
+    out = np.empty((count, 4))
     for i in range(count):
         pitch, step, duration = sampler.sample(prediction)
-        out[i] = pitch, step, duration
-        prediction = model.feed(pitch, step, duration)
+        velocity = sampler.velocity(prediction) or fallback
+        out[i] = pitch, step, duration, velocity
+        prediction = model.feed(pitch, step, duration, velocity)
     return out
 
 

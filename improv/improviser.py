@@ -47,7 +47,7 @@ class Settings:
     gap: float = 0.1  # seconds between the end of a call and the answer
     barge_in: bool = True
     passthrough: bool = False
-    velocity: int = 0  # velocity of improv's notes; 0: the median of the player's
+    velocity: int = 0  # velocity of improv's notes; 0: the model's, else the player's median
     lookahead: float = 1.0  # continue mode: seconds of music kept queued
 
     def __post_init__(self):
@@ -137,8 +137,8 @@ class Improviser:
         return True
 
     def _feed_ready(self) -> None:
-        for pitch, step, duration, _ in self.window.ready(self.tracker.earliest_start):
-            self.prediction = self.model.feed(pitch, step, duration)
+        for pitch, step, duration, velocity in self.window.ready(self.tracker.earliest_start):
+            self.prediction = self.model.feed(pitch, step, duration, velocity)
 
     # -- output -----------------------------------------------------------------------
     @property
@@ -169,17 +169,22 @@ class Improviser:
             self._threshold = float(np.clip(3 * typical, 0.6, 3.0))
         return self._threshold
 
-    def _velocity(self) -> int:
-        if self.settings.velocity:
-            return self.settings.velocity
+    def _player_velocity(self) -> int:
         return int(np.median(self.velocities)) if self.velocities else 80
 
-    def _next_note(self) -> tuple[int, float, float]:
+    def _next_note(self) -> tuple[int, float, float, int]:
+        """Draw the next note (pitch, step, duration, velocity) and feed it back.
+
+        The velocity is the setting's if one is set, else the model's (a model with
+        a velocity head follows the player's dynamics), else the player's median.
+        """
         if self.prediction is None:  # nothing heard yet: start from middle C
-            self.prediction = self.model.feed(60, 0.0, 0.5)
+            self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
         pitch, step, duration = self.sampler.sample(self.prediction)
-        self.prediction = self.model.feed(pitch, step, duration)
-        return pitch, step, duration
+        velocity = (self.settings.velocity or self.sampler.velocity(self.prediction)
+                    or self._player_velocity())
+        self.prediction = self.model.feed(pitch, step, duration, velocity)
+        return pitch, step, duration, velocity
 
     def _after(self, last_start: float, step: float) -> float:
         """Start of the next note: ``step`` after the last; chords are step 0, but never
@@ -207,10 +212,9 @@ class Improviser:
         count = self.settings.answer_notes or len(self.call) or 8
         count = int(min(max(count, 1), self.settings.max_answer_notes))
         start = t + self.settings.gap
-        velocity = self._velocity()
         self._chord = 0
         for i in range(count):
-            pitch, step, duration = self._next_note()
+            pitch, step, duration, velocity = self._next_note()
             if i:
                 start = self._after(start, step)
             self._play(pitch, start, duration, velocity)
@@ -225,9 +229,8 @@ class Improviser:
                     and t - self.last_input >= self.silence_threshold()):
                 self._answer(t)
             return
-        velocity = self._velocity()
         while self._continue_last is None or self._continue_last < t + self.settings.lookahead:
-            pitch, step, duration = self._next_note()
+            pitch, step, duration, velocity = self._next_note()
             if self._continue_last is None or self._continue_last + step < t:
                 start = t + self.settings.gap  # (re)starting: no notes in the past
             else:

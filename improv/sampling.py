@@ -28,6 +28,8 @@ class SamplingConfig:
     timing_temperature : float
         The same for the step and duration of a model with time bins; 1 draws
         from the model's own distribution, 0 takes the likeliest bin.
+    velocity_temperature : float
+        The same for the velocity of a model with a velocity head.
     min_step, max_step, min_duration, max_duration : float
         Seconds. Predicted steps and durations are clamped into these ranges.
     pitch_range : tuple of int
@@ -39,6 +41,7 @@ class SamplingConfig:
     top_k: int = 0
     top_p: float = 1.0
     timing_temperature: float = 1.0
+    velocity_temperature: float = 1.0
     min_step: float = 0.0
     max_step: float = 2.0
     #: Real piano music has many notes shorter than 50 ms: with this floor at 0.05 s the
@@ -48,7 +51,7 @@ class SamplingConfig:
     pitch_range: tuple[int, int] = (21, 108)
 
     def __post_init__(self):
-        for name in ("temperature", "timing_temperature"):
+        for name in ("temperature", "timing_temperature", "velocity_temperature"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be >= 0, got {value}")
@@ -117,6 +120,18 @@ class Sampler:
         step = min(max(step, cfg.min_step), cfg.max_step)
         duration = min(max(duration, cfg.min_duration), cfg.max_duration)
         return pitch, float(step), float(duration)
+
+    def velocity(self, prediction: Prediction) -> int | None:
+        """Draw the next note's velocity from the model's velocity head (None: it has none)."""
+        logits = prediction.velocity_logits
+        if logits is None:
+            return None
+        t = self.config.velocity_temperature
+        if t <= GREEDY_BELOW:
+            return int(prediction.velocity_values[logits.argmax()])
+        z = self.rng.gumbel(size=logits.shape)  # Gumbel-max, as for time bins
+        z += logits * (1.0 / t)
+        return int(prediction.velocity_values[z.argmax()])
 
     def _draw_times(self, logits: np.ndarray, values: np.ndarray) -> list[float]:
         """Draw a bin from each row of time-bin logits; return the seconds they stand for."""

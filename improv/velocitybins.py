@@ -15,7 +15,8 @@ def to_velocity_bins(velocity: np.ndarray, n: int) -> np.ndarray:
 
 
 def velocity_values(n: int) -> np.ndarray:
-    """Return the velocity each of ``n`` bins stands for (its middle, 1-127)."""
-    if not 2 <= n <= 128:
-        raise ValueError(f"need 2-128 velocity bins, got {n}")
-    return np.clip(np.round((np.arange(n) + 0.5) * 128 / n), 1, 127).astype(np.float32)
+    """Return the velocity each of ``n`` bins stands for: its middle, 1-127 (at most
+    64 bins, so that even the first holds a velocity that sounds)."""
+    if not 2 <= n <= 64:
+        raise ValueError(f"need 2-64 velocity bins, got {n}")
+    return np.floor((np.arange(n) + 0.5) * 128 / n).astype(np.float32)

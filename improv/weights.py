@@ -4,7 +4,9 @@ The file holds plain arrays, named as :data:`ARRAYS` lists, and a ``meta``
 string of JSON (architecture, sizes, format version). Gate order in the LSTM
 arrays is Keras's: input, forget, cell, output. A model whose step and duration
 heads give logits over time bins (``timing_bins`` in the meta) also holds
-``timing_values``, the seconds each bin stands for.
+``timing_values``, the seconds each bin stands for; one with a velocity head
+(``velocity_bins``) takes the velocity as a fourth input and holds
+``velocity_kernel``, ``velocity_bias`` and ``velocity_values``.
 """
 
 from __future__ import annotations
@@ -45,13 +47,15 @@ class ModelWeights:
     arrays: dict[str, np.ndarray]
     #: Step and duration heads' classes (0: they give seconds, the tutorial's way).
     timing_bins: int = 0
+    #: Velocity head's classes (0: no velocity input or head).
+    velocity_bins: int = 0
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
 
-def _expected_shapes(n_features: int, units: int, vocab: int,
-                     timing_bins: int) -> dict[str, tuple[int, ...]]:
+def _expected_shapes(n_features: int, units: int, vocab: int, timing_bins: int,
+                     velocity_bins: int) -> dict[str, tuple[int, ...]]:
     timing = timing_bins or 1
     shapes = {
         "lstm_kernel": (n_features, 4 * units),
@@ -63,6 +67,9 @@ def _expected_shapes(n_features: int, units: int, vocab: int,
     }
     if timing_bins:
         shapes["timing_values"] = (timing_bins,)
+    if velocity_bins:
+        shapes.update(velocity_kernel=(units, velocity_bins), velocity_bias=(velocity_bins,),
+                      velocity_values=(velocity_bins,))
     return shapes
 
 
@@ -94,6 +101,7 @@ def load_weights(model_dir: str | Path) -> ModelWeights:
         units, vocab = int(meta["units"]), int(meta["vocab_size"])
         n_features = int(meta["n_features"])
         timing_bins = int(meta.get("timing_bins", 0))
+        velocity_bins = int(meta.get("velocity_bins", 0))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{path}: unreadable 'meta' entry ({exc})") from None
     if version != FORMAT_VERSION:
@@ -103,7 +111,10 @@ def load_weights(model_dir: str | Path) -> ModelWeights:
         raise ModelError(f"{path}: unknown architecture {arch!r}")
     if timing_bins < 0 or timing_bins == 1:
         raise ModelError(f"{path}: bad 'timing_bins' {timing_bins} in its meta")
-    shapes = _expected_shapes(n_features, units, vocab, timing_bins)
+    if velocity_bins < 0 or velocity_bins == 1 or n_features != (4 if velocity_bins else 3):
+        raise ModelError(f"{path}: {n_features} inputs and {velocity_bins} velocity bins in "
+                         "its meta do not fit (3 inputs without velocity, 4 with)")
+    shapes = _expected_shapes(n_features, units, vocab, timing_bins, velocity_bins)
     for name, shape in shapes.items():
         if name not in arrays:
             raise ModelError(f"{path}: missing array {name!r}")
@@ -113,4 +124,5 @@ def load_weights(model_dir: str | Path) -> ModelWeights:
         if not np.all(np.isfinite(arrays[name])):
             raise ModelError(f"{path}: array {name!r} holds NaN or infinite values")
     return ModelWeights(arch, seq_length, units, vocab, n_features,
-                        {k: arrays[k].astype(np.float32) for k in shapes}, timing_bins)
+                        {k: arrays[k].astype(np.float32) for k in shapes}, timing_bins,
+                        velocity_bins)

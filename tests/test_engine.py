@@ -87,19 +87,29 @@ def test_first_call_is_warm():
     assert np.median(ratios) < 2.0, ratios
 
 
-def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras):
-    """Step and duration heads over time bins, exported and run in NumPy, equal Keras."""
+@pytest.mark.parametrize("velocity_bins", [0, 16])
+def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras, velocity_bins):
+    """Heads over time bins (and velocity), exported and run in NumPy, equal Keras."""
     from training.config import TrainConfig
     from training.export import weights_to_arrays
     from training.model import build_model
 
-    config = TrainConfig(units=32, timing_bins=16)
+    config = TrainConfig(units=32, timing_bins=16, velocity_bins=velocity_bins)
     keras.utils.set_random_seed(3)
     model = build_model(config)
     np.savez(tmp_path / "weights.npz", **weights_to_arrays(model, config))
     engine = NoteModel.load(tmp_path)
-    notes = _real_notes(real_midi, 60)
+    cols = read_midi(real_midi)
+    notes = np.concatenate([_real_notes(real_midi, 60), cols["velocity"][:60, None]], axis=1)
     preds = [engine.feed(*row) for row in notes]
-    want = {k: v.numpy()[0] for k, v in model(_features(notes)[None]).items()}
+    x = _features(notes)
+    if velocity_bins:
+        x = np.concatenate([x, notes[:, 3:] / 127], axis=1).astype(np.float32)
+    want = {k: v.numpy()[0] for k, v in model(x[None]).items()}
     assert want["step"].shape == (60, 16)
     _assert_heads_equal(preds, want)
+    if velocity_bins:
+        got = np.stack([p.velocity_logits for p in preds])
+        np.testing.assert_allclose(got, want["velocity"], atol=1e-4)
+    else:
+        assert preds[-1].velocity_logits is None

@@ -16,15 +16,19 @@ MODEL = REPO / "models" / "default"
 
 
 def test_generated_notes_are_fed_back_in_training_scaling():
-    """The state after generating equals Keras run over seed + generated notes, pitch / 128."""
+    """The state after generating equals Keras run over seed + generated notes, pitch / 128
+    (and velocity / 127 for a model that hears velocities)."""
     import keras
 
     engine = NoteModel.load(MODEL)
     seed = seed_notes()[:40]
     new = generate(engine, Sampler(seed=3), seed, 30)
     last = engine._heads()
-    every = np.concatenate([seed[:, :3], new])
-    x = np.stack([every[:, 0] / 128, every[:, 1], every[:, 2]], axis=1).astype(np.float32)
+    every = np.concatenate([seed, new])
+    columns = [every[:, 0] / 128, every[:, 1], every[:, 2]]
+    if engine.takes_velocity:
+        columns.append(every[:, 3] / 127)
+    x = np.stack(columns, axis=1).astype(np.float32)
     want = keras.models.load_model(MODEL / "model.keras", compile=False)(x[None])
     np.testing.assert_allclose(last.logits, want["pitch"].numpy()[0, -1], atol=1e-4)
 

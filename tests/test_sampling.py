@@ -81,3 +81,15 @@ def test_timing_temperature_zero_takes_the_likeliest_bin_and_clamps():
 def test_timing_temperature_must_not_be_negative():
     with pytest.raises(ValueError, match="timing_temperature"):
         SamplingConfig(timing_temperature=-1)
+
+
+def test_velocity_is_drawn_from_the_velocity_head():
+    values = np.array([20, 60, 100], np.float32)
+    logits = np.log(np.array([0.2, 0.0, 0.8], np.float32) + 1e-12)
+    pred = Prediction(np.zeros(128, np.float32), 0.1, 0.2, velocity_logits=logits,
+                      velocity_values=values)
+    draws = [Sampler(seed=0).velocity(pred)] + [Sampler(seed=i).velocity(pred) for i in range(999)]
+    assert set(draws) == {20, 100}
+    assert np.mean(np.array(draws) == 100) == pytest.approx(0.8, abs=0.04)
+    assert Sampler(SamplingConfig(velocity_temperature=0)).velocity(pred) == 100
+    assert Sampler().velocity(_pred()) is None  # no velocity head

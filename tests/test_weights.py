@@ -72,3 +72,17 @@ def test_time_bin_models_need_their_bin_values(tmp_path):
     assert w.timing_bins == 8 and w["step_kernel"].shape == (4, 8)
     with pytest.raises(ModelError, match="missing array 'timing_values'"):
         load_weights(_write(tmp_path / "no_values", bins=8, drop="timing_values"))
+
+
+def test_a_velocity_model_needs_four_inputs(tmp_path):
+    path = _write(tmp_path / "v", bins=8)
+    with np.load(path / "weights.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    arrays.update(velocity_kernel=np.zeros((4, 16), np.float32),
+                  velocity_bias=np.zeros(16, np.float32),
+                  velocity_values=np.arange(16, dtype=np.float32))
+    np.savez(path / "weights.npz", meta=np.array(json.dumps({**meta, "velocity_bins": 16})),
+             **arrays)
+    with pytest.raises(ModelError, match="do not fit"):
+        load_weights(path)  # three inputs in its meta, as a velocity model cannot have

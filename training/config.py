@@ -61,8 +61,8 @@ class TrainConfig:
             raise ValueError("loss weights must not be negative")
         if self.timing_bins and not 3 <= self.timing_bins <= 1024:
             raise ValueError(f"timing_bins must be 0 or 3-1024, got {self.timing_bins}")
-        if self.velocity_bins and not 2 <= self.velocity_bins <= 128:
-            raise ValueError(f"velocity_bins must be 0 or 2-128, got {self.velocity_bins}")
+        if self.velocity_bins and not 2 <= self.velocity_bins <= 64:
+            raise ValueError(f"velocity_bins must be 0 or 2-64, got {self.velocity_bins}")
         if not 0 <= self.transpose <= 24:
             raise ValueError(f"transpose must be 0-24 semitones, got {self.transpose}")
 

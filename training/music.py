@@ -154,8 +154,7 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
         per_piece, generated = {}, []
         for (f, n), real in zip(pieces, reals):
             seed = n[:seed_notes]
-            new = generate(model, sampler, seed[:, :3], len(real))
-            gen = np.concatenate([new, np.full((len(new), 1), np.median(seed[:, 3]))], axis=1)
+            gen = generate(model, sampler, seed, len(real))
             generated.append(gen)
             per_piece[str(f.path)] = {
                 "compare": compare(gen, real), "signatures": failure_signatures(gen),

@@ -70,3 +70,13 @@ def test_time_bin_labels_are_the_bins_of_the_next_notes_times():
     np.testing.assert_array_equal(y["step"].numpy()[0], to_bins(np.arange(1, 11) / 100, 24))
     np.testing.assert_array_equal(y["duration"].numpy()[1],
                                   to_bins(np.arange(11, 21) / 1000, 24))
+
+
+def test_velocity_is_a_fourth_input_and_its_bin_a_label():
+    files = _files()
+    files[0][:, 3] = np.arange(40) * 3  # velocities 0, 3, ..., 117
+    cfg = TrainConfig(arch="streaming", seq_length=10, batch_size=2, velocity_bins=32)
+    x, y = next(iter(make_dataset(files, cfg, training=False)))
+    assert x.shape == (2, 10, 4)
+    np.testing.assert_allclose(x.numpy()[0, :, 3], np.arange(10) * 3 / 127, rtol=1e-6)
+    np.testing.assert_array_equal(y["velocity"].numpy()[0], np.arange(1, 11) * 3 * 32 // 128)

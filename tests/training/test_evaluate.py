@@ -49,6 +49,15 @@ def test_time_bin_heads_are_scored_by_their_median():
     assert m["duration_mae"] == pytest.approx(np.mean(np.abs(values[[4, 6]] - 0.5)), rel=1e-6)
 
 
+def test_velocity_head_is_scored_by_its_median():
+    notes = [_notes(MIN_CONTEXT + 1)]  # velocity 80
+    velocity = np.full((1, 4), -50.0)
+    velocity[0, [1, 3]] = np.log([0.6, 0.4])  # bin 1 (velocity 48) holds the median
+    preds = [{"pitch": np.zeros((1, 128)), "step": np.full((1, 1), 0.25),
+              "duration": np.full((1, 1), 0.5), "velocity": velocity, "first": MIN_CONTEXT}]
+    assert score(notes, preds)["velocity_mae"] == pytest.approx(32.0)
+
+
 def test_short_files_are_not_scored():
     with pytest.raises(ValueError, match="more than 25"):
         score([_notes(10)], [None])

@@ -75,7 +75,8 @@ def _cmd_train(args) -> int:
     changes = {k: getattr(args, k) for k in (
         "arch", "seq_length", "units", "epochs", "batch_size", "learning_rate", "pitch_weight",
         "step_weight", "duration_weight", "velocity_weight", "transpose", "timing_bins",
-        "velocity_bins", "max_minutes", "max_files", "patience", "reduce_lr_patience", "seed") if getattr(args, k) is not None}
+        "velocity_bins", "max_minutes", "max_files", "patience", "reduce_lr_patience",
+        "seed") if getattr(args, k) is not None}
     if args.data:
         changes["data"] = tuple(args.data)
     config = config.replace(**changes)

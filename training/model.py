@@ -15,8 +15,8 @@ def build_model(config: TrainConfig) -> keras.Model:
     Both take ``(batch, time, 3)`` notes and end in the tutorial's three heads:
     128 pitch logits, a step and a duration (or, with ``timing_bins``, logits
     over time bins for each). With ``velocity_bins`` each note has a fourth
-    input, its velocity / 127, and a fourth head gives logits over velocity bins. The tutorial model reads a fixed
-    window and predicts only the note after it; the streaming model takes any
+    input, its velocity / 127, and a fourth head gives logits over velocity bins.
+    The tutorial model reads a fixed window and predicts only the note after it; the streaming model takes any
     length and predicts the next note after every position.
     """
     streaming = config.arch == "streaming"

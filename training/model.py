@@ -16,8 +16,9 @@ def build_model(config: TrainConfig) -> keras.Model:
     128 pitch logits, a step and a duration (or, with ``timing_bins``, logits
     over time bins for each). With ``velocity_bins`` each note has a fourth
     input, its velocity / 127, and a fourth head gives logits over velocity bins.
-    The tutorial model reads a fixed window and predicts only the note after it; the streaming model takes any
-    length and predicts the next note after every position.
+    The tutorial model reads a fixed window and predicts only the note after it;
+    the streaming model takes any length and predicts the next note after every
+    position.
     """
     streaming = config.arch == "streaming"
     inputs = keras.Input(shape=(None if streaming else config.seq_length, config.n_features),

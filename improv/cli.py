@@ -225,13 +225,14 @@ def _load_keras(path: Path):
 
 def _print_metrics(rows: dict[str, dict]) -> None:
     head = f"{'model':<24} {'pitch CE':>9} {'top-1':>7} {'top-5':>7} {'step MAE':>9} " \
-           f"{'dur MAE':>8} {'loss':>7} {'targets':>9}"
+           f"{'dur MAE':>8} {'vel MAE':>8} {'loss':>7} {'targets':>9}"
     print(head)
     print("-" * len(head))
     for name, m in rows.items():
+        vel = f"{m['velocity_mae']:>8.1f}" if "velocity_mae" in m else f"{'-':>8}"
         print(f"{name:<24} {m['pitch_ce']:>9.3f} {100 * m['pitch_top1']:>6.1f}% "
               f"{100 * m['pitch_top5']:>6.1f}% {m['step_mae']:>9.3f} {m['duration_mae']:>8.3f} "
-              f"{m['loss']:>7.3f} {m['targets']:>9,}")
+              f"{vel} {m['loss']:>7.3f} {m['targets']:>9,}")
 
 
 def _add_plot(sub) -> None:

@@ -26,10 +26,14 @@ def write_card(model_dir: str | Path, card: dict) -> None:
     (model_dir / "README.md").write_text(render_card(card, model_dir))
 
 
+def _velocity(m: dict) -> str:
+    return f"{m['velocity_mae']:.1f}" if "velocity_mae" in m else "–"
+
+
 def _metrics_row(name: str, m: dict) -> str:
     return (f"| {name} | {m['pitch_ce']:.3f} | {100 * m['pitch_top1']:.1f}% | "
             f"{100 * m['pitch_top5']:.1f}% | {m['step_mae']:.3f} | {m['duration_mae']:.3f} | "
-            f"{m['targets']:,} |")
+            f"{_velocity(m)} | {m['targets']:,} |")
 
 
 def _music_table(card: dict, model_dir: Path | None) -> list[str]:
@@ -108,7 +112,8 @@ def render_card(card: dict, model_dir: Path | None = None) -> str:
     if ref:
         rows.append(f"| training-set pitch frequencies | {ref['pitch_ce']:.3f} | "
                     f"{100 * ref['pitch_top1']:.1f}% | {100 * ref['pitch_top5']:.1f}% | "
-                    f"{ref['step_mae']:.3f} (median) | {ref['duration_mae']:.3f} (median) | |")
+                    f"{ref['step_mae']:.3f} (median) | {ref['duration_mae']:.3f} (median) | "
+                    f"{_velocity(ref)}{' (median)' if 'velocity_mae' in ref else ''} | |")
     if rows:
         ev = card.get("evaluation", {})
         lines += ["", "## Held-out metrics", "",
@@ -116,7 +121,8 @@ def render_card(card: dict, model_dir: Path | None = None) -> str:
                   f"({ev.get('files', '?')} files of {', '.join(ev.get('sources', []))}): every "
                   f"note with at least {ev.get('min_context', 25)} notes before it in its file.",
                   "", "| model | pitch CE (nats) | top-1 | top-5 | step MAE (s) | "
-                  "duration MAE (s) | targets |", "|---|---|---|---|---|---|---|", *rows]
+                  "duration MAE (s) | velocity MAE | targets |", "|---|---|---|---|---|---|---|---|",
+                  *rows]
     lines += _music_table(card, model_dir)
     plots = sorted(p.name for p in Path(model_dir).glob("*.png")) if model_dir else []
     if plots:

@@ -148,12 +148,14 @@ def evaluate_model(model, arch: str, seq_length: int, corpus: Corpus, vocab: int
 
 
 def frequency_reference(train: Corpus, test: Corpus, vocab: int = 128) -> dict:
-    """Score the no-context predictor: training pitch frequencies, median step/duration."""
+    """Score the no-context predictor: training pitch frequencies, median step, duration
+    and velocity."""
     pitches = np.concatenate([n[:, 0] for n in train.notes]).astype(np.int64)
     counts = np.bincount(pitches, minlength=vocab) + 1.0  # add-one: no pitch is impossible
     logp = np.log(counts / counts.sum())
     steps = np.concatenate([n[:, 1] for n in train.notes])
     durs = np.concatenate([n[:, 2] for n in train.notes])
+    velocity = np.median(np.concatenate([n[:, 3] for n in train.notes]))
     preds = []
     for n in test.notes:
         k = len(n) - MIN_CONTEXT
@@ -161,5 +163,6 @@ def frequency_reference(train: Corpus, test: Corpus, vocab: int = 128) -> dict:
             preds.append(None)
             continue
         preds.append({"pitch": np.tile(logp, (k, 1)), "step": np.full((k, 1), np.median(steps)),
-                      "duration": np.full((k, 1), np.median(durs)), "first": MIN_CONTEXT})
+                      "duration": np.full((k, 1), np.median(durs)),
+                      "velocity": np.full((k, 1), velocity), "first": MIN_CONTEXT})
     return score(test.notes, preds)

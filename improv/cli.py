@@ -29,8 +29,8 @@ def _add_train(sub) -> None:
                        "score it on the test split and plot its history.")
     from training.config import PRESETS  # no TensorFlow in this import
 
-    p.add_argument("--preset", choices=sorted(PRESETS), default="sampled-timing",
-                   help="starting configuration (default: sampled-timing, the shipped model)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="dynamics",
+                   help="starting configuration (default: dynamics, the shipped model)")
     p.add_argument("--data", action="append", metavar="SRC",
                    help="MIDI folder or MAESTRO-style CSV (repeatable; replaces the preset's)")
     p.add_argument("--arch", choices=("tutorial", "streaming"))

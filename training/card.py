@@ -36,6 +36,10 @@ def _metrics_row(name: str, m: dict) -> str:
             f"{_velocity(m)} | {m['targets']:,} |")
 
 
+def _overlap(row: dict, key: str) -> str:
+    return f"{row[key]:.3f}" if key in row else "–"  # cards written before it was measured
+
+
 def _music_table(card: dict, model_dir: Path | None) -> list[str]:
     music = card.get("music")
     if not music:
@@ -53,17 +57,18 @@ def _music_table(card: dict, model_dir: Path | None) -> list[str]:
              f"{music['generate_notes']} generated notes are compared with the real "
              "continuation (histogram overlap, 1 = same; KL in nats, 0 = same).", "",
              "| model | temperature | pitch overlap | pitch-class overlap | interval overlap | "
-             "step overlap | duration overlap | pitch KL | repeats | longest run | "
-             "distinct pitches | step std (s) | key fit |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "step overlap | duration overlap | velocity overlap | pitch KL | repeats | "
+             "longest run | distinct pitches | step std (s) | key fit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, t, r in rows:
         lines.append(f"| {name} | {t} | {r['pitch_overlap']:.3f} | {r['pitch_class_overlap']:.3f}"
                      f" | {r['interval_overlap']:.3f} | {r['step_overlap']:.3f} | "
-                     f"{r['duration_overlap']:.3f} | {r['pitch_kl']:.3f} | "
+                     f"{r['duration_overlap']:.3f} | {_overlap(r, 'velocity_overlap')} | "
+                     f"{r['pitch_kl']:.3f} | "
                      f"{r['repeat_rate']:.3f} | {r['longest_run']:.1f} | "
                      f"{r['distinct_pitches']:.1f} | {r['step_std']:.3f} | "
                      f"{r['key_overlap']:.3f} |")
-    lines.append(f"| real continuation | | | | | | | | {real['repeat_rate']:.3f} | "
+    lines.append(f"| real continuation | | | | | | | | | {real['repeat_rate']:.3f} | "
                  f"{real['longest_run']:.1f} | {real['distinct_pitches']:.1f} | "
                  f"{real['step_std']:.3f} | |")
     return lines

@@ -186,6 +186,6 @@ def summary(per_temperature: dict) -> dict:
     return {"pitch_overlap": c["pitch"]["overlap"], "pitch_class_overlap":
             c["pitch_class"]["overlap"], "interval_overlap": c["interval"]["overlap"],
             "step_overlap": c["step"]["overlap"], "duration_overlap": c["duration"]["overlap"],
-            "pitch_kl": c["pitch"]["kl"], "repeat_rate": sig["repeat_rate"],
+            "velocity_overlap": c["velocity"]["overlap"], "pitch_kl": c["pitch"]["kl"], "repeat_rate": sig["repeat_rate"],
             "longest_run": sig["longest_run"], "distinct_pitches": sig["distinct_pitches"],
             "step_std": sig["step_std"], "key_overlap": fit["key_overlap"]}

@@ -99,7 +99,8 @@ def plot_music_comparison(rows: dict[str, dict], path: str | Path) -> Path:
     plt = _pyplot()
     metrics = {"pitch": "pitch_overlap", "pitch class": "pitch_class_overlap",
                "interval": "interval_overlap", "step": "step_overlap",
-               "duration": "duration_overlap", "key fit": "key_overlap"}
+               "duration": "duration_overlap", "velocity": "velocity_overlap",
+               "key fit": "key_overlap"}
     fig, ax = plt.subplots(figsize=(11, 4))
     width = 0.8 / max(len(rows), 1)
     x = np.arange(len(metrics))

@@ -11,13 +11,19 @@ MODELS = REPO / "models"
 
 
 def _real_notes(path, n=120):
+    """Rows of pitch, step, duration, velocity of a real performance."""
     cols = read_midi(path)
     step = np.diff(cols["start"], prepend=cols["start"][:1])
-    return np.stack([cols["pitch"], step, cols["end"] - cols["start"]], axis=1)[:n]
+    return np.stack([cols["pitch"], step, cols["end"] - cols["start"], cols["velocity"]],
+                    axis=1)[:n]
 
 
-def _features(notes):
-    return np.stack([notes[:, 0] / 128, notes[:, 1], notes[:, 2]], axis=1).astype(np.float32)
+def _features(notes, velocity=False):
+    """Model inputs as in training: pitch / 128, step, duration (, velocity / 127)."""
+    columns = [notes[:, 0] / 128, notes[:, 1], notes[:, 2]]
+    if velocity:
+        columns.append(notes[:, 3] / 127)
+    return np.stack(columns, axis=1).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +52,12 @@ def test_engine_equals_keras(name, real_midi, keras):
     engine = NoteModel.load(MODELS / name)
     model = keras.models.load_model(MODELS / name / "model.keras", compile=False)
     notes = _real_notes(real_midi)
-    x = _features(notes)
+    x = _features(notes, engine.takes_velocity)
     preds = [engine.feed(*row) for row in notes]
     if engine.arch == "streaming":
         want = {k: v.numpy()[0] for k, v in model(x[None]).items()}
     else:
-        windows = np.lib.stride_tricks.sliding_window_view(x, (engine.seq_length, 3))[:, 0]
+        windows = np.lib.stride_tricks.sliding_window_view(x, (engine.seq_length, x.shape[1]))[:, 0]
         want = {k: v.numpy() for k, v in model(windows).items()}
         preds = preds[engine.seq_length - 1:]  # full windows only
     _assert_heads_equal(preds, want)
@@ -99,12 +105,9 @@ def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras, velocity
     model = build_model(config)
     np.savez(tmp_path / "weights.npz", **weights_to_arrays(model, config))
     engine = NoteModel.load(tmp_path)
-    cols = read_midi(real_midi)
-    notes = np.concatenate([_real_notes(real_midi, 60), cols["velocity"][:60, None]], axis=1)
+    notes = _real_notes(real_midi, 60)
     preds = [engine.feed(*row) for row in notes]
-    x = _features(notes)
-    if velocity_bins:
-        x = np.concatenate([x, notes[:, 3:] / 127], axis=1).astype(np.float32)
+    x = _features(notes, velocity=bool(velocity_bins))
     want = {k: v.numpy()[0] for k, v in model(x[None]).items()}
     assert want["step"].shape == (60, 16)
     _assert_heads_equal(preds, want)

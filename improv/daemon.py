@@ -24,7 +24,8 @@ from improv.engine import NoteModel
 from improv.improviser import Improviser
 from improv.outputs import PortOutput, SynthOutput
 from improv.paths import default_model_dir
-from improv.ports import PortError, api_name, get_backend, list_ports, open_input, open_output
+from improv.ports import (PortError, PortLister, api_name, get_backend, list_ports, open_input,
+                          open_output)
 from improv.recorder import Recorder
 from improv.sampling import Sampler
 from improv.scheduler import Scheduler
@@ -88,10 +89,12 @@ def open_port_output(options: RunOptions, backend) -> list:
 class PortWatch:
     """Notice named ports that go away and come back; reconnect to them by name.
 
-    Listing ports costs tens of milliseconds on JACK, so a thread of its own looks
-    every WATCH_EVERY seconds and posts what it saw to the main loop's inbox; the
-    main loop then silences, reports and reconnects (:meth:`apply`). If the MIDI
-    system itself goes (the JACK server stops), the run ends with status 3.
+    A thread of its own looks every WATCH_EVERY seconds through a
+    :class:`~improv.ports.PortLister` and posts what it saw to the main loop's inbox;
+    the main loop then silences, reports and reconnects (:meth:`apply`). When the
+    listing changes, mido lists again from scratch: that is slow (so only then) but
+    raises :class:`PortError` if the MIDI system itself went (the JACK server
+    stopped), and the run ends with status 3.
     """
 
     def __init__(self, backend, improviser, send: _FanOut, post, log):
@@ -108,12 +111,17 @@ class PortWatch:
         self._stop.set()
 
     def _watch(self, post) -> None:
-        while not self._stop.wait(WATCH_EVERY):
-            try:
-                post(list_ports(self.backend))
-            except PortError as exc:
-                post(exc)
-                return
+        try:
+            lister = PortLister(self.backend)
+            last = None
+            while not self._stop.wait(WATCH_EVERY):
+                seen = lister.list()
+                if seen != last:  # a port came or went: confirm from scratch
+                    last = seen
+                    seen = list_ports(self.backend)
+                post(seen)
+        except PortError as exc:
+            post(exc)
 
     def _say(self, text: str) -> None:
         print(f"\nimprov: {text}", file=self.log, flush=True)

@@ -131,7 +131,9 @@ class Scheduler:
                     try:
                         limit = time.perf_counter() + SPIN
                         while self.clock() < due and time.perf_counter() < limit:
-                            pass
+                            time.sleep(0)  # lets other threads in: a bare loop would hold
+                            # the GIL until the switch interval (5 ms), and the input
+                            # thread and main loop would wait that long
                     finally:
                         self._cond.acquire()
                     continue

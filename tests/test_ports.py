@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from improv.ports import PortError, choose_port, get_backend, list_ports, open_input, open_output
+from improv.ports import (PortError, PortLister, choose_port, get_backend, list_ports,
+                          open_input, open_output)
 from tests.conftest import REPO
 
 
@@ -41,6 +42,19 @@ def test_virtual_ports_are_listed_and_connectable(jack):
     finally:
         vin.close()
         vout.close()
+
+
+def test_port_lister_sees_what_mido_sees(jack):
+    backend = get_backend("jack")
+    lister = PortLister(backend)
+    port = open_output(backend, "listertest out", virtual=True)
+    try:
+        seen = lister.list()
+        assert seen == list_ports(backend)
+        assert any("listertest out" in name for name in seen["inputs"])  # others read it
+    finally:
+        port.close()
+    assert not any("listertest" in name for name in lister.list()["inputs"])
 
 
 def test_ports_command_lists_with_the_backend(jack):

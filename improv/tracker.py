@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 from improv.note import Note
 
 SUSTAIN_CC = 64
@@ -35,8 +37,7 @@ class NoteTracker:
     @property
     def earliest_start(self) -> float | None:
         """Start of the oldest note still sounding (None if none)."""
-        starts = [v[0] for v in self._down.values()] + [v[0] for v in self._sustained.values()]
-        return min(starts) if starts else None
+        return min(chain(self._down.values(), self._sustained.values()), default=(None,))[0]
 
     def handle(self, msg, t: float) -> list[Note]:
         """Take one mido message received at time ``t``; return the notes it ended."""

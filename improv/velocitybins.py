@@ -9,9 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def velocity_edges(n: int) -> np.ndarray:
+    """Return the ``n - 1`` velocities where a new bin starts."""
+    return (np.arange(1, n) * 128 / n).astype(np.float32)
+
+
 def to_velocity_bins(velocity: np.ndarray, n: int) -> np.ndarray:
     """Return the bin of each MIDI velocity (0-127)."""
-    return np.minimum(np.asarray(velocity, np.int64) * n // 128, n - 1)
+    return np.searchsorted(velocity_edges(n), velocity, side="right")
 
 
 def velocity_values(n: int) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from improv.engine import NoteModel
-from improv.midifile import read_midi
+from improv.generate import seed_notes
 from tests.conftest import REPO
 
 MODELS = REPO / "models"
@@ -12,10 +12,7 @@ MODELS = REPO / "models"
 
 def _real_notes(path, n=120):
     """Rows of pitch, step, duration, velocity of a real performance."""
-    cols = read_midi(path)
-    step = np.diff(cols["start"], prepend=cols["start"][:1])
-    return np.stack([cols["pitch"], step, cols["end"] - cols["start"], cols["velocity"]],
-                    axis=1)[:n]
+    return seed_notes(path)[:n]
 
 
 def _features(notes, velocity=False):

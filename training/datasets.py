@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from improv.timebins import bin_edges
+from improv.velocitybins import velocity_edges
 from training.config import TrainConfig
 
 _SHAPED = tf.data.Options()
@@ -68,6 +69,8 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
     vocab = config.vocab_size
     augment = training and config.transpose > 0
     velocity_bins = config.velocity_bins
+    if velocity_bins:
+        velocity_bounds = velocity_edges(velocity_bins).tolist()
     if config.timing_bins:
         edges = bin_edges(config.timing_bins).tolist()
 
@@ -89,9 +92,9 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
         target = slice(1, None) if streaming else seq
         y = {"pitch": tf.cast(pitch[:, target], tf.int32),
              "step": timing(rows[:, target, 1:2]), "duration": timing(rows[:, target, 2:3])}
-        if velocity_bins:  # the class of each velocity, as improv.velocitybins counts
-            classes = tf.cast(rows[:, target, 3], tf.int32) * velocity_bins // 128
-            y["velocity"] = tf.minimum(classes, velocity_bins - 1)
+        if velocity_bins:
+            y["velocity"] = tf.raw_ops.Bucketize(input=rows[:, target, 3],
+                                                 boundaries=velocity_bounds)
         return features[:, :seq], y
 
     ds = tf.data.Dataset.from_tensor_slices(starts).cache()

@@ -16,6 +16,7 @@ def test_folder_is_searched_recursively(tmp_path):
     assert all(f.split in ("train", "validation", "test") for f in files)
 
 
+@pytest.mark.corpus
 def test_split_is_deterministic_and_by_piece():
     files = find_midi_files(DATA / "maestro-asap")
     again = find_midi_files(DATA / "maestro-asap")
@@ -28,6 +29,7 @@ def test_split_is_deterministic_and_by_piece():
     assert {f.split for f in files} == {"train", "validation", "test"}
 
 
+@pytest.mark.corpus
 def test_same_piece_same_split_across_sources():
     pieces = {}
     for src in ("maestro-asap", "asap-ecompetition"):
@@ -92,6 +94,7 @@ def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     assert first.n_notes == 1 and second.n_notes == 2
 
 
+@pytest.mark.corpus
 def test_tutorial_files_are_the_first_training_files():
     files = tutorial_files(DATA / "maestro-asap", 5)
     assert len(files) == 5 and all(f.split == "train" for f in files)

@@ -121,6 +121,7 @@ def test_evaluate_music_without_tensorflow(tiny_model, tiny_data, tmp_path):
     assert "temperature" in proc.stdout
 
 
+@pytest.mark.corpus
 def test_evaluate_music_on_the_shipped_model(tmp_path):
     """The shipped model on a small subset of the real test split."""
     out = tmp_path / "music.json"

@@ -316,8 +316,19 @@ def _add_sampling(p) -> None:
     p.add_argument("--random-seed", type=int, help="same number, same notes")
 
 
+def _check_folder(path: Path | None) -> None:
+    """Refuse an output file whose folder is missing, before any work is done."""
+    if path is not None and not path.resolve().parent.is_dir():
+        raise FileNotFoundError(f"{path}: no such folder {path.parent}")
+
+
 def _sampler(args):
     from improv.sampling import Sampler, SamplingConfig
+
+    for flag in ("max_step", "max_duration"):
+        if not getattr(args, flag) > 0:
+            raise ValueError(f"--{flag.replace('_', '-')} must be above 0 seconds, "
+                             f"got {getattr(args, flag)}")
 
     cfg = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          max_step=args.max_step, max_duration=args.max_duration)
@@ -349,6 +360,8 @@ def _cmd_generate(args) -> int:
         raise ValueError(f"--notes must be at least 1, got {args.notes}")
     sampler = _sampler(args)
     soundfont = None
+    for path in (args.output, args.wav):
+        _check_folder(path)
     if args.wav:
         from improv.soundfont import find_soundfont
 
@@ -368,12 +381,14 @@ def _cmd_generate(args) -> int:
         start, end = start - start[0], end - start[0]
     end = restrike(pitch, start, end)
     write_midi(args.output, pitch, start, end, velocity)
-    print(f"wrote {args.output} ({len(pitch)} notes, {end.max():.1f} s)")
+    count = f"{len(pitch)} note" + ("" if len(pitch) == 1 else "s")
+    print(f"wrote {args.output} ({count}, {end.max():.1f} s)")
     if args.wav:
-        from improv.synth import render, write_wav
+        from improv.synth import peak_dbfs, render_normalised, write_wav
 
-        write_wav(args.wav, render(pitch, start, end, velocity, soundfont))
-        print(f"wrote {args.wav} (soundfont {soundfont})")
+        audio = render_normalised(pitch, start, end, velocity, soundfont)
+        write_wav(args.wav, audio)
+        print(f"wrote {args.wav} (soundfont {soundfont}, peak {peak_dbfs(audio):.1f} dBFS)")
     return 0
 
 
@@ -383,14 +398,16 @@ def _add_demo(sub) -> None:
                        "improv, which answers; both sound through FluidSynth (speakers, else "
                        "demo.wav) and are recorded to demo.mid.")
     p.add_argument("--wav", type=Path, default=Path("demo.wav"),
-                   help="audio file when there is no audio device (default demo.wav)")
+                   help="audio file, written whether or not there is an audio device "
+                   "(default demo.wav)")
     p.add_argument("--mid", type=Path, default=Path("demo.mid"), help="recording (demo.mid)")
     p.add_argument("--phrases", type=int, default=3, help="phrases the pianist plays (1-5)")
     p.add_argument("--model", help="model folder (default: the shipped one)")
     p.add_argument("--soundfont", help="soundfont (default: see soundfonts/README.md)")
-    p.add_argument("--audio-driver", help="FluidSynth audio driver")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--random-seed", type=int)
+    p.add_argument("--audio-driver", help="FluidSynth audio driver (file: no live sound)")
+    p.add_argument("--gain", type=float, help=GAIN_HELP)
+    p.add_argument("--temperature", type=float, help="pitch sampling temperature (default 0.8)")
+    p.add_argument("--random-seed", type=int, help="seed of improv's random draws")
 
 
 def _cmd_demo(args) -> int:
@@ -402,7 +419,21 @@ def _cmd_demo(args) -> int:
     options = apply_flags(RunOptions(), {
         "model": args.model, "soundfont": args.soundfont, "audio_driver": args.audio_driver,
         "random_seed": args.random_seed, "sampling.temperature": args.temperature})
-    return demo(options, args.wav, args.mid, args.phrases)
+    return demo(_with_gain(options, args.gain), args.wav, args.mid, args.phrases)
+
+
+GAIN_HELP = "FluidSynth's live gain (default 1.5; 0-10); WAV files are normalised instead"
+
+
+def _with_gain(options, gain: float | None):
+    """Return ``options`` with FluidSynth's live gain set (``synth.gain``), if given."""
+    if gain is None:
+        return options
+    if not 0 <= gain <= 10:
+        raise ValueError(f"--gain must be 0-10 (FluidSynth's range), got {gain}")
+    from dataclasses import replace
+
+    return replace(options, synth_settings={**options.synth_settings, "synth.gain": gain})
 
 
 def _add_ports(sub) -> None:
@@ -445,7 +476,8 @@ def _add_run(sub) -> None:
     p.add_argument("--soundfont", help="soundfont for --synth")
     p.add_argument("--audio-driver", help="FluidSynth audio driver (pulseaudio, alsa, jack, ...)")
     p.add_argument("--record", help="write the session (both parts) to this MIDI file")
-    p.add_argument("--mode", choices=("call-response", "continue"))
+    p.add_argument("--mode", choices=("call-response", "continue"),
+                   help="answer each phrase, or keep playing (default call-response)")
     p.add_argument("--silence", type=float, help="seconds of silence that end a call (0: adaptive)")
     p.add_argument("--answer-notes", type=int, help="notes per answer (0: as many as the call)")
     p.add_argument("--gap", type=float, help="seconds between a call's end and the answer")
@@ -453,10 +485,12 @@ def _add_run(sub) -> None:
                    help="send the player's notes to the output too")
     p.add_argument("--barge-in", action=argparse.BooleanOptionalAction, default=None,
                    help="stop an answer when the player plays again (default: on)")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--random-seed", type=int)
+    p.add_argument("--temperature", type=float,
+                   help="pitch sampling temperature; 0 always takes the likeliest (default 0.8)")
+    p.add_argument("--top-k", type=int, help="draw among the k likeliest pitches (0: all)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling mass (default 1: off)")
+    p.add_argument("--random-seed", type=int, help="seed of improv's random draws")
+    p.add_argument("--gain", type=float, help=GAIN_HELP)
     p.add_argument("--no-status", dest="status", action="store_false", default=None,
                    help="no status line")
 
@@ -471,7 +505,7 @@ def _run_options(args):
     flags.update({f"settings.{k}": getattr(args, k) for k in (
         "mode", "silence", "answer_notes", "gap", "passthrough", "barge_in")})
     flags.update({f"sampling.{k}": getattr(args, k) for k in ("temperature", "top_k", "top_p")})
-    return apply_flags(options, flags)
+    return _with_gain(apply_flags(options, flags), args.gain)
 
 
 def _cmd_run(args) -> int:
@@ -505,24 +539,42 @@ def _add_bench(sub) -> None:
     p.add_argument("--every", type=float, default=60.0, help="soak: seconds between rows")
     p.add_argument("--midi", type=Path, help="soak: the MIDI file to play (default: built-in)")
     p.add_argument("--json", type=Path, help="JSON output (default: bench-<what>.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _cmd_bench(args) -> int:
-    from improv.bench import bench_engine, bench_live, bench_soak
+    from improv import bench
+    from improv.progress import set_quiet
 
+    set_quiet(args.quiet)
     out = args.json or Path(f"bench-{args.what}.json")
+    _check_folder(out)
     if args.what == "live":
-        bench_live(args.count, out)
+        bench.bench_live(args.count, out)
     elif args.what == "soak":
-        bench_soak(args.minutes, args.midi, args.every, out)
+        bench.bench_soak(args.minutes, args.midi, args.every, out)
     else:
-        bench_engine(args.notes, args.predict_notes, out)
+        bench.bench_engine(args.notes, args.predict_notes, out)
     return 0
+
+
+def _add_data(sub) -> None:
+    from improv.data import add_parser
+
+    add_parser(sub)
+
+
+def _cmd_data(args) -> int:
+    from improv.data import command
+
+    return command(args)
 
 
 COMMANDS = {"demo": _cmd_demo, "ports": _cmd_ports, "run": _cmd_run, "bench": _cmd_bench,
             "generate": _cmd_generate, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "plot": _cmd_plot, "export": _cmd_export}
+            "plot": _cmd_plot, "export": _cmd_export, "data": _cmd_data}
+#: What each extra brings; a command that needs a missing one says which to install.
+EXTRAS = {"tensorflow": "train", "keras": "train", "pandas": "train", "matplotlib": "train"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -539,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plot(sub)
     _add_export(sub)
     _add_bench(sub)
+    _add_data(sub)
     return parser
 
 
@@ -553,6 +606,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # TrainingInterrupted says where it saved
         print(f"improv: {exc or 'interrupted'}", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        extra = EXTRAS[top]
+        print(f"improv: error: `improv {args.command}` needs {top}, which the runtime install "
+              f"leaves out; install the {extra} extra: bash install.sh --{extra} (or pip install "
+              f"'improv[{extra}]')", file=sys.stderr)
+        return 1
     # Bad data, models, MIDI files and configs raise ValueError subclasses; a missing
     # soundfont is a FileNotFoundError: no need to import training/ on the live path.
     except (ValueError, FileNotFoundError, SynthError, PortError) as exc:

@@ -3,8 +3,8 @@
 A built-in pianist plays phrases of a real performance (the shipped excerpt in
 ``improv/seeds/``) into the daemon, exactly as a keyboard would, and improv
 answers each one in call-response mode. Both parts sound through FluidSynth:
-on the speakers where an audio device exists, else into ``demo.wav``; the
-session is recorded to ``demo.mid`` either way.
+on the speakers where an audio device exists, and always into ``demo.wav``
+(rendered from the session's recording, ``demo.mid``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ import mido
 
 from improv.config import RunOptions
 from improv.daemon import run
+from improv.engine import NoteModel
 from improv.generate import BUILTIN_SEED
-from improv.midifile import read_midi
+from improv.midifile import MidiReadError, read_midi
 from improv.outputs import SynthOutput
+from improv.paths import default_model_dir
 from improv.soundfont import find_soundfont
-from improv.synth import SynthError
+from improv.synth import SAMPLE_RATE, SynthError, peak_dbfs, render_normalised, write_wav
 
 
 class DemoPianist:
@@ -73,22 +75,31 @@ def phrases_of(path: Path, size: int = 12) -> list[list[tuple]]:
 
 def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("demo.mid"),
          phrases: int = 3, log=sys.stderr) -> int:
-    """Run the demo; return the exit status."""
+    """Run the demo; return the exit status.
+
+    Sound goes to an audio device when there is one; ``wav`` is written either way, rendered
+    from the recording after the session (so it holds exactly what was played, at a level
+    set by :func:`~improv.synth.render_normalised`, whatever the live driver was).
+    """
+    for path in (wav, mid):
+        if not Path(path).resolve().parent.is_dir():
+            raise FileNotFoundError(f"{path}: no such folder {Path(path).parent}")
     soundfont = find_soundfont(options.soundfont or None)
-    to_file = {"audio.file.name": str(wav)}
-    if options.audio_driver == "file":
-        synth, where = SynthOutput(soundfont, "file", settings=to_file), str(wav)
+    NoteModel.load(options.model or default_model_dir())  # a bad model fails before the banner
+    outputs = []
+    if options.audio_driver == "file":  # the WAV is made from the recording anyway
+        where = str(wav)
     else:
         try:
-            synth = SynthOutput(soundfont, options.audio_driver or None)
-            where = f"the speakers ({synth.driver})"
+            outputs.append(SynthOutput(soundfont, options.audio_driver or None,
+                                       settings=dict(options.synth_settings)))
+            where = f"the speakers ({outputs[0].driver}) and {wav}"
         except SynthError:
             if options.audio_driver:  # a driver asked for by name must work
                 raise
-            synth = SynthOutput(soundfont, "file", settings=to_file)
             where = f"{wav} (no audio device here)"
-    print(f"improv demo: a pianist plays {phrases} phrases, improv answers; sound to {where}",
-          file=log, flush=True)
+    print(f"improv demo: a pianist plays {plural(phrases, 'phrase')}, improv answers; "
+          f"sound to {where}", file=log, flush=True)
     settings = replace(options.settings, mode="call-response", passthrough=True, silence=1.0)
     options = replace(options, settings=settings, record=str(mid), status=False)
     stop = threading.Event()
@@ -99,6 +110,20 @@ def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("de
 
         return DemoPianist(enqueue, phrases_of(BUILTIN_SEED)[:phrases], busy, stop)
 
-    code = run(options, stop=stop, log=log, source=source, outputs=[synth])
-    print(f"improv demo: wrote {mid}" + (f" and {wav}" if "file" in synth.name else ""), file=log)
+    code = run(options, stop=stop, log=log, source=source, outputs=outputs)
+    try:
+        cols = read_midi(mid)
+    except MidiReadError:  # stopped before a note was played
+        print(f"improv demo: wrote {mid}; no notes, so no {wav}", file=log)
+        return code
+    audio = render_normalised(cols["pitch"], cols["start"], cols["end"], cols["velocity"],
+                              soundfont)
+    write_wav(wav, audio)
+    print(f"improv demo: wrote {mid} and {wav} ({len(audio) / SAMPLE_RATE:.0f} s, peak "
+          f"{peak_dbfs(audio):.1f} dBFS)", file=log)
     return code
+
+
+def plural(n: int, word: str) -> str:
+    """Return "1 note", "2 notes"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -45,6 +45,8 @@ def _add_train(sub) -> None:
         ("--timing-bins", int, "step and duration as classes over N time bins (0: values)"),
         ("--velocity-bins", int, "velocity as an input and a head over N classes (0: none)"),
         ("--velocity-weight", float, "loss weight of the velocity head"),
+        ("--pitch-embedding", int, "read the pitch through a learned N-d embedding (0: /128)"),
+        ("--interval-embedding", int, "also read the interval to the previous note (N-d)"),
         ("--max-minutes", float, "stop after this many minutes"),
         ("--max-files", int, "train on the first N training files only"),
         ("--patience", int, "early-stopping patience in epochs"),
@@ -75,12 +77,13 @@ def _cmd_train(args) -> int:
     changes = {k: getattr(args, k) for k in (
         "arch", "seq_length", "units", "epochs", "batch_size", "learning_rate", "pitch_weight",
         "step_weight", "duration_weight", "velocity_weight", "transpose", "timing_bins",
-        "velocity_bins", "max_minutes", "max_files", "patience", "reduce_lr_patience",
-        "seed") if getattr(args, k) is not None}
+        "velocity_bins", "pitch_embedding", "interval_embedding", "max_minutes", "max_files",
+        "patience", "reduce_lr_patience", "seed") if getattr(args, k) is not None}
     if args.data:
         changes["data"] = tuple(args.data)
     config = config.replace(**changes)
     config = config.replace(data=tuple(str(resolve_data(d)) for d in config.data))
+    _check_data(config.data)
     out = args.out or Path("models") / args.preset
     ckpt = args.checkpoints or Path("runs") / out.name
     card = train_export(config, out, ckpt, resume=args.resume, strategy=args.strategy,
@@ -90,6 +93,15 @@ def _cmd_train(args) -> int:
     if card.get("metrics"):
         _print_metrics({out.name: card["metrics"]})
     return 0
+
+
+def _check_data(sources) -> None:
+    """Say how to get the training data when a source is missing."""
+    for source in sources:
+        if not Path(source).exists():
+            raise FileNotFoundError(
+                f"{source}: no such file or folder; get the data sets improv trains on with: "
+                "improv data download asap (see improv data list), or name yours with --data")
 
 
 def _add_evaluate(sub) -> None:
@@ -131,19 +143,20 @@ def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
           f"{args.generate_notes} generated and compared with the real continuation")
     head = (f"{'temperature':>11} {'pitch ov':>9} {'pc ov':>6} {'step ov':>8} {'dur ov':>7} "
             f"{'pitch KL':>9} {'repeat':>7} {'run':>5} {'distinct':>9} {'step std':>9} "
-            f"{'key fit':>8}")
+            f"{'key fit':>8} {'out key':>8}")
     print(head)
     print("-" * len(head))
     real = result["real"]
     print(f"{'real':>11} {'':>9} {'':>6} {'':>8} {'':>7} {'':>9} {real['repeat_rate']:>7.3f} "
-          f"{real['longest_run']:>5.1f} {real['distinct_pitches']:>9.1f} {real['step_std']:>9.3f}")
+          f"{real['longest_run']:>5.1f} {real['distinct_pitches']:>9.1f} {real['step_std']:>9.3f} "
+          f"{'':>8} {real['out_of_key']:>8.3f}")
     for t, r in result["temperatures"].items():
         c, sig, fit = r["compare"], r["signatures"], r["call_response"]
         print(f"{t:>11} {c['pitch']['overlap']:>9.3f} {c['pitch_class']['overlap']:>6.3f} "
               f"{c['step']['overlap']:>8.3f} {c['duration']['overlap']:>7.3f} "
               f"{c['pitch']['kl']:>9.3f} {sig['repeat_rate']:>7.3f} {sig['longest_run']:>5.1f} "
               f"{sig['distinct_pitches']:>9.1f} {sig['step_std']:>9.3f} "
-              f"{fit['key_overlap']:>8.3f}")
+              f"{fit['key_overlap']:>8.3f} {sig['out_of_key']:>8.3f}")
     png = args.png or out.with_suffix(".png")
     middle = sorted(notes)[len(notes) // 2]
     plots.plot_music(*notes[middle], png, title=f"{model_dir.name}, temperature {middle}")
@@ -175,6 +188,7 @@ def _cmd_evaluate(args) -> int:
     sources = args.data or card.get("config", {}).get("data")
     if not sources:
         raise SystemExit("improv: error: the model's card names no data; give --data")
+    _check_data([resolve_data(s) for s in sources])
     files = [f for s in sources for f in find_midi_files(resolve_data(s))]
     chosen = files if args.split == "all" else [f for f in files if f.split == args.split]
     if not chosen:
@@ -224,15 +238,17 @@ def _load_keras(path: Path):
 
 
 def _print_metrics(rows: dict[str, dict]) -> None:
-    head = f"{'model':<24} {'pitch CE':>9} {'top-1':>7} {'top-5':>7} {'step MAE':>9} " \
-           f"{'dur MAE':>8} {'vel MAE':>8} {'loss':>7} {'targets':>9}"
+    # "on key": probability on the 7 commonest pitch classes of the 64 notes before each note
+    head = f"{'model':<24} {'pitch CE':>9} {'top-1':>7} {'top-5':>7} {'on key':>7} " \
+           f"{'step MAE':>9} {'dur MAE':>8} {'vel MAE':>8} {'loss':>7} {'targets':>9}"
     print(head)
     print("-" * len(head))
     for name, m in rows.items():
         vel = f"{m['velocity_mae']:>8.1f}" if "velocity_mae" in m else f"{'-':>8}"
+        key = f"{m['key_mass']:>7.3f}" if "key_mass" in m else f"{'-':>7}"
         print(f"{name:<24} {m['pitch_ce']:>9.3f} {100 * m['pitch_top1']:>6.1f}% "
-              f"{100 * m['pitch_top5']:>6.1f}% {m['step_mae']:>9.3f} {m['duration_mae']:>8.3f} "
-              f"{vel} {m['loss']:>7.3f} {m['targets']:>9,}")
+              f"{100 * m['pitch_top5']:>6.1f}% {key} {m['step_mae']:>9.3f} "
+              f"{m['duration_mae']:>8.3f} {vel} {m['loss']:>7.3f} {m['targets']:>9,}")
 
 
 def _add_plot(sub) -> None:

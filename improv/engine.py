@@ -6,8 +6,10 @@ its LSTM state between calls, so a call costs one LSTM step whatever the
 history. A tutorial (window) model was trained on a fresh state per
 25-note window, so it re-runs the last ``seq_length`` notes each call, as trained.
 
-Inputs use the training scaling: ``[pitch / vocab_size, step, duration]``,
-plus ``velocity / 127`` for a model with a velocity head.
+Inputs use the training scaling of :mod:`improv.features`: the pitch as
+``pitch / vocab_size`` or, for a model with a pitch embedding, a row of a
+table; step and duration in seconds; ``velocity / 127`` for a model with a
+velocity head.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from improv.features import interval_class
 from improv.weights import ModelWeights, load_weights
 
 
@@ -48,7 +51,7 @@ class NoteModel:
         self.arch = weights.arch
         self.seq_length = weights.seq_length
         self.vocab_size = weights.vocab_size
-        u, n = weights.units, weights.n_features
+        u = weights.units
         w = weights.arrays
         # One matrix for the whole step, [x, 1, h] @ W: input kernel, bias, recurrent
         # kernel stacked, so a note costs one matrix product. Gates are reordered from
@@ -57,9 +60,25 @@ class NoteModel:
         # sigmoid(z) = (1 + tanh(z / 2)) / 2.
         order = np.r_[0:2 * u, 3 * u:4 * u, 2 * u:3 * u]
         scale = np.r_[np.full(3 * u, 0.5, np.float32), np.ones(u, np.float32)]
-        stacked = np.concatenate(
-            [w["lstm_kernel"], w["lstm_bias"][None], w["lstm_recurrent_kernel"]])
-        self._step_kernel = np.ascontiguousarray(stacked[:, order] * scale, np.float32)
+
+        def gates(m: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(m[:, order] * scale, np.float32)
+
+        kernel = w["lstm_kernel"]
+        # An embedded pitch (and interval) enters the LSTM as table row @ kernel rows: that
+        # product is one 128-row table, computed here once, so a step adds one row to the
+        # product of the remaining columns [step, duration, (velocity), 1, h].
+        self._pitch_table = self._interval_table = None
+        if weights.pitch_embedding:
+            d, di = weights.pitch_embedding, weights.interval_embedding
+            self._pitch_table = gates(w["pitch_embedding"] @ kernel[:d])
+            if di:
+                self._interval_table = gates(w["interval_embedding"] @ kernel[d:d + di])
+            kernel = kernel[d + di:]
+        self._previous_pitch: int | None = None
+        n = len(kernel)  # float inputs per note
+        self._step_kernel = gates(
+            np.concatenate([kernel, w["lstm_bias"][None], w["lstm_recurrent_kernel"]]))
         # The heads as one matrix: pitch logits, step, duration (then velocity logits).
         heads = ["pitch", "step", "duration"] + (["velocity"] if weights.velocity_bins else [])
         self._head_kernel = np.ascontiguousarray(
@@ -88,6 +107,7 @@ class NoteModel:
         self.h[:] = 0.0
         self.c[:] = 0.0
         self.notes_fed = 0
+        self._previous_pitch = None
 
     def _warm_up(self) -> None:
         # The first BLAS calls allocate; do them now, not on the first live note.
@@ -95,11 +115,16 @@ class NoteModel:
             self.feed(60, 0.25, 0.25)
         self.reset()
 
-    def _lstm_step(self) -> None:
-        """Advance the state (h, c) by the input row in ``self._x``."""
+    def _lstm_step(self, pitch: int = 0, interval: int = 0) -> None:
+        """Advance the state (h, c) by the input row in ``self._x`` (and, for a model
+        with embeddings, the pitch's and the interval's table rows)."""
         u = self.weights.units
         z, c, tmp = self._z, self.c, self._tmp
         np.dot(self._xh, self._step_kernel, out=z)
+        if self._pitch_table is not None:
+            z += self._pitch_table[pitch]
+            if self._interval_table is not None:
+                z += self._interval_table[interval]
         np.tanh(z, out=z)
         sig = z[:3 * u]  # i, f, o: from tanh of half the pre-activation to sigmoid
         sig *= 0.5
@@ -133,14 +158,17 @@ class NoteModel:
 
     def features(self, pitch: int, step: float, duration: float,
                  velocity: int = 64) -> np.ndarray:
-        """Return one note's model input, scaled as in training."""
+        """Return one note's float inputs, scaled as in training (:mod:`improv.features`):
+        the pitch among them only for a model without a pitch embedding."""
         x = self._x
-        x[0] = pitch / self.vocab_size
-        x[1] = step
-        x[2] = duration
-        if len(x) == 4:
-            x[3] = velocity / 127
-        return x
+        if self._pitch_table is None:
+            x[0] = pitch / self.vocab_size
+            x = x[1:]
+        x[0] = step
+        x[1] = duration
+        if len(x) == 3:
+            x[2] = velocity / 127
+        return self._x
 
     def feed(self, pitch: int, step: float, duration: float, velocity: int = 64) -> Prediction:
         """Take in one note (raw pitch 0-127, seconds, velocity 1-127) and predict the
@@ -148,7 +176,10 @@ class NoteModel:
         x = self.features(pitch, step, duration, velocity)
         self.notes_fed += 1
         if self.arch == "streaming":
-            self._lstm_step()
+            pitch = int(pitch)  # a table row: a NumPy float would not index
+            interval = interval_class(self._previous_pitch, pitch)
+            self._previous_pitch = pitch
+            self._lstm_step(pitch, interval)
             return self._heads()
         # Window model: slide the window and re-run it from a zero state.
         self._window[:-1] = self._window[1:]

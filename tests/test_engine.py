@@ -15,12 +15,19 @@ def _real_notes(path, n=120):
     return seed_notes(path)[:n]
 
 
-def _features(notes, velocity=False):
-    """Model inputs as in training: pitch / 128, step, duration (, velocity / 127)."""
-    columns = [notes[:, 0] / 128, notes[:, 1], notes[:, 2]]
-    if velocity:
-        columns.append(notes[:, 3] / 127)
-    return np.stack(columns, axis=1).astype(np.float32)
+def _features(notes, velocity=False, weights=None):
+    """Model inputs as in training, written out here on purpose (not improv.features), so
+    a change of the engine's scaling shows: pitch / 128, step, duration (, velocity / 127);
+    for a model with a pitch embedding, the integer pitch (and interval class) apart."""
+    columns = [notes[:, 1], notes[:, 2]] + ([notes[:, 3] / 127] if velocity else [])
+    if weights is None or not weights.pitch_embedding:
+        return np.stack([notes[:, 0] / 128] + columns, axis=1).astype(np.float32)
+    pitches = notes[:, 0].astype(np.int32)
+    x = {"pitches": pitches[None], "notes": np.stack(columns, axis=1).astype(np.float32)[None]}
+    if weights.interval_embedding:
+        intervals = np.r_[49, np.clip(np.diff(pitches), -24, 24) + 24].astype(np.int32)
+        x["intervals"] = intervals[None]
+    return x
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +56,11 @@ def test_engine_equals_keras(name, real_midi, keras):
     engine = NoteModel.load(MODELS / name)
     model = keras.models.load_model(MODELS / name / "model.keras", compile=False)
     notes = _real_notes(real_midi)
-    x = _features(notes, engine.takes_velocity)
+    x = _features(notes, engine.takes_velocity, engine.weights)
     preds = [engine.feed(*row) for row in notes]
-    if engine.arch == "streaming":
+    if engine.weights.pitch_embedding:
+        want = {k: v.numpy()[0] for k, v in model(x).items()}
+    elif engine.arch == "streaming":
         want = {k: v.numpy()[0] for k, v in model(x[None]).items()}
     else:
         windows = np.lib.stride_tricks.sliding_window_view(x, (engine.seq_length, x.shape[1]))[:, 0]
@@ -90,22 +99,27 @@ def test_first_call_is_warm():
     assert np.median(ratios) < 2.0, ratios
 
 
-@pytest.mark.parametrize("velocity_bins", [0, 16])
-def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras, velocity_bins):
-    """Heads over time bins (and velocity), exported and run in NumPy, equal Keras."""
+@pytest.mark.parametrize("velocity_bins,embedding,interval",
+                         [(0, 0, 0), (16, 0, 0), (16, 8, 0), (0, 8, 4), (16, 8, 4)])
+def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras, velocity_bins,
+                                            embedding, interval):
+    """Heads over time bins (and velocity), pitch and interval embeddings, exported and run
+    in NumPy, equal Keras."""
     from training.config import TrainConfig
     from training.export import weights_to_arrays
     from training.model import build_model
 
-    config = TrainConfig(units=32, timing_bins=16, velocity_bins=velocity_bins)
+    config = TrainConfig(units=32, timing_bins=16, velocity_bins=velocity_bins,
+                         pitch_embedding=embedding, interval_embedding=interval)
     keras.utils.set_random_seed(3)
     model = build_model(config)
     np.savez(tmp_path / "weights.npz", **weights_to_arrays(model, config))
     engine = NoteModel.load(tmp_path)
+    assert engine.weights.pitch_embedding == embedding
     notes = _real_notes(real_midi, 60)
     preds = [engine.feed(*row) for row in notes]
-    x = _features(notes, velocity=bool(velocity_bins))
-    want = {k: v.numpy()[0] for k, v in model(x[None]).items()}
+    x = _features(notes, velocity=bool(velocity_bins), weights=engine.weights)
+    want = {k: v.numpy()[0] for k, v in model(x if embedding else x[None]).items()}
     assert want["step"].shape == (60, 16)
     _assert_heads_equal(preds, want)
     if velocity_bins:
@@ -113,3 +127,5 @@ def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras, velocity
         np.testing.assert_allclose(got, want["velocity"], atol=1e-4)
     else:
         assert preds[-1].velocity_logits is None
+    engine.reset()  # a reset forgets the previous pitch too: the same notes, the same answers
+    np.testing.assert_array_equal(engine.feed_many(notes).logits, preds[-1].logits)

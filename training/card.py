@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from improv.weights import CARD_FILE
+from training.music import KEY_CLASSES, KEY_CONTEXT
 
 
 def read_card(model_dir: str | Path) -> dict:
@@ -31,13 +32,18 @@ def _velocity(m: dict) -> str:
 
 
 def _metrics_row(name: str, m: dict) -> str:
+    key = f"{m['key_mass']:.3f}" if "key_mass" in m else "–"
     return (f"| {name} | {m['pitch_ce']:.3f} | {100 * m['pitch_top1']:.1f}% | "
-            f"{100 * m['pitch_top5']:.1f}% | {m['step_mae']:.3f} | {m['duration_mae']:.3f} | "
-            f"{_velocity(m)} | {m['targets']:,} |")
+            f"{100 * m['pitch_top5']:.1f}% | {key} | {m['step_mae']:.3f} | "
+            f"{m['duration_mae']:.3f} | {_velocity(m)} | {m['targets']:,} |")
 
 
 def _overlap(row: dict, key: str) -> str:
     return f"{row[key]:.3f}" if key in row else "–"  # cards written before it was measured
+
+
+def _share(row: dict, key: str) -> str:
+    return f"{100 * row[key]:.1f}%" if key in row else "–"
 
 
 def _music_table(card: dict, model_dir: Path | None) -> list[str]:
@@ -58,8 +64,8 @@ def _music_table(card: dict, model_dir: Path | None) -> list[str]:
              "continuation (histogram overlap, 1 = same; KL in nats, 0 = same).", "",
              "| model | temperature | pitch overlap | pitch-class overlap | interval overlap | "
              "step overlap | duration overlap | velocity overlap | pitch KL | repeats | "
-             "longest run | distinct pitches | step std (s) | key fit |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "longest run | distinct pitches | step std (s) | key fit | out of key |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, t, r in rows:
         lines.append(f"| {name} | {t} | {r['pitch_overlap']:.3f} | {r['pitch_class_overlap']:.3f}"
                      f" | {r['interval_overlap']:.3f} | {r['step_overlap']:.3f} | "
@@ -67,10 +73,12 @@ def _music_table(card: dict, model_dir: Path | None) -> list[str]:
                      f"{r['pitch_kl']:.3f} | "
                      f"{r['repeat_rate']:.3f} | {r['longest_run']:.1f} | "
                      f"{r['distinct_pitches']:.1f} | {r['step_std']:.3f} | "
-                     f"{r['key_overlap']:.3f} |")
+                     f"{r['key_overlap']:.3f} | {_share(r, 'out_of_key')} |")
     lines.append(f"| real continuation | | | | | | | | | {real['repeat_rate']:.3f} | "
                  f"{real['longest_run']:.1f} | {real['distinct_pitches']:.1f} | "
-                 f"{real['step_std']:.3f} | |")
+                 f"{real['step_std']:.3f} | | {_share(real, 'out_of_key')} |")
+    lines += ["", f"Out of key: the share of notes whose pitch class is not among the "
+              f"{KEY_CLASSES} commonest of the seed's last {KEY_CONTEXT} notes."]
     return lines
 
 
@@ -117,7 +125,8 @@ def render_card(card: dict, model_dir: Path | None = None) -> str:
     if ref:
         rows.append(f"| training-set pitch frequencies | {ref['pitch_ce']:.3f} | "
                     f"{100 * ref['pitch_top1']:.1f}% | {100 * ref['pitch_top5']:.1f}% | "
-                    f"{ref['step_mae']:.3f} (median) | {ref['duration_mae']:.3f} (median) | "
+                    f"{ref.get('key_mass', float('nan')):.3f} | {ref['step_mae']:.3f} (median) | "
+                    f"{ref['duration_mae']:.3f} (median) | "
                     f"{_velocity(ref)}{' (median)' if 'velocity_mae' in ref else ''} | |")
     if rows:
         ev = card.get("evaluation", {})
@@ -125,9 +134,13 @@ def render_card(card: dict, model_dir: Path | None = None) -> str:
                   f"Measured by `improv evaluate` on the {ev.get('split', 'test')} split "
                   f"({ev.get('files', '?')} files of {', '.join(ev.get('sources', []))}): every "
                   f"note with at least {ev.get('min_context', 25)} notes before it in its file.",
-                  "", "| model | pitch CE (nats) | top-1 | top-5 | step MAE (s) | "
-                  "duration MAE (s) | velocity MAE | targets |", "|---|---|---|---|---|---|---|---|",
-                  *rows]
+                  "", "| model | pitch CE (nats) | top-1 | top-5 | on the key | step MAE (s) | "
+                  "duration MAE (s) | velocity MAE | targets |",
+                  "|---|---|---|---|---|---|---|---|---|", *rows,
+                  "", f"On the key: the probability the model puts on the {KEY_CLASSES} commonest "
+                  f"pitch classes of the {KEY_CONTEXT} notes before each note"
+                  + (f" (the real note is among them {100 * card['metrics']['real_in_key']:.1f}%"
+                     " of the time)." if "real_in_key" in card.get("metrics", {}) else ".")]
     lines += _music_table(card, model_dir)
     plots = sorted(p.name for p in Path(model_dir).glob("*.png")) if model_dir else []
     if plots:

@@ -39,6 +39,12 @@ class TrainConfig:
     #: inputs and no velocity head.
     velocity_bins: int = 0
     velocity_weight: float = 0.5
+    #: Read the pitch through a learned embedding of this many dimensions, so the model can
+    #: tell pitch classes apart (0: the tutorial's single input pitch / vocab_size).
+    pitch_embedding: int = 0
+    #: Also read the interval to the previous note (:mod:`improv.features`) through a learned
+    #: embedding of this many dimensions (0: none; needs ``pitch_embedding``).
+    interval_embedding: int = 0
     #: Transpose each training window by a random number of semitones in [-t, t].
     transpose: int = 0
     #: Stop after this many minutes of training (0: no limit).
@@ -63,6 +69,15 @@ class TrainConfig:
             raise ValueError(f"timing_bins must be 0 or 3-1024, got {self.timing_bins}")
         if self.velocity_bins and not 2 <= self.velocity_bins <= 64:
             raise ValueError(f"velocity_bins must be 0 or 2-64, got {self.velocity_bins}")
+        if not 0 <= self.pitch_embedding <= 512:
+            raise ValueError(f"pitch_embedding must be 0-512, got {self.pitch_embedding}")
+        if not 0 <= self.interval_embedding <= 512:
+            raise ValueError(f"interval_embedding must be 0-512, got {self.interval_embedding}")
+        if self.interval_embedding and not self.pitch_embedding:
+            raise ValueError("interval_embedding needs pitch_embedding")
+        if self.pitch_embedding and self.arch != "streaming":
+            raise ValueError("pitch_embedding is for the streaming model; the tutorial "
+                             "models keep the tutorial's input")
         if not 0 <= self.transpose <= 24:
             raise ValueError(f"transpose must be 0-24 semitones, got {self.transpose}")
 
@@ -76,7 +91,8 @@ class TrainConfig:
 
     @property
     def n_features(self) -> int:
-        """Inputs per note: pitch / vocab_size, step, duration (and velocity / 127)."""
+        """Columns per note: pitch, step, duration (and velocity); the pitch as
+        pitch / vocab_size, or an integer looked up in the pitch embedding."""
         return 4 if self.velocity_bins else 3
 
     def to_dict(self) -> dict:

@@ -2,7 +2,8 @@
 
 Notes of all files are stacked in one array; a window or sequence is a start
 index into it, never crossing from one file into the next. Inputs are
-``[pitch / vocab_size, step, duration]`` as in the tutorial; labels are the
+those of :mod:`improv.features` (the tutorial's ``[pitch / vocab_size, step,
+duration]``, or the integer pitch for an embedding); labels are the
 next note's raw pitch (0-127), step and duration (seconds, or their time bins
 when the config has ``timing_bins``). With ``velocity_bins`` a fourth input is
 the velocity / 127 and a fourth label the next velocity's bin.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from improv.features import INTERVAL_RANGE, NO_INTERVAL
 from improv.timebins import bin_edges
 from improv.velocitybins import velocity_edges
 from training.config import TrainConfig
@@ -38,16 +40,26 @@ def window_starts(notes: list[np.ndarray], length: int, stride: int = 1) -> np.n
     return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
 
 
-def _split_features(rows: tf.Tensor, vocab_size: int, transpose: tf.Tensor | None,
-                    velocity: bool = False):
-    """Turn gathered (..., length+1, 4) rows into model inputs and (transposed) pitches."""
+def _split_features(rows: tf.Tensor, config: TrainConfig, transpose: tf.Tensor | None):
+    """Turn gathered (..., length+1, 4) rows into model inputs (as
+    :func:`improv.features.model_inputs` makes them) and the (transposed) pitches."""
+    vocab_size = config.vocab_size
     pitch = rows[..., 0]
     if transpose is not None:
         pitch = tf.clip_by_value(pitch + transpose, 0.0, float(vocab_size - 1))
-    columns = [pitch / vocab_size, rows[..., 1], rows[..., 2]]
-    if velocity:
+    columns = [rows[..., 1], rows[..., 2]]
+    if config.velocity_bins:
         columns.append(rows[..., 3] / 127.0)
-    return tf.stack(columns, axis=-1), pitch
+    if not config.pitch_embedding:
+        return tf.stack([pitch / vocab_size] + columns, axis=-1), pitch
+    inputs = {"pitches": tf.cast(pitch, tf.int32), "notes": tf.stack(columns, axis=-1)}
+    if config.interval_embedding:
+        # A sequence's first note has no previous one, as a live session's first note.
+        step = tf.clip_by_value(pitch[..., 1:] - pitch[..., :-1], -INTERVAL_RANGE,
+                                INTERVAL_RANGE) + INTERVAL_RANGE
+        first = tf.fill(tf.shape(pitch[..., :1]), float(NO_INTERVAL))
+        inputs["intervals"] = tf.cast(tf.concat([first, step], axis=-1), tf.int32)
+    return inputs, pitch
 
 
 def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -> tf.data.Dataset:
@@ -66,7 +78,6 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
     table = tf.constant(stacked)
     offsets = tf.range(length, dtype=tf.int64)
     seq = config.seq_length
-    vocab = config.vocab_size
     augment = training and config.transpose > 0
     velocity_bins = config.velocity_bins
     if velocity_bins:
@@ -87,7 +98,7 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
             shift = tf.cast(tf.random.uniform(tf.shape(start_batch)[:1], -config.transpose,
                                               config.transpose + 1, dtype=tf.int32), tf.float32)
             shift = shift[:, None]
-        features, pitch = _split_features(rows, vocab, shift, velocity=bool(velocity_bins))
+        features, pitch = _split_features(rows, config, shift)
         # labels: the next note after every position (streaming) or after the window
         target = slice(1, None) if streaming else seq
         y = {"pitch": tf.cast(pitch[:, target], tf.int32),
@@ -95,7 +106,7 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
         if velocity_bins:
             y["velocity"] = tf.raw_ops.Bucketize(input=rows[:, target, 3],
                                                  boundaries=velocity_bounds)
-        return features[:, :seq], y
+        return tf.nest.map_structure(lambda f: f[:, :seq], features), y
 
     ds = tf.data.Dataset.from_tensor_slices(starts).cache()
     if training:

@@ -13,19 +13,24 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from improv.features import model_inputs
 from improv.timebins import bin_values
 from improv.velocitybins import velocity_values
 from training.corpus import Corpus
+from training.music import context_keys
 
 #: Notes of context every scored note has, as the protocol asks.
 MIN_CONTEXT = 25
 
 
-def _features(notes: np.ndarray, vocab: int, n_features: int = 3) -> np.ndarray:
-    columns = [notes[:, 0] / vocab, notes[:, 1], notes[:, 2]]
-    if n_features == 4:
-        columns.append(notes[:, 3] / 127)
-    return np.stack(columns, axis=-1).astype(np.float32)
+def _input_kind(model) -> dict:
+    """Return :func:`improv.features.model_inputs`'s options for ``model``."""
+    names = {t.name for t in model.inputs}
+    if "pitches" not in names:
+        return {"velocity": model.input_shape[-1] == 4}
+    columns = next(t for t in model.inputs if t.name == "notes")
+    return {"pitch_embedding": True, "interval_embedding": "intervals" in names,
+            "velocity": columns.shape[-1] == 3}
 
 
 def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
@@ -33,7 +38,11 @@ def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
                    batch_size: int = 4096) -> list[dict[str, np.ndarray]]:
     """Return, per file, the model's logits, step and duration for notes ``min_context..``."""
     call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    nf = model.input_shape[-1]
+    kind = _input_kind(model)
+
+    def inputs(n: np.ndarray):
+        return model_inputs(n, vocab_size=vocab, **kind)
+
     out = []
     if arch == "tutorial":
         for n in notes:
@@ -41,7 +50,8 @@ def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
                 out.append(None)
                 continue
             first = max(min_context, seq_length)
-            feats = _features(n, vocab, nf)
+            feats = inputs(n)
+            nf = feats.shape[-1]
             windows = np.lib.stride_tricks.sliding_window_view(feats, (seq_length, nf))[:, 0]
             # window k covers notes k..k+seq_length-1 and predicts note k+seq_length
             windows = windows[first - seq_length:len(n) - seq_length]
@@ -61,10 +71,11 @@ def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
         if not idx:
             continue
         longest = max(len(notes[i]) for i in idx)
-        x = np.zeros((len(idx), longest, nf), np.float32)
-        for row, i in enumerate(idx):
-            x[row, :len(notes[i])] = _features(notes[i], vocab, nf)
-        pred = {k: v.numpy() for k, v in call(tf.constant(x)).items()}
+        per_file = [inputs(notes[i]) for i in idx]
+        x = tf.nest.map_structure(
+            lambda *a: np.stack([np.pad(v, [(0, longest - len(v))] + [(0, 0)] * (v.ndim - 1))
+                                 for v in a]), *per_file)
+        pred = {k: v.numpy() for k, v in call(x).items()}
         for row, i in enumerate(idx):
             n = len(notes[i])
             # the output at position j predicts note j + 1
@@ -91,6 +102,7 @@ TUTORIAL_WEIGHTS = {"pitch": 0.05, "step": 1.0, "duration": 1.0}
 def score(notes: list[np.ndarray], preds: list) -> dict:
     """Aggregate per-note errors over all files into the protocol's metrics."""
     ce, top1, top5, step_err, dur_err, step_loss, dur_loss, vel_err = ([] for _ in range(8))
+    key_mass, in_key = [], []
     for n, p in zip(notes, preds):
         if p is None:
             continue
@@ -100,6 +112,10 @@ def score(notes: list[np.ndarray], preds: list) -> dict:
         m = logits.max(axis=1, keepdims=True)
         logz = m[:, 0] + np.log(np.exp(logits - m).sum(axis=1))
         ce.append(logz - logits[np.arange(len(pitch)), pitch])
+        keys = context_keys(n[:, 0], p["first"])
+        prob = np.exp(logits - logz[:, None])
+        key_mass.append((prob * keys[:, np.arange(prob.shape[1]) % 12]).sum(axis=1))
+        in_key.append(keys[np.arange(len(pitch)), pitch % 12])
         rank = (logits > logits[np.arange(len(pitch)), pitch][:, None]).sum(axis=1)
         top1.append(rank < 1)
         top5.append(rank < 5)
@@ -122,6 +138,9 @@ def score(notes: list[np.ndarray], preds: list) -> dict:
         "pitch_ce": float(cat(ce).mean()),
         "pitch_top1": float(cat(top1).mean()),
         "pitch_top5": float(cat(top5).mean()),
+        # probability the model puts on its context's key, and how often the real note is in it
+        "key_mass": float(cat(key_mass).mean()),
+        "real_in_key": float(cat(in_key).mean()),
         "step_mae": float(cat(step_err).mean()),
         "duration_mae": float(cat(dur_err).mean()),
         "step_loss": float(cat(step_loss).mean()),

@@ -32,6 +32,9 @@ def weights_to_arrays(model: keras.Model, config: TrainConfig) -> dict[str, np.n
     """Return the model's weights under the names :mod:`improv.weights` reads."""
     kernel, recurrent, bias = model.get_layer("lstm").get_weights()
     arrays = {"lstm_kernel": kernel, "lstm_recurrent_kernel": recurrent, "lstm_bias": bias}
+    for table in ("pitch_embedding", "interval_embedding"):
+        if getattr(config, table):
+            (arrays[table],) = model.get_layer(table).get_weights()
     heads = ("pitch", "step", "duration") + (("velocity",) if config.velocity_bins else ())
     for head in heads:
         w, b = model.get_layer(head).get_weights()
@@ -39,7 +42,8 @@ def weights_to_arrays(model: keras.Model, config: TrainConfig) -> dict[str, np.n
     meta = {"format": FORMAT_VERSION, "arch": config.arch, "seq_length": config.seq_length,
             "units": config.units, "vocab_size": config.vocab_size,
             "n_features": config.n_features, "timing_bins": config.timing_bins,
-            "velocity_bins": config.velocity_bins}
+            "velocity_bins": config.velocity_bins, "pitch_embedding": config.pitch_embedding,
+            "interval_embedding": config.interval_embedding}
     if config.timing_bins:
         arrays["timing_values"] = bin_values(config.timing_bins)
     if config.velocity_bins:

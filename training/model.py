@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import keras
 
+from improv.features import INTERVAL_CLASSES
 from training.config import TrainConfig
 from training.loss import mse_with_positive_pressure
-
 
 
 def build_model(config: TrainConfig) -> keras.Model:
@@ -16,14 +16,30 @@ def build_model(config: TrainConfig) -> keras.Model:
     128 pitch logits, a step and a duration (or, with ``timing_bins``, logits
     over time bins for each). With ``velocity_bins`` each note has a fourth
     input, its velocity / 127, and a fourth head gives logits over velocity bins.
+    With ``pitch_embedding`` the pitch is not a column of ``notes`` but an integer
+    input ``pitches`` looked up in a learned table (and, with ``interval_embedding``,
+    the interval class of :mod:`improv.features` in a second), concatenated with
+    the remaining columns before the LSTM.
     The tutorial model reads a fixed window and predicts only the note after it;
     the streaming model takes any length and predicts the next note after every
     position.
     """
     streaming = config.arch == "streaming"
-    inputs = keras.Input(shape=(None if streaming else config.seq_length, config.n_features),
-                         name="notes")
-    x = keras.layers.LSTM(config.units, return_sequences=streaming, name="lstm")(inputs)
+    time = None if streaming else config.seq_length
+    if config.pitch_embedding:
+        pitch = keras.Input(shape=(time,), dtype="int32", name="pitches")
+        columns = keras.Input(shape=(time, config.n_features - 1), name="notes")
+        inputs = {"pitches": pitch, "notes": columns}
+        parts = [keras.layers.Embedding(config.vocab_size, config.pitch_embedding,
+                                        name="pitch_embedding")(pitch)]
+        if config.interval_embedding:
+            inputs["intervals"] = keras.Input(shape=(time,), dtype="int32", name="intervals")
+            parts.append(keras.layers.Embedding(INTERVAL_CLASSES, config.interval_embedding,
+                                                name="interval_embedding")(inputs["intervals"]))
+        x = keras.layers.Concatenate(name="note_features")(parts + [columns])
+    else:
+        inputs = x = keras.Input(shape=(time, config.n_features), name="notes")
+    x = keras.layers.LSTM(config.units, return_sequences=streaming, name="lstm")(x)
     timing = config.timing_bins or 1  # logits over time bins, or the value itself
     outputs = {
         "pitch": keras.layers.Dense(config.vocab_size, name="pitch")(x),

@@ -94,6 +94,33 @@ def failure_signatures(notes: np.ndarray) -> dict[str, float]:
     }
 
 
+#: The key of a context: its commonest pitch classes among its last notes.
+KEY_CONTEXT = 64
+KEY_CLASSES = 7
+
+
+def context_keys(pitches: np.ndarray, first: int, context: int = KEY_CONTEXT,
+                 classes: int = KEY_CLASSES) -> np.ndarray:
+    """Return, for each note from ``first`` on, a (12,) mask of the ``classes`` commonest
+    pitch classes among the ``context`` notes before it (ties: the lower class)."""
+    onehot = np.eye(12, dtype=np.int64)[np.asarray(pitches, np.int64) % 12]
+    cum = np.concatenate([np.zeros((1, 12), np.int64), np.cumsum(onehot, axis=0)])
+    end = np.arange(first, len(pitches))
+    counts = cum[end] - cum[np.maximum(end - context, 0)]
+    top = np.argsort(-counts, axis=1, kind="stable")[:, :classes]
+    mask = np.zeros_like(counts, dtype=bool)
+    np.put_along_axis(mask, top, True, axis=1)
+    return mask
+
+
+def out_of_key(context: np.ndarray, notes: np.ndarray) -> float:
+    """Return the share of ``notes`` whose pitch class is not among the
+    :data:`KEY_CLASSES` commonest of the context's last :data:`KEY_CONTEXT` notes."""
+    pitches = np.concatenate([context[:, 0], notes[:1, 0]])
+    key = context_keys(pitches, len(context))[0]
+    return float(np.mean(~key[notes[:, 0].astype(np.int64) % 12]))
+
+
 def call_response_fit(call: np.ndarray, response: np.ndarray) -> dict[str, float]:
     """How well a response stays with its call: key, register and density.
 
@@ -147,7 +174,9 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     result = {"seed_notes": seed_notes, "generate_notes": generate_notes, "pieces": len(pieces),
               "temperatures": {}}
     reals = [n[seed_notes:seed_notes + generate_notes] for _, n in pieces]
-    result["real"] = _mean([failure_signatures(r) for r in reals])
+    result["real"] = _mean([{**failure_signatures(r),
+                             "out_of_key": out_of_key(n[:seed_notes], r)}
+                            for (_, n), r in zip(pieces, reals)])
     all_notes = {}
     for temperature in temperatures:
         sampler = Sampler(SamplingConfig(temperature=temperature), seed=random_seed)
@@ -157,7 +186,9 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
             gen = generate(model, sampler, seed, len(real))
             generated.append(gen)
             per_piece[str(f.path)] = {
-                "compare": compare(gen, real), "signatures": failure_signatures(gen),
+                "compare": compare(gen, real),
+                "signatures": {**failure_signatures(gen),
+                               "out_of_key": out_of_key(seed, gen)},
                 "call_response": call_response_fit(seed, gen[:seed_notes])}
         result["temperatures"][str(temperature)] = {
             "compare": compare(np.concatenate(generated), np.concatenate(reals)),
@@ -176,7 +207,7 @@ def _mean(dicts: list[dict]) -> dict:
 #: The columns a summary row (and the model card's table) holds.
 SUMMARY = ("pitch_overlap", "pitch_class_overlap", "interval_overlap", "step_overlap",
            "duration_overlap", "pitch_kl", "repeat_rate", "longest_run", "distinct_pitches",
-           "step_std", "key_overlap")
+           "step_std", "key_overlap", "out_of_key")
 
 
 def summary(per_temperature: dict) -> dict:
@@ -186,6 +217,8 @@ def summary(per_temperature: dict) -> dict:
     return {"pitch_overlap": c["pitch"]["overlap"], "pitch_class_overlap":
             c["pitch_class"]["overlap"], "interval_overlap": c["interval"]["overlap"],
             "step_overlap": c["step"]["overlap"], "duration_overlap": c["duration"]["overlap"],
-            "velocity_overlap": c["velocity"]["overlap"], "pitch_kl": c["pitch"]["kl"], "repeat_rate": sig["repeat_rate"],
+            "velocity_overlap": c["velocity"]["overlap"], "pitch_kl": c["pitch"]["kl"],
+            "repeat_rate": sig["repeat_rate"],
             "longest_run": sig["longest_run"], "distinct_pitches": sig["distinct_pitches"],
-            "step_std": sig["step_std"], "key_overlap": fit["key_overlap"]}
+            "step_std": sig["step_std"], "key_overlap": fit["key_overlap"],
+            "out_of_key": sig["out_of_key"]}

@@ -131,3 +131,22 @@ def test_evaluate_music_on_the_shipped_model(tmp_path):
     row = result["temperatures"]["0.8"]
     assert result["pieces"] == 2 and row["compare"]["pitch"]["overlap"] > 0.2
     assert 0 <= row["signatures"]["repeat_rate"] < 0.5
+
+
+def test_key_mass_is_the_probability_on_the_context_key():
+    """Context: 64 notes of C major's 7 classes; the model puts 0.8 on C4, the rest evenly
+    over the 127 other pitches, so the mass on the key is 0.8 + 0.2 * 74 / 127 (75 of the
+    128 pitches are in those 7 classes, C4 among them)."""
+    c_major = [60, 62, 64, 65, 67, 69, 71]
+    n = 64 + 2
+    pitches = np.array((c_major * 10)[:64] + [60, 61], np.float32)
+    notes = [np.stack([pitches, np.full(n, 0.25), np.full(n, 0.5), np.full(n, 80)], axis=1)]
+    p = np.full((2, 128), 0.2 / 127)
+    p[:, 60] = 0.8
+    preds = [{"pitch": np.log(p), "step": np.full((2, 1), 0.25),
+              "duration": np.full((2, 1), 0.5), "first": 64}]
+    in_key = sum(1 for q in range(128) if q % 12 in (0, 2, 4, 5, 7, 9, 11))
+    assert in_key == 75
+    m = score(notes, preds)
+    assert m["key_mass"] == pytest.approx(0.8 + 0.2 * (in_key - 1) / 127)
+    assert m["real_in_key"] == pytest.approx(1 / 2)  # C4 is in the key, C#4 is not

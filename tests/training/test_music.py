@@ -60,3 +60,18 @@ def test_compare_identical_and_different():
     wild = notes([30, 100, 31, 99, 32, 98, 33, 97], step=1.5)
     diff = compare(wild, real)
     assert diff["pitch"]["overlap"] == 0.0 and diff["step"]["kl"] > 1.0
+
+
+def test_context_keys_and_out_of_key():
+    from training.music import context_keys, out_of_key
+
+    c_major = [60, 62, 64, 65, 67, 69, 71]
+    context = notes(c_major * 9 + [61])  # 64 notes: the 7 white keys, one C#
+    # the C# is the 8th commonest class: not in the key
+    mask = context_keys(context[:, 0], len(context) - 1)[0]
+    assert np.flatnonzero(mask).tolist() == [0, 2, 4, 5, 7, 9, 11]
+    assert out_of_key(context, notes([60, 61, 62, 66])) == pytest.approx(2 / 4)
+    assert out_of_key(context, notes([72, 74, 76])) == 0.0
+    # only the last 64 notes count: a long C-major past does not hide a move to A-flat major
+    past = notes(c_major * 20 + [68, 70, 72, 73, 75, 77, 79] * 10)
+    assert out_of_key(past, notes([68, 70, 73])) == 0.0

@@ -23,18 +23,26 @@ def corpus(tiny_data):
     return load_corpus(find_midi_files(tiny_data), progress=False)
 
 
-@pytest.mark.parametrize("arch,bins,velocity", [("tutorial", 0, 0), ("streaming", 0, 0),
-                                                ("streaming", 12, 8)])
-def test_tiny_run_gives_a_loadable_model(tmp_path, tiny_data, corpus, arch, bins, velocity):
+@pytest.mark.parametrize("arch,bins,velocity,embedding", [
+    ("tutorial", 0, 0, 0), ("streaming", 0, 0, 0), ("streaming", 12, 8, 0),
+    ("streaming", 12, 8, 6)])
+def test_tiny_run_gives_a_loadable_model(tmp_path, tiny_data, corpus, arch, bins, velocity,
+                                         embedding):
     cfg = TrainConfig(arch=arch, data=(str(tiny_data),), timing_bins=bins,
-                      velocity_bins=velocity, **TINY)
+                      velocity_bins=velocity, pitch_embedding=embedding,
+                      interval_embedding=embedding // 2, **TINY)
     result = train(cfg, tmp_path / "ckpt", corpus=corpus, verbose=0)
     assert result.epochs_run == 2 and len(result.history["loss"]) == 2
     assert result.examples_per_second > 0 and result.stopped_by == "epoch limit"
     assert (tmp_path / "ckpt" / "best.keras").is_file()
     out = export_model(result.model, cfg, tmp_path / "model", {"data": {}})
     loaded = keras.models.load_model(out / "model.keras", compile=False)
-    x = np.random.default_rng(0).random((2, 16, cfg.n_features)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 16, cfg.n_features)).astype(np.float32)
+    if embedding:
+        x = {"pitches": rng.integers(0, 128, (2, 16)).astype(np.int32),
+             "intervals": rng.integers(0, 50, (2, 16)).astype(np.int32),
+             "notes": x[..., 1:]}
     want = result.model(x)
     got = loaded(x)
     for head in want:

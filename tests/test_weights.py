@@ -86,3 +86,60 @@ def test_a_velocity_model_needs_four_inputs(tmp_path):
              **arrays)
     with pytest.raises(ModelError, match="do not fit"):
         load_weights(path)  # three inputs in its meta, as a velocity model cannot have
+
+
+def _add_member(npz_path, name, header: dict, body_bytes: int = 0, chunk: int = 1 << 24):
+    """Append an .npy member with a hand-written header (and ``body_bytes`` of zeros,
+    streamed, so the test itself never holds them in memory)."""
+    import io
+    import zipfile
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, header)
+    with zipfile.ZipFile(npz_path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+            f.write(head.getvalue())
+            zeros = bytes(chunk)
+            for start in range(0, body_bytes, chunk):
+                f.write(zeros[:min(chunk, body_bytes - start)])
+
+
+def test_a_header_claiming_terabytes_is_refused_before_reading(tmp_path):
+    """An array whose header claims 8 TiB gives the model error, not a MemoryError."""
+    path = _write(tmp_path / "m", drop="pitch_kernel")
+    _add_member(path / "weights.npz", "pitch_kernel",
+                {"descr": "<f8", "fortran_order": False, "shape": (1 << 20, 1 << 20)})
+    with pytest.raises(ModelError, match="'pitch_kernel' has shape"):
+        load_weights(path)
+
+
+def test_an_object_array_is_refused(tmp_path):
+    path = _write(tmp_path / "m", drop="pitch_bias")
+    _add_member(path / "weights.npz", "pitch_bias",
+                {"descr": "|O", "fortran_order": False, "shape": (128,)}, 128 * 8)
+    with pytest.raises(ModelError, match="'pitch_bias' has dtype object"):
+        load_weights(path)
+
+
+def test_arrays_a_model_does_not_use_are_never_read(tmp_path):
+    """A valid model plus 1 GiB of zeros (1 MB compressed) loads, and the zeros are not
+    read: the loading process's peak memory stays far below them."""
+    path = _write(tmp_path / "m")
+    _add_member(path / "weights.npz", "junk",
+                {"descr": "<f4", "fortran_order": False, "shape": (1 << 28,)}, 1 << 30)
+    assert (path / "weights.npz").stat().st_size < 10 << 20
+    code = ("import resource, sys; from improv.weights import load_weights; "
+            "w = load_weights(sys.argv[1]); assert 'junk' not in w.arrays; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    assert int(out) < 300_000, out  # KiB; reading the junk would need over 1,000,000
+
+
+def test_an_oversized_array_of_the_right_shape_is_refused(tmp_path, monkeypatch):
+    """The size limit holds even where meta and header agree on a huge model."""
+    import improv.weights as weights
+
+    monkeypatch.setattr(weights, "MAX_ARRAY_BYTES", 1000)
+    with pytest.raises(ModelError, match="larger than a model holds"):
+        load_weights(_write(tmp_path / "m", units=4, vocab=128))

@@ -71,7 +71,6 @@ def _add_train(sub) -> None:
 def _cmd_train(args) -> int:
     _quiet_tensorflow()
     from training.config import PRESETS
-    from training.pipeline import train_export
 
     config = PRESETS[args.preset]
     changes = {k: getattr(args, k) for k in (
@@ -83,7 +82,9 @@ def _cmd_train(args) -> int:
         changes["data"] = tuple(args.data)
     config = config.replace(**changes)
     config = config.replace(data=tuple(str(resolve_data(d)) for d in config.data))
-    _check_data(config.data)
+    _check_data(config.data)  # before TensorFlow's import: a missing folder is named in 1 s
+    from training.pipeline import train_export
+
     out = args.out or Path("models") / args.preset
     ckpt = args.checkpoints or Path("runs") / out.name
     card = train_export(config, out, ckpt, resume=args.resume, strategy=args.strategy,

@@ -74,13 +74,14 @@ def phrases_of(path: Path, size: int = 12) -> list[list[tuple]]:
 
 
 def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("demo.mid"),
-         phrases: int = 3, log=sys.stderr) -> int:
+         phrases: int = 3, log=None) -> int:
     """Run the demo; return the exit status.
 
     Sound goes to an audio device when there is one; ``wav`` is written either way, rendered
     from the recording after the session (so it holds exactly what was played, at a level
     set by :func:`~improv.synth.render_normalised`, whatever the live driver was).
     """
+    log = log or sys.stderr  # looked up now: a default bound at import goes stale under tests
     for path in (wav, mid):
         if not Path(path).resolve().parent.is_dir():
             raise FileNotFoundError(f"{path}: no such folder {Path(path).parent}")

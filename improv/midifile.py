@@ -27,7 +27,10 @@ def read_midi(path: str | Path) -> dict[str, np.ndarray]:
             warnings.simplefilter("ignore")  # odd meta events are common and harmless
             pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as exc:  # pretty_midi/mido raise many types on bad bytes
-        raise MidiReadError(f"{path}: not a readable MIDI file ({exc})") from exc
+        if path.is_file() and path.stat().st_size == 0:
+            raise MidiReadError(f"{path}: empty file (0 bytes), not a MIDI file") from None
+        reason = str(exc) or type(exc).__name__  # EOFError and others come without text
+        raise MidiReadError(f"{path}: not a readable MIDI file ({reason})") from None
     notes = [n for inst in pm.instruments if not inst.is_drum for n in inst.notes]
     if not notes:
         raise MidiReadError(f"{path}: no non-drum notes")

@@ -21,6 +21,8 @@ class Recorder:
 
     def __init__(self, path: str | Path, start: float, every: float = 2.0):
         self.path = Path(path)
+        if not self.path.resolve().parent.is_dir():  # else the error names our .tmp file
+            raise FileNotFoundError(f"{self.path}: no such folder {self.path.parent}")
         self.start, self.every = start, every
         self.tracks: dict[str, list[tuple[float, float, int, int]]] = {"player": [], "improv": []}
         self._lock = threading.Lock()

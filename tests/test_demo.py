@@ -6,15 +6,37 @@ import numpy as np
 from improv.cli import main
 
 
+def _peak_dbfs(path) -> tuple[float, float]:
+    """Peak level (dBFS) and length (s) of a 16-bit WAV file."""
+    with wave.open(str(path)) as w:
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float)
+        seconds = w.getnframes() / w.getframerate()
+    return 20 * np.log10(np.abs(audio).max() / 32768), seconds
+
+
+def _tracks(mid) -> dict[str, int]:
+    return {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t)
+            for t in mido.MidiFile(mid).tracks}
+
+
 def test_demo_plays_both_parts_into_a_wav_and_a_recording(tmp_path, capsys):
     wav, mid = tmp_path / "demo.wav", tmp_path / "demo.mid"
     assert main(["demo", "--phrases", "1", "--wav", str(wav), "--mid", str(mid),
                  "--random-seed", "2", "--audio-driver", "file"]) == 0
-    tracks = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t)
-              for t in mido.MidiFile(mid).tracks}
-    assert tracks == {"player": 12, "improv": 12}  # one phrase, one answer as long
-    with wave.open(str(wav)) as w:
-        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float)
-        assert w.getnframes() / w.getframerate() > 3
-    assert np.sqrt(np.mean(audio ** 2)) > 50
-    assert f"wrote {mid}" in capsys.readouterr().err
+    assert _tracks(mid) == {"player": 12, "improv": 12}  # one phrase, one answer as long
+    peak, seconds = _peak_dbfs(wav)
+    assert seconds > 3 and -6 <= peak <= -1, (peak, seconds)  # audible, not clipped
+    err = capsys.readouterr().err
+    assert f"wrote {mid} and {wav}" in err and "1 phrase," in err
+
+
+def test_demo_sounds_live_and_still_writes_the_wav(jack, tmp_path, capsys):
+    """With a JACK server running, FluidSynth plays into it, and demo.wav is written too."""
+    wav, mid = tmp_path / "demo.wav", tmp_path / "demo.mid"
+    assert main(["demo", "--phrases", "1", "--wav", str(wav), "--mid", str(mid),
+                 "--random-seed", "3", "--gain", "0.8"]) == 0
+    err = capsys.readouterr().err
+    assert "the speakers (jack)" in err and f"wrote {mid} and {wav}" in err
+    assert _tracks(mid)["player"] == 12
+    peak, _ = _peak_dbfs(wav)
+    assert -6 <= peak <= -1, peak

@@ -52,6 +52,8 @@ def test_generate_command_writes_midi_and_audible_wav(tmp_path):
         seconds = w.getnframes() / w.getframerate()
     audio = np.frombuffer(frames, "<i2").astype(np.float64)
     assert np.sqrt(np.mean(audio ** 2)) > 100  # not silent
+    peak = 20 * np.log10(np.abs(audio).max() / 32768)
+    assert -6 <= peak <= -1, peak  # loud enough to hear, never clipped
     # as long as the notes plus one second of release
     assert seconds == pytest.approx(notes["end"].max() + 1.0, abs=0.01)
 

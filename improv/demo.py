@@ -87,7 +87,7 @@ def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("de
             raise FileNotFoundError(f"{path}: no such folder {Path(path).parent}")
     soundfont = find_soundfont(options.soundfont or None)
     NoteModel.load(options.model or default_model_dir())  # a bad model fails before the banner
-    outputs = []
+    outputs: list = []
     if options.audio_driver == "file":  # the WAV is made from the recording anyway
         where = str(wav)
     else:
@@ -111,7 +111,8 @@ def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("de
 
         return DemoPianist(enqueue, phrases_of(BUILTIN_SEED)[:phrases], busy, stop)
 
-    code = run(options, stop=stop, log=log, source=source, outputs=outputs)
+    code = run(options, stop=stop, log=log, source=source,
+               outputs=outputs or [_AfterTheSession(wav)])
     try:
         cols = read_midi(mid)
     except MidiReadError:  # stopped before a note was played
@@ -123,6 +124,19 @@ def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("de
     print(f"improv demo: wrote {mid} and {wav} ({len(audio) / SAMPLE_RATE:.0f} s, peak "
           f"{peak_dbfs(audio):.1f} dBFS)", file=log)
     return code
+
+
+class _AfterTheSession:
+    """The output named when nothing sounds live: the WAV, rendered once the session ends."""
+
+    def __init__(self, wav: Path):
+        self.name = f"{wav} (rendered after the session)"
+
+    def send(self, msg: mido.Message) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def plural(n: int, word: str) -> str:

@@ -197,7 +197,14 @@ def _cmd_evaluate(args) -> int:
                          f"{', '.join(sources)}")
     if args.max_files:
         chosen = chosen[:args.max_files]
-    corpus = load_corpus(chosen, progress=not args.quiet)
+    from improv.progress import set_quiet, shown
+
+    set_quiet(args.quiet)
+    corpus = load_corpus(chosen, progress=shown())  # a bar on a terminal only
+    print(f"scoring {len(corpus.files)} files"
+          + (f" at temperatures {', '.join(map(str, args.temperatures))} (the NumPy engine "
+             "plays each piece)" if args.music else " with the Keras model") + " ...",
+          file=sys.stderr, flush=True)
     if args.music:  # the NumPy engine plays: no TensorFlow
         return _cmd_evaluate_music(args, model_dir, corpus)
     _quiet_tensorflow()

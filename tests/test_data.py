@@ -191,3 +191,26 @@ def test_maestro_layout_is_read_through_its_csv(serve, tmp_path, capsys):
     assert all(f.path.is_file() for f in files)
     main(["data", "list", "--to", str(to)])
     assert "maestro-v3.0.0.csv" in capsys.readouterr().out
+
+
+def test_shipped_model_plays_the_shipped_performances(tmp_path):
+    """What the corpus test of `evaluate --music` checks, on tests/data: runs in a plain clone."""
+    import json
+
+    out = tmp_path / "music.json"
+    assert main(["evaluate", "--music", "--data", str(TEST_DATA / "maestro-asap"), "--split",
+                 "all", "--max-files", "2", "--temperatures", "0.8", "--generate-notes", "60",
+                 "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    row = result["temperatures"]["0.8"]
+    assert result["pieces"] == 2 and row["compare"]["pitch"]["overlap"] > 0.2
+    assert 0 <= row["signatures"]["repeat_rate"] < 0.5
+
+
+def test_split_by_piece_across_the_two_asap_folders():
+    """Both shipped folders name pieces through their metadata.csv, as the full sets do."""
+    from training.corpus import find_midi_files
+
+    files = [f for src in ("maestro-asap", "asap-ecompetition")
+             for f in find_midi_files(TEST_DATA / src)]
+    assert len(files) == 6 and all(f.piece.startswith("Bach/Fugue_bwv_") for f in files)

@@ -89,7 +89,8 @@ def _cmd_train(args) -> int:
     ckpt = args.checkpoints or Path("runs") / out.name
     card = train_export(config, out, ckpt, resume=args.resume, strategy=args.strategy,
                         cpu_replicas=args.cpu_replicas, evaluate=not args.no_evaluate,
-                        verbose=0 if args.quiet else "auto", description=args.description)
+                        verbose=0 if args.quiet else "auto" if sys.stdout.isatty() else 2,
+                        description=args.description)  # 2: a line per epoch, no bar
     print(f"wrote {out}")
     if card.get("metrics"):
         _print_metrics({out.name: card["metrics"]})

@@ -29,8 +29,8 @@ def _add_train(sub) -> None:
                        "score it on the test split and plot its history.")
     from training.config import PRESETS  # no TensorFlow in this import
 
-    p.add_argument("--preset", choices=sorted(PRESETS), default="dynamics",
-                   help="starting configuration (default: dynamics, the shipped model)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="harmony",
+                   help="starting configuration (default: harmony, the shipped model)")
     p.add_argument("--data", action="append", metavar="SRC",
                    help="MIDI folder or MAESTRO-style CSV (repeatable; replaces the preset's)")
     p.add_argument("--arch", choices=("tutorial", "streaming"))
@@ -124,6 +124,8 @@ def _add_evaluate(sub) -> None:
                    "compare with the real continuation (no TensorFlow needed)")
     p.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                    help="--music: sampling temperatures to try (default 0.5 1.0 2.0)")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="--music: nucleus sampling threshold (default 1: off)")
     p.add_argument("--seed-notes", type=int, default=50, help="--music: notes of each seed")
     p.add_argument("--generate-notes", type=int, default=200,
                    help="--music: notes generated after each seed")
@@ -137,7 +139,7 @@ def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
     from training.music import evaluate_music
 
     result, notes = evaluate_music(model_dir, corpus.files, corpus.notes, args.temperatures,
-                                   args.seed_notes, args.generate_notes)
+                                   args.seed_notes, args.generate_notes, top_p=args.top_p)
     out = args.json or Path(f"music-{model_dir.name}.json")
     out.write_text(json.dumps({"model": str(model_dir), "split": args.split, **result},
                               indent=2) + "\n")

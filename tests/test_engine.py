@@ -6,6 +6,7 @@ import pytest
 from improv.engine import NoteModel
 from improv.generate import seed_notes
 from tests.conftest import REPO
+from tests.model_inputs import keras_inputs
 
 MODELS = REPO / "models"
 
@@ -13,21 +14,6 @@ MODELS = REPO / "models"
 def _real_notes(path, n=120):
     """Rows of pitch, step, duration, velocity of a real performance."""
     return seed_notes(path)[:n]
-
-
-def _features(notes, velocity=False, weights=None):
-    """Model inputs as in training, written out here on purpose (not improv.features), so
-    a change of the engine's scaling shows: pitch / 128, step, duration (, velocity / 127);
-    for a model with a pitch embedding, the integer pitch (and interval class) apart."""
-    columns = [notes[:, 1], notes[:, 2]] + ([notes[:, 3] / 127] if velocity else [])
-    if weights is None or not weights.pitch_embedding:
-        return np.stack([notes[:, 0] / 128] + columns, axis=1).astype(np.float32)
-    pitches = notes[:, 0].astype(np.int32)
-    x = {"pitches": pitches[None], "notes": np.stack(columns, axis=1).astype(np.float32)[None]}
-    if weights.interval_embedding:
-        intervals = np.r_[49, np.clip(np.diff(pitches), -24, 24) + 24].astype(np.int32)
-        x["intervals"] = intervals[None]
-    return x
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +42,12 @@ def test_engine_equals_keras(name, real_midi, keras):
     engine = NoteModel.load(MODELS / name)
     model = keras.models.load_model(MODELS / name / "model.keras", compile=False)
     notes = _real_notes(real_midi)
-    x = _features(notes, engine.takes_velocity, engine.weights)
+    x = keras_inputs(notes, engine.weights)
     preds = [engine.feed(*row) for row in notes]
-    if engine.weights.pitch_embedding:
+    if engine.arch == "streaming":
         want = {k: v.numpy()[0] for k, v in model(x).items()}
-    elif engine.arch == "streaming":
-        want = {k: v.numpy()[0] for k, v in model(x[None]).items()}
     else:
+        x = x[0]
         windows = np.lib.stride_tricks.sliding_window_view(x, (engine.seq_length, x.shape[1]))[:, 0]
         want = {k: v.numpy() for k, v in model(windows).items()}
         preds = preds[engine.seq_length - 1:]  # full windows only
@@ -118,8 +103,7 @@ def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras, velocity
     assert engine.weights.pitch_embedding == embedding
     notes = _real_notes(real_midi, 60)
     preds = [engine.feed(*row) for row in notes]
-    x = _features(notes, velocity=bool(velocity_bins), weights=engine.weights)
-    want = {k: v.numpy()[0] for k, v in model(x if embedding else x[None]).items()}
+    want = {k: v.numpy()[0] for k, v in model(keras_inputs(notes, engine.weights)).items()}
     assert want["step"].shape == (60, 16)
     _assert_heads_equal(preds, want)
     if velocity_bins:

@@ -11,25 +11,22 @@ from improv.generate import generate, seed_notes
 from improv.midifile import read_midi
 from improv.sampling import Sampler
 from tests.conftest import REPO
+from tests.model_inputs import keras_inputs
 
 MODEL = REPO / "models" / "default"
 
 
 def test_generated_notes_are_fed_back_in_training_scaling():
-    """The state after generating equals Keras run over seed + generated notes, pitch / 128
-    (and velocity / 127 for a model that hears velocities)."""
+    """The state after generating equals Keras run over seed + generated notes, as training
+    scales them (tests/model_inputs.py)."""
     import keras
 
     engine = NoteModel.load(MODEL)
     seed = seed_notes()[:40]
     new = generate(engine, Sampler(seed=3), seed, 30)
     last = engine._heads()
-    every = np.concatenate([seed, new])
-    columns = [every[:, 0] / 128, every[:, 1], every[:, 2]]
-    if engine.takes_velocity:
-        columns.append(every[:, 3] / 127)
-    x = np.stack(columns, axis=1).astype(np.float32)
-    want = keras.models.load_model(MODEL / "model.keras", compile=False)(x[None])
+    x = keras_inputs(np.concatenate([seed, new]), engine.weights)
+    want = keras.models.load_model(MODEL / "model.keras", compile=False)(x)
     np.testing.assert_allclose(last.logits, want["pitch"].numpy()[0, -1], atol=1e-4)
 
 

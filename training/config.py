@@ -137,3 +137,8 @@ PRESETS["sampled-timing"] = PRESETS["streaming"].replace(
     timing_bins=48, pitch_weight=1.0, step_weight=0.5, duration_weight=0.5)
 # The same, with each note's velocity as a fourth input and a velocity head over 32 bins.
 PRESETS["dynamics"] = PRESETS["sampled-timing"].replace(velocity_bins=32, velocity_weight=0.5)
+# The same, hearing harmony: the pitch through a learned 32-d embedding and the interval to the
+# previous note through a 16-d one, instead of pitch / 128 (which cannot tell C4 from B4 any
+# better than from C5). The shipped default; models/README.md has the runs that chose it.
+PRESETS["harmony"] = PRESETS["dynamics"].replace(pitch_embedding=32, interval_embedding=16,
+                                                 epochs=60, max_minutes=80)

@@ -154,7 +154,7 @@ def compare(generated: np.ndarray, real: np.ndarray) -> dict[str, dict[str, floa
 
 def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures=(1.0,),
                    seed_notes: int = 50, generate_notes: int = 200,
-                   random_seed: int = 0) -> tuple[dict, dict]:
+                   random_seed: int = 0, top_p: float = 1.0) -> tuple[dict, dict]:
     """Continue the first ``seed_notes`` of each file and compare with what really follows.
 
     Returns the results and, per temperature, all generated and all real notes (for
@@ -172,14 +172,14 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     if not pieces:
         raise ValueError(f"no file has the {seed_notes + 20} notes a seed and a continuation need")
     result = {"seed_notes": seed_notes, "generate_notes": generate_notes, "pieces": len(pieces),
-              "temperatures": {}}
+              "top_p": top_p, "temperatures": {}}
     reals = [n[seed_notes:seed_notes + generate_notes] for _, n in pieces]
     result["real"] = _mean([{**failure_signatures(r),
                              "out_of_key": out_of_key(n[:seed_notes], r)}
                             for (_, n), r in zip(pieces, reals)])
     all_notes = {}
     for temperature in temperatures:
-        sampler = Sampler(SamplingConfig(temperature=temperature), seed=random_seed)
+        sampler = Sampler(SamplingConfig(temperature=temperature, top_p=top_p), seed=random_seed)
         per_piece, generated = {}, []
         for (f, n), real in zip(pieces, reals):
             seed = n[:seed_notes]

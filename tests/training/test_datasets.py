@@ -80,3 +80,25 @@ def test_velocity_is_a_fourth_input_and_its_bin_a_label():
     assert x.shape == (2, 10, 4)
     np.testing.assert_allclose(x.numpy()[0, :, 3], np.arange(10) * 3 / 127, rtol=1e-6)
     np.testing.assert_array_equal(y["velocity"].numpy()[0], np.arange(1, 11) * 3 * 32 // 128)
+
+
+def test_embedding_inputs_are_integer_pitches_and_intervals():
+    """With a pitch embedding the pitch is its own integer input, the float columns follow;
+    intervals are the next pitch minus this one (+24), the first of a sequence 49 (none),
+    and transposition moves pitches and labels together, intervals not at all."""
+    import tensorflow as tf
+
+    tf.random.set_seed(1)
+    files = [np.stack([60 + np.arange(n), np.arange(n) / 100, np.full(n, 0.1), np.full(n, 64)],
+                      axis=1).astype(np.float32) for n in (61, 41)]
+    cfg = TrainConfig(arch="streaming", seq_length=10, batch_size=8, pitch_embedding=8,
+                      interval_embedding=4, transpose=6)
+    x, y = next(iter(make_dataset(files, cfg, training=True)))
+    assert set(x) == {"pitches", "intervals", "notes"} and x["notes"].shape == (8, 10, 2)
+    pitches, intervals = x["pitches"].numpy(), x["intervals"].numpy()
+    assert pitches.dtype == np.int32 and intervals.dtype == np.int32
+    assert np.all(intervals[:, 0] == 49) and np.all(intervals[:, 1:] == 25)  # steps of +1
+    np.testing.assert_array_equal(y["pitch"].numpy()[:, :-1], pitches[:, 1:])
+    row = np.rint(x["notes"].numpy()[:, 0, 0] * 100)  # the step column gives the row
+    shift = pitches[:, 0] - 60 - row
+    assert np.all(np.abs(shift) <= 6) and len(set(shift)) > 1

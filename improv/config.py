@@ -1,11 +1,18 @@
-"""Settings of ``improv run``: defaults, a TOML config file, then flags (flags win)."""
+"""Settings of ``improv run``: defaults, a TOML config file, then flags (flags win).
+
+Every value is checked for type (bools are bools, ints are ints, numbers
+finite), then range, before anything opens: a file or flag that fails gives one
+:class:`ConfigError` line naming the file and key (see :mod:`improv.checks`).
+"""
 
 from __future__ import annotations
 
 import sys
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from improv.checks import check_range, check_types, check_value
 from improv.controls import Controls
 from improv.improviser import Settings
 from improv.sampling import SamplingConfig
@@ -44,10 +51,38 @@ class RunOptions:
     controls: Controls = field(default_factory=Controls)
 
     def __post_init__(self):
-        if not 0 <= self.channel <= 15:
-            raise ConfigError(f"channel must be 0-15, got {self.channel}")
-        if self.voices < 1:
-            raise ConfigError(f"voices must be at least 1, got {self.voices}")
+        try:
+            check_types(self)
+            check_range("channel", self.channel, 0, 15)
+            check_range("voices", self.voices, 1, 128)
+            if self.random_seed is not None and self.random_seed < 0:
+                raise ValueError(f"random_seed must be >= 0, got {self.random_seed}")
+            _check_sampling(self.sampling)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+#: Longest step and note improv may play (seconds); the sampler clamps to these.
+MAX_SAMPLED_SECONDS = 60.0
+
+
+def _check_sampling(sampling: SamplingConfig) -> None:
+    """Types and caps of the sampling settings (SamplingConfig checks its own ranges)."""
+    check_types(sampling, "sampling.")
+    for name in ("max_step", "max_duration"):
+        check_range(f"sampling.{name}", getattr(sampling, name), 0, MAX_SAMPLED_SECONDS)
+    check_range("sampling.top_k", sampling.top_k, 0, 128)
+    for name in ("temperature", "timing_temperature", "velocity_temperature"):
+        check_range(f"sampling.{name}", getattr(sampling, name), 0, 100)
+
+
+def _check_values(cls, values: dict, prefix: str = "") -> None:
+    """Check the types of ``values`` for the fields of ``cls`` before building one."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        hint = hints.get(key)
+        if hint is not None and hint not in _SECTIONS.values():
+            check_value(f"{prefix}{key}", hint, value)
 
 
 _TOP = {f.name for f in fields(RunOptions)} - {"settings", "sampling", "controls"}
@@ -60,12 +95,17 @@ def _build(cls, values: dict, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(known))}")
-    if "pitch_range" in values:
-        values = {**values, "pitch_range": tuple(values["pitch_range"])}
     try:
+        _check_values(cls, values, _prefix(cls))
+        if "pitch_range" in values:
+            values = {**values, "pitch_range": tuple(values["pitch_range"])}
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _prefix(cls) -> str:
+    return next((f"{name}." for name, c in _SECTIONS.items() if c is cls), "")
 
 
 def load_config(path: str | Path) -> RunOptions:
@@ -75,6 +115,8 @@ def load_config(path: str | Path) -> RunOptions:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     top = {k: v for k, v in data.items() if k not in _SECTIONS}
@@ -105,13 +147,15 @@ def apply_flags(options: RunOptions, flags: dict) -> RunOptions:
             sections[section][name] = value
         else:
             top[key] = value
-    for name, changes in sections.items():
-        if changes:
-            try:
+    try:
+        for name, changes in sections.items():
+            if changes:
+                _check_values(_SECTIONS[name], changes, f"{name}.")
                 top[name] = replace(getattr(options, name), **changes)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-    return replace(options, **top)
+        _check_values(RunOptions, {k: v for k, v in top.items() if k not in _SECTIONS})
+        return replace(options, **top)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def to_dict(options: RunOptions) -> dict:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from improv.checks import check_types
+
 MIN_TEMPERATURE = 0.1
 MAX_TEMPERATURE = 2.0
 
@@ -24,6 +26,7 @@ class Controls:
     mode: int = 85
 
     def __post_init__(self):
+        check_types(self, "controls.")
         used = {}
         for f in fields(self):
             cc = getattr(self, f.name)

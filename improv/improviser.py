@@ -11,6 +11,11 @@ Modes:
   gap between onsets, within 0.6-3 s) or the end-call control comes, improv
   answers with as many notes as the call had (``answer_notes`` to fix it).
   Playing again while improv answers stops the answer (``barge_in``).
+  Never deaf: panic, end-call and the player's CC120/CC123 release every held
+  key; a key held with no note or pedal input for ``held_keys`` seconds (0:
+  twice the silence threshold, at least ``MIN_HELD_KEYS``) is taken as released,
+  since a lost note-off would otherwise keep the call open for good. Before any
+  answer, every note still waiting behind a held key goes to the model.
 - ``continue``: improv keeps playing, continuing whatever is in the window: its
   own notes and the player's as they arrive.
 """
@@ -24,6 +29,7 @@ from dataclasses import dataclass, replace
 import mido
 import numpy as np
 
+from improv.checks import check_range, check_types
 from improv.controls import Controls, cc_to_temperature
 from improv.engine import NoteModel
 from improv.note import Note
@@ -34,6 +40,20 @@ from improv.window import NoteWindow
 
 MODES = ("call-response", "continue")
 MAX_CHORD = 6
+#: Shortest automatic held-key limit: a sustained chord of a slow piece lasts a few
+#: seconds, and a key is only taken as released after this long with no input at all.
+MIN_HELD_KEYS = 5.0
+#: Most notes continue mode queues per tick: with lookahead capped at MAX_LOOKAHEAD and
+#: chords capped at MAX_CHORD, a tick's work stays bounded whatever the model draws.
+MAX_NOTES_PER_TICK = 64
+#: Upper limits of the time settings (seconds): beyond them a value is a mistake, and
+#: an infinite one used to stop answers for good or run the main loop forever.
+MAX_SILENCE = 600.0
+MAX_GAP = 10.0
+MAX_LOOKAHEAD = 10.0
+MAX_HELD_KEYS = 3600.0
+#: The player's own "all sound off" and "all notes off": both release every held key.
+ALL_SOUND_OFF, ALL_NOTES_OFF = 120, 123
 
 
 @dataclass(frozen=True)
@@ -49,14 +69,22 @@ class Settings:
     passthrough: bool = False
     velocity: int = 0  # velocity of improv's notes; 0: the model's, else the player's median
     lookahead: float = 1.0  # continue mode: seconds of music kept queued
+    held_keys: float = 0.0  # seconds a key may be held with no input; 0: automatic
 
     def __post_init__(self):
+        check_types(self, "settings.")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.silence < 0 or self.gap < 0 or self.lookahead <= 0:
-            raise ValueError("silence and gap must be >= 0 and lookahead > 0 seconds")
+        check_range("settings.silence", self.silence, 0, MAX_SILENCE)
+        check_range("settings.gap", self.gap, 0, MAX_GAP)
+        check_range("settings.held_keys", self.held_keys, 0, MAX_HELD_KEYS)
+        if not 0 < self.lookahead <= MAX_LOOKAHEAD:
+            raise ValueError(f"settings.lookahead must be > 0 and <= {MAX_LOOKAHEAD:g} seconds,"
+                             f" got {self.lookahead!r}")
         if self.answer_notes < 0 or self.max_answer_notes < 1:
             raise ValueError("answer_notes must be >= 0 and max_answer_notes >= 1")
+        check_range("settings.answer_notes", self.answer_notes, 0, 1024)
+        check_range("settings.max_answer_notes", self.max_answer_notes, 1, 1024)
         if not 0 <= self.velocity <= 127:
             raise ValueError(f"velocity must be 0-127, got {self.velocity}")
 
@@ -84,6 +112,8 @@ class Improviser:
         self.answers = 0
         self.notes_in = 0
         self.notes_out = 0
+        self.messages = 0  # messages handed to handle()
+        self.keys_released = 0  # held keys taken as released (timeout, panic, end of call...)
         self._continue_last = None  # continue mode: start time of the last note played
         self._chord = 0  # continue mode: notes in a row with step 0
 
@@ -91,7 +121,10 @@ class Improviser:
     def handle(self, msg: mido.Message, t: float | None = None) -> None:
         """Take one message from the player, received at clock time ``t``."""
         t = self.clock() if t is None else t
+        self.messages += 1
         kind = msg.type
+        if kind == "control_change" and msg.control in (ALL_SOUND_OFF, ALL_NOTES_OFF):
+            self.release_keys(t, f"CC{msg.control}")
         if kind == "control_change" and self._control(msg):
             return
         if kind in ("note_on", "note_off") or (kind == "control_change" and msg.control == 64):
@@ -127,7 +160,7 @@ class Improviser:
             self.log(f"temperature {self.temperature:.2f}")
         elif action == "end_call" and msg.value >= 64:
             self.log("end of call")
-            self._answer(self.clock())
+            self._answer(self.clock())  # releases held keys first
         elif action == "panic":
             self.log("panic")
             self.panic()
@@ -139,6 +172,28 @@ class Improviser:
     def _feed_ready(self) -> None:
         for pitch, step, duration, velocity in self.window.ready(self.tracker.earliest_start):
             self.prediction = self.model.feed(pitch, step, duration, velocity)
+
+    def release_keys(self, t: float, why: str = "") -> int:
+        """Take every held key (and pedal) as released at ``t``; their notes go to the
+        model. Return how many notes that ended. ``why`` is logged when keys were held."""
+        held = self.tracker.keys_down
+        ended = self.tracker.flush(t)
+        for note in ended:
+            self.window.add(note)
+            if self.on_note:
+                self.on_note(note, "player")
+        self._feed_ready()
+        if held:
+            self.keys_released += held
+            if why:
+                self.log(f"{held} held key(s) taken as released ({why})")
+        return len(ended)
+
+    def held_key_limit(self) -> float:
+        """Seconds a key may stay held with no input before it is taken as released."""
+        if self.settings.held_keys > 0:
+            return self.settings.held_keys
+        return max(2 * self.silence_threshold(), MIN_HELD_KEYS)
 
     # -- output -----------------------------------------------------------------------
     @property
@@ -153,8 +208,9 @@ class Improviser:
         self._continue_last = None
 
     def panic(self) -> None:
-        """Silence everything improv plays and forget the current call."""
+        """Silence everything improv plays, release held keys, forget the current call."""
         self.scheduler.panic()
+        self.release_keys(self.clock())
         self.call.clear()
         self._continue_last = None
 
@@ -204,11 +260,11 @@ class Improviser:
 
     def _answer(self, t: float) -> None:
         """Play an answer to the current call, starting ``gap`` after ``t``."""
+        # The call is over: held keys and the pedal too, so every note still waiting
+        # behind a held one reaches the model before it answers.
+        self.release_keys(t, "end of call")
         if not self.call and not self.window.rows:
             return
-        for note in self.tracker.release_sustained(t):  # the call is over: the pedal too
-            self.window.add(note)
-        self._feed_ready()
         count = self.settings.answer_notes or len(self.call) or 8
         count = int(min(max(count, 1), self.settings.max_answer_notes))
         start = t + self.settings.gap
@@ -224,12 +280,17 @@ class Improviser:
     def tick(self, t: float | None = None) -> None:
         """Let time pass: end a call after its silence; keep continue mode fed."""
         t = self.clock() if t is None else t
+        if self.tracker.keys_down and t - self.last_input >= self.held_key_limit():
+            self.release_keys(t, f"no input for {t - self.last_input:.1f} s")
         if self.settings.mode == "call-response":
             if (self.call and self.tracker.keys_down == 0 and not self.scheduler.busy
                     and t - self.last_input >= self.silence_threshold()):
                 self._answer(t)
             return
-        while self._continue_last is None or self._continue_last < t + self.settings.lookahead:
+        for _ in range(MAX_NOTES_PER_TICK):
+            last = self._continue_last
+            if last is not None and last >= t + self.settings.lookahead:
+                break
             pitch, step, duration, velocity = self._next_note()
             if self._continue_last is None or self._continue_last + step < t:
                 start = t + self.settings.gap  # (re)starting: no notes in the past

@@ -131,9 +131,117 @@ def _check_virtual(backend: mido.Backend) -> None:
                         "(e.g. loopMIDI), create a port there and name it with --input/--output")
 
 
+def _clients(names: list[str]) -> set[str]:
+    return {n.split(":", 1)[0] for n in names}
+
+
+def _claim(backend: mido.Backend, port: str, listing: str, opener):
+    """Open a virtual port named ``port`` (client and port both); return (it, real name).
+
+    ``listing`` is which of the other side's lists shows it ("outputs" lists the
+    ports one can send to, among them a virtual input). A name already taken is
+    refused: JACK would rename ours (``improv in-01``) and nobody would find it.
+    """
+    _check_virtual(backend)
+    before = list_ports(backend)[listing]
+    if port in _clients(before):
+        raise PortError(f"a port named {port!r} is already open (is another improv running?); "
+                        f"choose other names with --virtual NAME")
+    opened = _call(opener, f"cannot open {port!r}")
+    new = [n for n in list_ports(backend)[listing] if n not in before
+           and n.split(":", 1)[0].startswith(port)]
+    ours = [n for n in new if n.split(":", 1)[0] == port]
+    if len(new) > 1 or (new and not ours):  # another program took the name meanwhile
+        _close_quietly(opened)
+        raise PortError(f"a port named {port!r} was opened by another program at the same "
+                        f"time; choose other names with --virtual NAME")
+    return opened, (ours[0] if ours else port)
+
+
+def _close_quietly(port) -> None:
+    try:
+        if hasattr(port, "close_port"):
+            port.close_port()
+            port.delete()
+        else:
+            port.close()
+    except Exception:
+        pass
+
+
+def open_polled_input(backend: mido.Backend, post, name: str | None = None,
+                      virtual: bool = False):
+    """Open the input ``name`` (or a virtual one) read without a callback.
+
+    Returns a :class:`~improv.midiin.PolledInput` that calls ``post(t, msg)`` for
+    each message from its own thread. See :mod:`improv.midiin` for why.
+    """
+    from improv.midiin import PolledInput
+
+    midi_in, real, probe = _open_rtmidi_input(backend, name, virtual)
+    return PolledInput(midi_in, real, post, probe=probe)
+
+
+def reopen_polled_input(backend: mido.Backend, polled, name: str) -> None:
+    """Reconnect a :class:`~improv.midiin.PolledInput` to the input ``name``."""
+    midi_in, real, probe = _open_rtmidi_input(backend, name, False)
+    polled.swap(midi_in, real, probe)
+
+
+def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool):
+    import rtmidi
+
+    from improv.midiin import QUEUE_LIMIT, _rtmidi_api
+
+    api = _rtmidi_api(backend)
+
+    def make(client: str):
+        midi_in = rtmidi.MidiIn(api, client, queue_size_limit=QUEUE_LIMIT)
+        # SysEx is let through RtMidi on purpose (improv.midiin: unterminated SysEx)
+        midi_in.ignore_types(sysex=False, timing=True, active_sense=True)
+        return midi_in
+
+    if virtual:
+        port = name or VIRTUAL_IN
+
+        def opener():
+            midi_in = make(port)
+            midi_in.open_virtual_port(port)
+            return midi_in
+        midi_in, real = _claim(backend, port, "outputs", opener)
+    else:
+        chosen = choose_port(name or "0", list_ports(backend)["inputs"], "input")
+        before = list_ports(backend)["outputs"]
+        client = f"improv listener {os.getpid()}"
+
+        def opener():
+            midi_in = make(client)
+            midi_in.open_port(list_ports(backend)["inputs"].index(chosen), "in")
+            return midi_in
+        midi_in = _call(opener, f"cannot open {chosen!r}")
+        ours = [n for n in list_ports(backend)["outputs"] if n not in before
+                and n.startswith(client)]
+        real = ours[0] if len(ours) == 1 else ""
+        chosen_name = chosen
+    probe = _open_probe(api, real) if api_name(backend) == "JACK" and real else None
+    return midi_in, (real if virtual else chosen_name), probe
+
+
+def _open_probe(api: int, target: str):
+    """An output connected to our own input, for the SysEx probe (improv.midiin)."""
+    import rtmidi
+
+    try:
+        probe = rtmidi.MidiOut(api, f"improv probe {os.getpid()}")
+        probe.open_port(probe.get_ports().index(target), "probe")
+        return probe
+    except (ValueError, SystemError, RuntimeError, rtmidi.RtMidiError):
+        return None  # the input works without it; only the SysEx safety net is missing
+
+
 def open_input(backend: mido.Backend, name: str | None = None, virtual: bool = False,
                callback=None):
-    """Open the input ``name`` (or a virtual one); call ``callback(msg)`` per message."""
+    """Open the input ``name`` (or a virtual one) through mido (tests and benchmarks)."""
     if virtual:
         _check_virtual(backend)
         port = name or VIRTUAL_IN
@@ -146,12 +254,17 @@ def open_input(backend: mido.Backend, name: str | None = None, virtual: bool = F
 
 
 def open_output(backend: mido.Backend, name: str | None = None, virtual: bool = False):
-    """Open the output ``name`` (or the virtual ``improv out``)."""
+    """Open the output ``name`` (or the virtual ``improv out``).
+
+    A virtual output's ``real_name`` is the full name others connect to
+    (``improv out:improv out`` on JACK); a taken name is refused.
+    """
     if virtual:
-        _check_virtual(backend)
         port = name or VIRTUAL_OUT
-        return _call(lambda: backend.open_output(port, virtual=True, client_name=port),
-                     f"cannot open {port!r}")
+        opened, real = _claim(backend, port, "inputs", lambda: backend.open_output(
+            port, virtual=True, client_name=port))
+        opened.real_name = real
+        return opened
     chosen = choose_port(name or "0", list_ports(backend)["outputs"], "output")
     return _call(lambda: backend.open_output(chosen),
                  f"cannot open {chosen!r}")

@@ -4,12 +4,20 @@ Every note_on the scheduler sends has its note_off: a note's off is queued
 with its on; re-striking a sounding pitch ends it first; the voice limit ends
 the oldest note; :meth:`Scheduler.cancel` and :meth:`Scheduler.panic` end
 everything that sounds. ``send`` is called from the scheduler's thread only.
+
+A note_on due more than ``LATE`` seconds ago is dropped, not sent: after a stall
+(the process stopped, a starved machine) the overdue part of an answer would
+otherwise go out at once, each note a few ms long (measured: SIGSTOP 5 s
+mid-answer, SIGCONT, 35 note-ons within 100 ms). Note-offs are always sent. A
+send that raises is counted and reported; it never ends the thread.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
+import sys
 import threading
 import time
 from typing import Callable
@@ -18,18 +26,24 @@ import mido
 
 #: Wake this long before an event and spin out the rest: sleeps overshoot by ~0.1-1 ms.
 SPIN = 0.001
+#: A note_on this late is dropped (see above). 50 ms: a late note is heard as wrong
+#: from ~30-50 ms; the scheduler's own jitter is ~1 ms.
+LATE = 0.05
 
 
 class Scheduler:
     """A clock thread that sends timed note messages through ``send``."""
 
     def __init__(self, send: Callable[[mido.Message], None], channel: int = 0, voices: int = 16,
-                 clock: Callable[[], float] = time.monotonic):
-        if not 0 <= channel <= 15:
+                 clock: Callable[[], float] = time.monotonic, late: float = LATE,
+                 log=None):
+        if not isinstance(channel, int) or isinstance(channel, bool) or not 0 <= channel <= 15:
             raise ValueError(f"channel must be 0-15, got {channel}")
-        if voices < 1:
+        if not isinstance(voices, int) or isinstance(voices, bool) or voices < 1:
             raise ValueError(f"voices must be at least 1, got {voices}")
         self.send, self.channel, self.voices, self.clock = send, channel, voices, clock
+        self.late = late
+        self.log = log or (lambda text: print(f"\nimprov: {text}", file=sys.stderr, flush=True))
         self._queue: list[tuple[float, int, int, int, int]] = []  # time, seq, on?, pitch, vel
         self._seq = itertools.count()
         self._sounding: dict[int, int] = {}  # pitch -> seq of the note_on that sounds it
@@ -38,14 +52,18 @@ class Scheduler:
         self.jitter: list[float] = []  # actual - intended send time, seconds (last 10,000)
         self.sent_on = 0
         self.sent_off = 0
+        self.dropped_late = 0  # note_ons dropped for being more than ``late`` overdue
+        self.errors = 0  # sends that raised
         self._thread = threading.Thread(target=self._run, name="improv-scheduler", daemon=True)
         self._thread.start()
 
     # -- called from any thread -------------------------------------------------------
     def play(self, pitch: int, velocity: int, start: float, duration: float) -> None:
         """Queue a note: on at ``start`` (clock seconds), off ``duration`` later."""
-        if not (0 <= pitch <= 127 and 1 <= velocity <= 127):
-            raise ValueError(f"bad note: pitch {pitch}, velocity {velocity}")
+        if not (isinstance(pitch, int) and isinstance(velocity, int) and 0 <= pitch <= 127
+                and 1 <= velocity <= 127 and math.isfinite(start) and math.isfinite(duration)):
+            raise ValueError(f"bad note: pitch {pitch!r}, velocity {velocity!r}, start {start!r},"
+                             f" duration {duration!r}")
         seq = next(self._seq)
         with self._cond:
             heapq.heappush(self._queue, (start, seq, 1, pitch, velocity))
@@ -84,8 +102,17 @@ class Scheduler:
             for pitch in list(self._sounding):
                 self._off(pitch)
             for channel in range(16):
-                self.send(mido.Message("control_change", channel=channel, control=64, value=0))
-                self.send(mido.Message("control_change", channel=channel, control=123, value=0))
+                self._send(mido.Message("control_change", channel=channel, control=64, value=0))
+                self._send(mido.Message("control_change", channel=channel, control=123, value=0))
+
+    def reset_listeners(self) -> None:
+        """Send sustain-off and all-notes-off on every channel, keeping what is queued
+        (for a listener that has just connected and heard none of it)."""
+        with self._cond:
+            for channel in range(16):
+                for control in (64, 123):
+                    self._send(mido.Message("control_change", channel=channel, control=control,
+                                            value=0))
 
     def close(self) -> None:
         """End every note and stop the thread."""
@@ -96,9 +123,17 @@ class Scheduler:
         self._thread.join(timeout=2)
 
     # -- the scheduler thread (and callers holding the lock) ----------------------------
+    def _send(self, msg: mido.Message) -> None:
+        try:
+            self.send(msg)
+        except Exception as exc:  # one failing send must not end the thread or the note-offs
+            self.errors += 1
+            if self.errors <= 3:
+                self.log(f"cannot send {msg}: {exc!r}")
+
     def _off(self, pitch: int) -> None:
         self._sounding.pop(pitch, None)
-        self.send(mido.Message("note_off", channel=self.channel, note=pitch, velocity=0))
+        self._send(mido.Message("note_off", channel=self.channel, note=pitch, velocity=0))
         self.sent_off += 1
 
     def _fire(self, on: int, pitch: int, velocity: int, seq: int) -> None:
@@ -109,8 +144,8 @@ class Scheduler:
                 oldest = min(self._sounding, key=self._sounding.get)
                 self._off(oldest)
             self._sounding[pitch] = seq
-            self.send(mido.Message("note_on", channel=self.channel, note=pitch,
-                                   velocity=velocity))
+            self._send(mido.Message("note_on", channel=self.channel, note=pitch,
+                                    velocity=velocity))
             self.sent_on += 1
         elif self._sounding.get(pitch) == seq:  # only if this note still owns the pitch
             self._off(pitch)
@@ -139,7 +174,16 @@ class Scheduler:
                     continue
                 t, seq, on, pitch, velocity = heapq.heappop(self._queue)
                 if on:  # lateness of the send itself, not of the port behind it
-                    self.jitter.append(self.clock() - t)
+                    lateness = self.clock() - t
+                    if lateness > self.late:  # stale: dropped, its off then does nothing
+                        self.dropped_late += 1
+                        continue
+                    self.jitter.append(lateness)
                     if len(self.jitter) > 10_000:
                         del self.jitter[:5_000]
-                self._fire(on, pitch, velocity, seq)
+                try:
+                    self._fire(on, pitch, velocity, seq)
+                except Exception as exc:  # a bad event must not end the scheduler
+                    self.errors += 1
+                    if self.errors <= 3:
+                        self.log(f"scheduler: {exc!r}")

@@ -506,6 +506,9 @@ def _add_run(sub) -> None:
     p.add_argument("--mode", choices=("call-response", "continue"),
                    help="answer each phrase, or keep playing (default call-response)")
     p.add_argument("--silence", type=float, help="seconds of silence that end a call (0: adaptive)")
+    p.add_argument("--held-keys", type=float, metavar="S",
+                   help="a key held this long with no input is taken as released (a lost "
+                   "note-off); 0: twice the silence, at least 5 s")
     p.add_argument("--answer-notes", type=int, help="notes per answer (0: as many as the call)")
     p.add_argument("--gap", type=float, help="seconds between a call's end and the answer")
     p.add_argument("--passthrough", action=argparse.BooleanOptionalAction, default=None,
@@ -530,7 +533,7 @@ def _run_options(args):
                                           "channel", "voices", "synth", "soundfont",
                                           "audio_driver", "record", "random_seed", "status")}
     flags.update({f"settings.{k}": getattr(args, k) for k in (
-        "mode", "silence", "answer_notes", "gap", "passthrough", "barge_in")})
+        "mode", "silence", "answer_notes", "gap", "passthrough", "barge_in", "held_keys")})
     flags.update({f"sampling.{k}": getattr(args, k) for k in ("temperature", "top_k", "top_p")})
     return _with_gain(apply_flags(options, flags), args.gain)
 

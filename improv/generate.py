@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from improv.engine import NoteModel
+from improv.memory import PhraseMemory
 from improv.midifile import read_midi
 from improv.sampling import Sampler
 
@@ -22,9 +23,14 @@ def seed_notes(path: str | Path | None = None) -> np.ndarray:
                     axis=1).astype(np.float64)
 
 
-def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int) -> np.ndarray:
+def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
+             memory: PhraseMemory | None = None, strength: float = 0.0) -> np.ndarray:
     """Feed ``seed`` (rows of pitch, step, duration, velocity) and return ``count`` new
     notes as rows of the same.
+
+    With a ``memory``, the seed is what the player played: the memory learns it, each
+    prediction is mixed with the memory's at ``strength`` (:meth:`PhraseMemory.mix`)
+    and the memory learns every drawn note as improv's own, as the live daemon does.
 
     Each drawn note is fed back exactly as a played note would be (raw pitch;
     the engine applies the training scaling), so the model never sees its own
@@ -39,13 +45,20 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int) -
         raise ValueError("the seed needs rows of pitch, step, duration and velocity")
     model.reset()
     prediction = model.feed_many(seed)
+    if memory is not None:
+        for row in seed:
+            memory.learn(int(row[0]), float(row[1]), float(row[2]))
     fallback = int(np.median(seed[:, 3]))
     out = np.empty((count, 4))
     for i in range(count):
+        if memory is not None:
+            prediction = memory.mix(prediction, strength)
         pitch, step, duration = sampler.sample(prediction)
         velocity = sampler.velocity(prediction) or fallback
         out[i] = pitch, step, duration, velocity
         prediction = model.feed(pitch, step, duration, velocity)
+        if memory is not None:
+            memory.learn(pitch, step, duration, own=True)
     return out
 
 

@@ -1,0 +1,533 @@
+"""A memory of what the player played: a variable-order model mixed with the LSTM.
+
+The LSTM knows music in general; it does not remember the motif the player
+played a minute ago. :class:`PhraseMemory` does: a PPM-style variable-order
+Markov model (Cleary & Witten 1984; the short-term model of IDyOM, Pearce 2005;
+the Continuator, Pachet 2003) of this session's notes, and :meth:`PhraseMemory.mix`
+mixes its prediction of the next note into the LSTM's, so answers echo and vary
+the call.
+
+Symbols are transposition-free: a note's symbol is its interval to the previous
+note (:func:`improv.features.interval_class`, clipped to +-24), so a motif heard
+once is predicted again when it comes back transposed. Notes with onsets closer
+than ``chord_seconds`` form a group that is put in pitch order before it is
+learned, so the random order in which a chord's keys arrive does not break
+matches. The memory also predicts rhythm relative to the typical gap between
+onsets (a running mean of log steps): each learned note is stored with its step
+and duration as classes of half-octaves of that gap (step class 0: a chord tone).
+
+Counts: ``weight`` per note the player plays, ``own_weight`` per note improv plays.
+The prediction blends every context order from ``max_order`` down to none, with
+PPM escape method C (interpolated, no exclusion), and a uniform floor.
+
+Mixing: ``p = (1 - lam) * p_lstm + lam * p_memory`` with
+``lam = strength * confidence``, ``confidence = k / max_order * n / (n + count_half)``
+for the longest context of ``k`` symbols the memory has seen before, ``n`` times
+(counts). ``strength`` is the user's ``--memory`` (0: the LSTM alone, 1: the most
+the memory may take); the constants were chosen on the validation split
+(``training/memory_eval.py``; numbers in the module constants below).
+
+Size: at most ``max_contexts`` contexts; beyond that the least recently seen tenth
+is dropped in one go, so a session of any length stays within a bounded size.
+
+Memory files (``--memory-file``) are UTF-8 JSON (never pickle), written
+atomically (a temporary file in the same folder, fsync, rename)::
+
+    {"format": "improv-memory", "version": 1,
+     "symbols": {"intervals": 24, "step_classes": 14, "duration_classes": 15,
+                 "chord_seconds": 0.03},
+     "max_order": 8, "typical_gap": 0.21,
+     "notes": {"player": 1234, "own": 567},
+     "contexts": [[[interval classes...], [[code, count], ...]], ...]}
+
+A context is its symbols, oldest first; ``code`` packs the next note's
+interval class ``i`` (0-48; 49: no previous note), step class ``s`` (0-13) and
+duration class ``d`` (0-14) as ``(i * 14 + s) * 15 + d``; counts are positive
+numbers. Contexts are listed least recently seen first.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from improv.engine import Prediction
+from improv.features import INTERVAL_RANGE, NO_INTERVAL
+from improv.timebins import bin_edges
+
+#: ``--memory``'s default: the strength the validation split picked (training/memory_eval.py).
+DEFAULT_STRENGTH = 0.6
+FORMAT = "improv-memory"
+VERSION = 1
+#: Interval classes a note can have (0-48, and NO_INTERVAL for a first note).
+INTERVALS = NO_INTERVAL + 1
+#: Step classes: 0 a chord tone; 1-13 half-octaves of the typical gap from 1/8 to 8 times it.
+STEP_CLASSES = 14
+STEP_LOW = -6
+#: Duration classes: half-octaves of the typical gap from 1/16 to 8 times it.
+DURATION_CLASSES = 15
+DURATION_LOW = -8
+#: Largest file ``load`` reads (a 200 000-context memory is about 20 MB of JSON).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+#: Starting typical gap (seconds) before any step has been heard.
+START_GAP = 0.25
+#: Largest group of notes taken as one chord (more than ten fingers is not a chord).
+MAX_GROUP = 10
+
+_CODES = INTERVALS * STEP_CLASSES * DURATION_CLASSES
+#: Each code's three places in a vector of the marginals: interval, step, duration classes.
+_MARGINALS = INTERVALS + STEP_CLASSES + DURATION_CLASSES
+_CODE_INDEX = np.stack([np.arange(_CODES) // (STEP_CLASSES * DURATION_CLASSES),
+                        INTERVALS + np.arange(_CODES) // DURATION_CLASSES % STEP_CLASSES,
+                        INTERVALS + STEP_CLASSES + np.arange(_CODES) % DURATION_CLASSES], axis=1)
+#: A context with more distinct next notes than this also keeps its marginals as an array,
+#: so a prediction adds it in one step instead of note by note.
+DENSE_AFTER = 8
+#: Half-octaves of the typical gap each step / duration class stands for.
+_STEP_RATIO = 2.0 ** ((np.arange(STEP_CLASSES) - 1 + STEP_LOW) / 2)
+_DURATION_RATIO = 2.0 ** ((np.arange(DURATION_CLASSES) + DURATION_LOW) / 2)
+
+
+class MemoryFileError(ValueError):
+    """A memory file that cannot be read: missing, damaged, or of another format."""
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """How the memory learns and how much it says.
+
+    Parameters
+    ----------
+    max_order : int
+        Longest context, in notes (symbols), the memory matches.
+    chord_seconds : float
+        Notes whose onsets are closer than this are one chord (put in pitch order).
+    own_weight : float
+        Count of a note improv plays; a note of the player's counts 1.
+    count_half : float
+        Counts at which the longest context's confidence is half its order's share.
+    timing_share : float
+        The share of the pitch mixing weight used for step and duration.
+    max_contexts : int
+        Most contexts kept; the least recently seen tenth goes when there are more.
+    gap_rate : float
+        How fast the typical gap follows new steps (weight of each new log step).
+    """
+
+    max_order: int = 8
+    chord_seconds: float = 0.03
+    own_weight: float = 0.5
+    count_half: float = 1.0
+    timing_share: float = 1.0
+    max_contexts: int = 100_000
+    gap_rate: float = 0.1
+
+    def __post_init__(self):
+        for name, kind in (("max_order", int), ("max_contexts", int)):
+            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
+                raise ValueError(f"memory {name} must be a whole number")
+        for name in ("chord_seconds", "own_weight", "count_half", "timing_share", "gap_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"memory {name} must be a finite number, got {value!r}")
+        if not 1 <= self.max_order <= 32:
+            raise ValueError(f"memory max_order must be 1-32, got {self.max_order}")
+        if not 0 <= self.chord_seconds <= 0.2:
+            raise ValueError(f"memory chord_seconds must be 0-0.2, got {self.chord_seconds}")
+        if not 0 <= self.own_weight <= 1:
+            raise ValueError(f"memory own_weight must be 0-1, got {self.own_weight}")
+        if self.count_half < 0:
+            raise ValueError(f"memory count_half must be >= 0, got {self.count_half}")
+        if not 0 <= self.timing_share <= 1:
+            raise ValueError(f"memory timing_share must be 0-1, got {self.timing_share}")
+        if self.max_contexts < 100:
+            raise ValueError(f"memory max_contexts must be >= 100, got {self.max_contexts}")
+        if not 0 < self.gap_rate <= 1:
+            raise ValueError(f"memory gap_rate must be in (0, 1], got {self.gap_rate}")
+
+
+@dataclass(frozen=True)
+class MemoryGuess:
+    """The memory's prediction of the next note.
+
+    ``intervals``: probabilities of the 49 interval classes (0-48) from ``reference``,
+    the pitch the next interval is counted from; ``steps`` and ``durations``: of the
+    step and duration classes; ``order``: the longest context seen before (symbols),
+    ``count``: how often; ``typical_gap``: seconds a class's ratio multiplies.
+    """
+
+    intervals: np.ndarray
+    steps: np.ndarray
+    durations: np.ndarray
+    reference: int
+    order: int
+    count: float
+    typical_gap: float
+
+    def pitch_probabilities(self, vocab: int = 128) -> np.ndarray:
+        """Return the guess as probabilities of the ``vocab`` pitches (sums to 1)."""
+        out = np.zeros(vocab)
+        lo = self.reference - INTERVAL_RANGE
+        a, b = max(lo, 0), min(lo + 2 * INTERVAL_RANGE + 1, vocab)
+        out[a:b] = self.intervals[a - lo:b - lo]
+        total = out.sum()
+        return out / total if total > 0 else np.full(vocab, 1.0 / vocab)
+
+
+class PhraseMemory:
+    """The session's notes as counts of what followed each context; see the module doc."""
+
+    def __init__(self, config: MemoryConfig | None = None):
+        self.config = config or MemoryConfig()
+        self._table: dict[tuple, list] = {}  # context -> [total, {code: count}]
+        self.notes = {"player": 0, "own": 0}
+        self.typical_gap = START_GAP
+        self.reset_context()
+
+    # -- learning ---------------------------------------------------------------------
+    def reset_context(self) -> None:
+        """Start a new piece or session: forget the notes just before, keep the counts."""
+        self._context: tuple = ()  # interval classes of the last learned notes
+        self._bins_cache: tuple = (None, None, None)  # gap, bins -> step and duration bins
+        self._last_pitch: int | None = None
+        self._group: list[tuple[int, float, float]] = []  # open chord: pitch, step, duration
+        self._group_weight = 1.0
+        self._log_gap = math.log(self.typical_gap)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._table.clear()
+        self.notes = {"player": 0, "own": 0}
+        self.typical_gap = START_GAP
+        self.reset_context()
+
+    def __len__(self) -> int:
+        """How many contexts the memory holds."""
+        return len(self._table)
+
+    def learn(self, pitch: int, step: float, duration: float, own: bool = False) -> None:
+        """Take in one note (pitch 0-127, seconds since the previous onset, seconds held);
+        ``own``: improv played it (counted ``own_weight``)."""
+        cfg = self.config
+        weight = cfg.own_weight if own else 1.0
+        self.notes["own" if own else "player"] += 1
+        if (self._group and step < cfg.chord_seconds and len(self._group) < MAX_GROUP
+                and weight == self._group_weight):
+            self._group.append((int(pitch), 0.0, duration))
+            return
+        self._close_group()
+        self._group = [(int(pitch), float(step), float(duration))]
+        self._group_weight = weight
+
+    def _close_group(self) -> None:
+        """Learn the open group's notes in pitch order."""
+        group = self._group
+        if not group:
+            return
+        cfg = self.config
+        step = group[0][1]
+        if len(group) > 1:
+            group.sort()
+        first = True
+        for pitch, _, duration in group:
+            s = self._step_class(step) if first else 0
+            first = False
+            self._count(self._interval(pitch), s, self._duration_class(duration))
+            self._last_pitch = pitch
+        if step >= max(cfg.chord_seconds, 1e-3):  # the typical gap follows the onsets
+            self._log_gap += cfg.gap_rate * (math.log(min(step, 8.0)) - self._log_gap)
+            self.typical_gap = math.exp(self._log_gap)
+        self._group = []
+
+    def _interval(self, pitch: int) -> int:
+        last = self._last_pitch
+        if last is None:
+            return NO_INTERVAL
+        return min(max(pitch - last, -INTERVAL_RANGE), INTERVAL_RANGE) + INTERVAL_RANGE
+
+    def _step_class(self, step: float) -> int:
+        if step < self.config.chord_seconds:
+            return 0
+        c = round(2 * math.log2(max(step, 1e-3) / self.typical_gap)) - STEP_LOW + 1
+        return min(max(c, 1), STEP_CLASSES - 1)
+
+    def _duration_class(self, duration: float) -> int:
+        c = round(2 * math.log2(max(duration, 1e-3) / self.typical_gap)) - DURATION_LOW
+        return min(max(c, 0), DURATION_CLASSES - 1)
+
+    def _count(self, interval: int, step_class: int, duration_class: int) -> None:
+        """Count the note after each suffix of the context, then extend the context."""
+        code = (interval * STEP_CLASSES + step_class) * DURATION_CLASSES + duration_class
+        where = _CODE_INDEX[code]
+        weight = self._group_weight
+        table = self._table
+        context = self._context
+        for k in range(len(context) + 1):
+            key = context[k:]
+            entry = table.pop(key, None)  # pop and put back: the dict's order is recency
+            if entry is None:
+                entry = [0.0, {}, None]
+            entry[0] += weight
+            counts = entry[1]
+            counts[code] = counts.get(code, 0.0) + weight
+            if entry[2] is not None:
+                entry[2][where] += weight
+            elif len(counts) > DENSE_AFTER:
+                entry[2] = _dense(counts)
+            table[key] = entry
+        self._context = (context + (interval,))[-self.config.max_order:]
+        if len(table) > self.config.max_contexts:
+            self._forget(len(table) - self.config.max_contexts * 9 // 10)
+
+    def _forget(self, count: int) -> None:
+        """Drop the ``count`` least recently seen contexts (the dict's first keys)."""
+        table = self._table
+        for key in [k for _, k in zip(range(count), iter(table))]:
+            del table[key]
+
+    # -- predicting -------------------------------------------------------------------
+    def _prediction_context(self) -> tuple[tuple, int | None]:
+        """The symbols before the next note (the open group in pitch order) and the pitch
+        its interval counts from."""
+        context, last = self._context, self._last_pitch
+        if self._group:
+            extra = []
+            for pitch, _, _ in sorted(self._group):
+                extra.append(NO_INTERVAL if last is None else
+                             min(max(pitch - last, -INTERVAL_RANGE), INTERVAL_RANGE)
+                             + INTERVAL_RANGE)
+                last = pitch
+            context = (context + tuple(extra))[-self.config.max_order:]
+        return context, last
+
+    def guess(self) -> MemoryGuess | None:
+        """Return the memory's prediction of the next note (None: no note heard yet)."""
+        context, reference = self._prediction_context()
+        if reference is None:
+            return None
+        table = self._table
+        acc = np.zeros(_MARGINALS)
+        codes: list[int] = []
+        weights: list[float] = []
+        remaining = 1.0  # probability mass not yet given to a longer context
+        order, count = 0, 0.0
+        for k in range(len(context) + 1):  # longest context first
+            entry = table.get(context[k:])
+            if entry is None:
+                continue
+            total, counts, dense = entry
+            if not order and k < len(context):
+                order, count = len(context) - k, total
+            escape = len(counts)  # PPM method C: the escape counts as many as the symbols
+            share = remaining / (total + escape)
+            if dense is not None:
+                acc += share * dense
+            else:
+                codes.extend(counts)
+                weights.extend([c * share for c in counts.values()])
+            remaining *= escape / (total + escape)
+        if codes:
+            acc += np.bincount(_CODE_INDEX[codes].ravel(), np.repeat(weights, 3), _MARGINALS)
+        iv = acc[:NO_INTERVAL]  # a note's interval is never "none"; that mass goes
+        iv += remaining / NO_INTERVAL
+        steps = acc[INTERVALS:INTERVALS + STEP_CLASSES]
+        steps += remaining / STEP_CLASSES
+        durs = acc[INTERVALS + STEP_CLASSES:]
+        durs += remaining / DURATION_CLASSES
+        return MemoryGuess(iv / iv.sum(), steps / steps.sum(), durs / durs.sum(), reference,
+                           order, count, self.typical_gap)
+
+    def confidence(self, guess: MemoryGuess) -> float:
+        """How much the guess is to be trusted, 0-1: the longest context's share of the
+        longest possible, times ``count / (count + count_half)``."""
+        n = guess.count
+        if n <= 0:
+            return 0.0
+        return guess.order / self.config.max_order * n / (n + self.config.count_half)
+
+    def mix(self, prediction: Prediction, strength: float) -> Prediction:
+        """Return ``prediction`` with the memory's guess mixed in at ``strength`` (0-1)
+        times the guess's confidence: pitch, and step and duration for a model with time
+        bins. Logits come back as log probabilities."""
+        if strength <= 0:
+            return prediction
+        guess = self.guess()
+        if guess is None:
+            return prediction
+        lam = min(strength, 1.0) * self.confidence(guess)
+        if lam <= 0:
+            return prediction
+        logits = mix_logits(prediction.logits, guess.pitch_probabilities(len(prediction.logits)),
+                            lam)
+        timing = prediction.timing_logits
+        lam_t = lam * self.config.timing_share
+        if timing is not None and lam_t > 0:
+            step_bins, duration_bins = self._time_bins(guess.typical_gap, timing.shape[1])
+            n = timing.shape[1]
+            timing = np.stack([
+                mix_logits(timing[0], np.bincount(step_bins, guess.steps, n), lam_t),
+                mix_logits(timing[1], np.bincount(duration_bins, guess.durations, n), lam_t)])
+        return replace(prediction, logits=logits, timing_logits=timing)
+
+    def _time_bins(self, gap: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the model time bin of each step class and each duration class (as
+        :func:`improv.timebins.to_bins` puts their times; the chord class in bin 0)."""
+        cached_gap, cached_bins, result = self._bins_cache
+        if cached_gap == gap and cached_bins == bins:
+            return result
+        edges = _bin_edges(bins)
+        steps = np.searchsorted(edges, _STEP_RATIO * gap, side="right")
+        steps[0] = 0
+        result = steps, np.searchsorted(edges, _DURATION_RATIO * gap, side="right")
+        self._bins_cache = gap, bins, result
+        return result
+
+    # -- files ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Return the memory as the JSON object a memory file holds (module doc)."""
+        self._close_group()
+        return {
+            "format": FORMAT, "version": VERSION,
+            "symbols": _symbols(self.config),
+            "max_order": self.config.max_order,
+            "typical_gap": self.typical_gap,
+            "notes": dict(self.notes),
+            "contexts": [[list(key), [[code, round(c, 6)] for code, c in counts.items()]]
+                         for key, (_, counts, _) in self._table.items()],
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the memory to ``path`` atomically (readers never see half a file)."""
+        path = Path(path)
+        text = json.dumps(self.to_dict(), separators=(",", ":"))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def from_dict(cls, data, config: MemoryConfig | None = None) -> "PhraseMemory":
+        """Build a memory from a memory file's JSON object; MemoryFileError if it is not one."""
+        config = config or MemoryConfig()
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise MemoryFileError("not an improv memory file")
+        if data.get("version") != VERSION:
+            raise MemoryFileError(f"memory file version {data.get('version')!r}; "
+                                  f"this improv reads version {VERSION}")
+        if data.get("symbols") != _symbols(config):
+            raise MemoryFileError("the memory file's symbols differ from this improv's")
+        order = data.get("max_order")
+        if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= 32:
+            raise MemoryFileError(f"bad max_order {order!r}")
+        memory = cls(replace(config, max_order=order))
+        gap = data.get("typical_gap")
+        if not _number(gap) or not 1e-3 <= gap <= 8.0:
+            raise MemoryFileError(f"bad typical_gap {gap!r}")
+        notes = data.get("notes")
+        if (not isinstance(notes, dict) or set(notes) != {"player", "own"}
+                or not all(isinstance(v, int) and v >= 0 for v in notes.values())):
+            raise MemoryFileError("bad note counts")
+        contexts = data.get("contexts")
+        if not isinstance(contexts, list):
+            raise MemoryFileError("no list of contexts")
+        table = memory._table
+        for i, item in enumerate(contexts):
+            try:
+                key, pairs = item
+                key = tuple(key)
+                counts = {}
+                for code, c in pairs:
+                    if (not isinstance(code, int) or isinstance(code, bool)
+                            or not 0 <= code < _CODES or not _number(c) or not c > 0):
+                        raise ValueError
+                    counts[code] = float(c)
+            except (TypeError, ValueError):
+                raise MemoryFileError(f"context {i} is damaged") from None
+            if (len(key) > order or not counts or key in table
+                    or not all(isinstance(s, int) and not isinstance(s, bool)
+                               and 0 <= s < INTERVALS for s in key)):
+                raise MemoryFileError(f"context {i} is damaged")
+            table[key] = [sum(counts.values()), counts,
+                          _dense(counts) if len(counts) > DENSE_AFTER else None]
+        memory.notes = dict(notes)
+        memory.typical_gap = float(gap)
+        memory.reset_context()
+        if len(table) > memory.config.max_contexts:
+            memory._forget(len(table) - memory.config.max_contexts)
+        return memory
+
+    @classmethod
+    def load(cls, path: str | Path, config: MemoryConfig | None = None) -> "PhraseMemory":
+        """Read a memory file; MemoryFileError (one line) if it is missing or damaged."""
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise MemoryFileError(f"{path}: {size} bytes, more than a memory file holds")
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MemoryFileError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise MemoryFileError(f"{path}: damaged memory file ({_first_line(e)})") from None
+        try:
+            return cls.from_dict(data, config)
+        except MemoryFileError as e:
+            raise MemoryFileError(f"{path}: {e}") from None
+
+    def describe(self) -> dict:
+        """Return a summary: notes learned, contexts, longest context, typical gap."""
+        orders = [len(k) for k in self._table]
+        return {"notes_player": self.notes["player"], "notes_own": self.notes["own"],
+                "contexts": len(self._table), "longest_context": max(orders, default=0),
+                "typical_gap_s": round(self.typical_gap, 4),
+                "max_order": self.config.max_order}
+
+
+def mix_logits(logits: np.ndarray, probs: np.ndarray, lam: float) -> np.ndarray:
+    """Return ``log((1 - lam) * softmax(logits) + lam * probs)`` as float32."""
+    z = logits.astype(np.float64)
+    z -= z.max()
+    np.exp(z, out=z)
+    z *= (1.0 - lam) / z.sum()
+    z += lam * probs
+    with np.errstate(divide="ignore"):
+        return np.log(z).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _bin_edges(bins: int) -> np.ndarray:
+    return bin_edges(bins)
+
+
+def _dense(counts: dict[int, float]) -> np.ndarray:
+    """Return the marginals of a context's counts (interval, step, duration classes)."""
+    return np.bincount(_CODE_INDEX[list(counts)].ravel(), np.repeat(list(counts.values()), 3),
+                       _MARGINALS)
+
+
+def _symbols(config: MemoryConfig) -> dict:
+    return {"intervals": INTERVAL_RANGE, "step_classes": STEP_CLASSES,
+            "duration_classes": DURATION_CLASSES, "chord_seconds": config.chord_seconds}
+
+
+def _number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -1,0 +1,296 @@
+"""The phrase memory: known answers on hand-made sequences, mixing, files, size."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from improv.engine import NoteModel
+from improv.generate import generate, seed_notes
+from improv.memory import (FORMAT, VERSION, MemoryConfig, MemoryFileError, PhraseMemory,
+                           mix_logits)
+from improv.sampling import Sampler, SamplingConfig
+from tests.conftest import REPO
+
+MODEL = REPO / "models" / "default"
+#: A motif whose intervals never repeat inside it (+2 +2 +1 +2 -4 -3 +5 ...), so only a
+#: memory of the whole motif can tell what follows a part of it.
+MOTIF = [60, 62, 64, 65, 67, 63, 60, 65, 71, 70, 66]
+
+
+def _play(memory, pitches, step=0.25, duration=0.2, own=False):
+    for p in pitches:
+        memory.learn(p, step, duration, own=own)
+
+
+def _likeliest(memory) -> int:
+    return int(np.argmax(memory.guess().pitch_probabilities()))
+
+
+@pytest.mark.parametrize("shift", [0, 5, -7])
+def test_a_motif_heard_once_is_predicted_when_it_comes_back(shift):
+    """After one hearing, each further note of the motif is the likeliest, from its first
+    three notes on, transposed too (the memory counts intervals)."""
+    memory = PhraseMemory()
+    _play(memory, MOTIF)
+    _play(memory, [48, 53])  # something else in between
+    again = [p + shift for p in MOTIF]
+    _play(memory, again[:3])
+    for i in range(3, len(again)):
+        assert _likeliest(memory) == again[i], i
+        assert memory.guess().order >= 2
+        memory.learn(again[i], 0.25, 0.2)
+
+
+def test_a_new_memory_knows_nothing():
+    memory = PhraseMemory()
+    assert memory.guess() is None
+    memory.learn(60, 0.0, 0.5)
+    guess = memory.guess()
+    assert guess.order == 0 and memory.confidence(guess) == 0.0
+    # one note: the guess is near uniform over the intervals, a little on a repeat
+    probs = guess.pitch_probabilities()
+    assert probs.sum() == pytest.approx(1.0) and probs[:36].sum() == 0.0
+
+
+def test_the_order_of_a_chords_keys_does_not_matter():
+    """A chord whose keys arrive in another order leaves the same counts."""
+    chords = [(60, 64, 67), (62, 65, 69), (59, 62, 67), (60, 64, 67)]
+    a, b = PhraseMemory(), PhraseMemory()
+    rng = np.random.default_rng(1)
+    for chord in chords:
+        for memory, order in ((a, chord), (b, rng.permutation(chord))):
+            for i, p in enumerate(order):
+                memory.learn(int(p), 0.0 if i else 0.5, 0.4)
+    assert a.to_dict() == b.to_dict()
+
+
+def test_an_echoed_chord_progression_is_predicted_whatever_the_key_order():
+    memory = PhraseMemory()
+    progression = [(48, 55, 64), (53, 57, 65), (55, 59, 62), (48, 55, 64)]
+    for chord in progression:
+        for i, p in enumerate(chord):
+            memory.learn(p, 0.0 if i else 0.5, 0.4)
+    for chord in progression[:2]:  # again, keys in reverse order
+        for i, p in enumerate(reversed(chord)):
+            memory.learn(p, 0.0 if i else 0.5, 0.4)
+    # the next chord's lowest note comes first in pitch order
+    assert _likeliest(memory) == 55
+
+
+def test_rhythm_relative_to_the_typical_gap_comes_back_in_another_tempo():
+    """Long-short-short learned at one tempo is predicted at twice the speed."""
+    memory = PhraseMemory()
+    pitches = MOTIF[:9]
+    steps = [0.6, 0.3, 0.3] * 3
+    for _ in range(4):
+        for p, s in zip(pitches, steps):
+            memory.learn(p, s, s)
+    for p, s in zip(pitches[:4], [0.3, 0.15, 0.15, 0.3]):  # twice as fast
+        memory.learn(p, s, s)
+    guess = memory.guess()
+    # next: a short step, half the long one; in seconds at the new tempo about 0.15 s
+    seconds = np.array([0.0] + list(2.0 ** ((np.arange(1, 14) - 7) / 2))) * guess.typical_gap
+    assert 0.1 < seconds[int(np.argmax(guess.steps))] < 0.25
+
+
+def test_own_notes_count_less():
+    memory = PhraseMemory(MemoryConfig(own_weight=0.25))
+    _play(memory, [60, 62, 64], own=True)
+    memory.learn(65, 0.25, 0.2)  # closes the last group
+    data = memory.to_dict()
+    root = dict(map(tuple, dict((tuple(k), v) for k, v in data["contexts"])[()]))
+    assert sorted(root.values()) == [0.25, 0.5, 1.0]  # the first note; +2 twice; +1
+    assert data["notes"] == {"player": 1, "own": 3}
+
+
+def test_mixing_moves_probability_to_the_remembered_note():
+    model = NoteModel.load(MODEL)
+    memory = PhraseMemory()
+    _play(memory, MOTIF)
+    prediction = None
+    for p in MOTIF[:5]:
+        memory.learn(p, 0.25, 0.2)
+        prediction = model.feed(p, 0.25, 0.2, 64)
+    want = MOTIF[5]
+    base = np.exp(mix_logits(prediction.logits, np.zeros(128), 0.0))
+    assert memory.mix(prediction, 0.0) is prediction
+    weak, strong = (np.exp(memory.mix(prediction, s).logits) for s in (0.3, 1.0))
+    for probs in (base, weak, strong):
+        assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+    assert base[want] < weak[want] < strong[want]
+    lam = memory.confidence(memory.guess())
+    assert strong[want] >= lam * memory.guess().pitch_probabilities()[want] - 1e-6
+    mixed = memory.mix(prediction, 1.0)
+    timing = np.exp(mixed.timing_logits)
+    np.testing.assert_allclose(timing.sum(axis=1), 1.0, atol=1e-5)
+    assert mixed.velocity_logits is prediction.velocity_logits
+
+
+def test_greedy_answer_echoes_the_call_at_full_strength():
+    """At strength 1 and temperature 0, an answer to a call heard twice plays it back."""
+    model = NoteModel.load(MODEL)
+    memory = PhraseMemory()
+    call = np.array([[p, 0.25, 0.2, 70] for p in MOTIF * 2 + MOTIF[:3]], float)
+    out = generate(model, Sampler(SamplingConfig(temperature=0)), call, 8, memory, 1.0)
+    assert out[:, 0].astype(int).tolist() == MOTIF[3:11]
+
+
+def test_generate_with_memory_is_repeatable_and_learns_both_parts():
+    model = NoteModel.load(MODEL)
+    seed = seed_notes()[:40]
+    runs = []
+    for _ in range(2):
+        memory = PhraseMemory()
+        runs.append(generate(model, Sampler(seed=4), seed, 30, memory, 0.6))
+        assert memory.notes == {"player": 40, "own": 30}
+    np.testing.assert_array_equal(*runs)
+    plain = generate(model, Sampler(seed=4), seed, 30)
+    assert not np.array_equal(plain, runs[0])
+
+
+def test_file_round_trip(tmp_path):
+    memory = PhraseMemory()
+    _play(memory, MOTIF)
+    _play(memory, MOTIF[:4], own=True)
+    path = tmp_path / "player.improv-memory"
+    memory.save(path)
+    back = PhraseMemory.load(path)
+    assert back.to_dict() == memory.to_dict()
+    assert back.describe() == memory.describe()
+    data = json.loads(path.read_text())
+    assert data["format"] == FORMAT and data["version"] == VERSION
+    # a loaded memory predicts from the counts: the motif comes back in a new session
+    _play(back, [p + 2 for p in MOTIF[:3]])
+    assert _likeliest(back) == MOTIF[3] + 2
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.json"
+    PhraseMemory().save(path)
+    before = path.read_bytes()
+    memory = PhraseMemory()
+    _play(memory, MOTIF)
+
+    def fail(*_):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        memory.save(path)
+    assert path.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def _valid(tmp_path) -> dict:
+    memory = PhraseMemory()
+    _play(memory, MOTIF)
+    return memory.to_dict()
+
+
+def _damage(data: dict, how: str):
+    if how == "version":
+        data["version"] = 99
+    elif how == "format":
+        data["format"] = "something-else"
+    elif how == "symbols":
+        data["symbols"]["chord_seconds"] = 0.5
+    elif how == "order":
+        data["max_order"] = 0
+    elif how == "gap":
+        data["typical_gap"] = float("nan")
+    elif how == "notes":
+        data["notes"] = {"player": -1, "own": 0}
+    elif how == "code":
+        data["contexts"][0][1][0][0] = 10 ** 9
+    elif how == "count":
+        data["contexts"][0][1][0][1] = -2
+    elif how == "symbol":
+        data["contexts"][-1][0] = [77]
+    elif how == "shape":
+        data["contexts"][0] = "x"
+    elif how == "duplicate":
+        data["contexts"].append(data["contexts"][0])
+    elif how == "long":
+        data["contexts"][0][0] = [1] * 40
+    elif how == "list":
+        return [data]
+    return data
+
+
+@pytest.mark.parametrize("how", ["version", "format", "symbols", "order", "gap", "notes",
+                                 "code", "count", "symbol", "shape", "duplicate", "long",
+                                 "list"])
+def test_damaged_contents_are_refused_with_one_line(tmp_path, how):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(_damage(_valid(tmp_path), how)))
+    with pytest.raises(MemoryFileError) as e:
+        PhraseMemory.load(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe\x00garbage", b"[" * 100000,
+                                     b"null", b"NaN"])
+def test_damaged_bytes_are_refused_with_one_line(tmp_path, content):
+    path = tmp_path / "m.json"
+    path.write_bytes(content)
+    with pytest.raises(MemoryFileError) as e:
+        PhraseMemory.load(path)
+    assert "\n" not in str(e.value)
+
+
+def test_truncated_file_is_refused(tmp_path):
+    path = tmp_path / "m.json"
+    memory = PhraseMemory()
+    _play(memory, MOTIF)
+    memory.save(path)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(MemoryFileError, match="damaged"):
+        PhraseMemory.load(path)
+
+
+def test_missing_and_oversized_files(tmp_path, monkeypatch):
+    with pytest.raises(MemoryFileError, match="no such file"):
+        PhraseMemory.load(tmp_path / "none.json")
+    import improv.memory
+
+    path = tmp_path / "m.json"
+    PhraseMemory().save(path)
+    monkeypatch.setattr(improv.memory, "MAX_FILE_BYTES", 10)
+    with pytest.raises(MemoryFileError, match="bytes"):
+        PhraseMemory.load(path)
+
+
+def test_size_stays_bounded_however_long_the_session():
+    """A session of 30 000 random notes (hours of playing) keeps at most max_contexts."""
+    memory = PhraseMemory(MemoryConfig(max_contexts=2000))
+    rng = np.random.default_rng(0)
+    sizes = []
+    for i, p in enumerate(rng.integers(40, 90, 30000)):
+        memory.learn(int(p), float(rng.choice([0.0, 0.2, 0.4])), 0.3)
+        if i % 1000 == 999:
+            sizes.append(len(memory))
+    assert max(sizes) <= 2000 and min(sizes[5:]) >= 1800
+    # what was heard last is still remembered
+    _play(memory, MOTIF)
+    _play(memory, MOTIF[:3])
+    assert _likeliest(memory) == MOTIF[3]
+
+
+def test_clear_forgets_everything():
+    memory = PhraseMemory()
+    _play(memory, MOTIF)
+    memory.clear()
+    assert len(memory) == 0 and memory.guess() is None and memory.notes["player"] == 0
+
+
+@pytest.mark.parametrize("field,value", [("max_order", 0), ("max_order", 2.5),
+                                         ("chord_seconds", -0.1), ("own_weight", 2.0),
+                                         ("count_half", float("nan")), ("timing_share", 1.5),
+                                         ("max_contexts", 10), ("gap_rate", 0.0),
+                                         ("own_weight", True)])
+def test_config_checks_its_fields(field, value):
+    with pytest.raises(ValueError, match=field):
+        MemoryConfig(**{field: value})

@@ -1,0 +1,226 @@
+"""How much the phrase memory (:mod:`improv.memory`) helps the model predict, and the
+choice of its constants.
+
+Every held-out piece is played through the NumPy engine (teacher-forced, state carried
+from the first note) and through a fresh memory that learns each note after it has been
+predicted, as it would live. For every note from :data:`MIN_CONTEXT` on, we keep the
+probability the model and the memory give the real pitch, step bin and duration bin, and
+the memory's confidence inputs (order, count); the cross-entropy of any mixture follows
+from those, so the weighting constants are searched on the validation split in one pass
+per memory configuration. No TensorFlow.
+
+    python -m training.memory_eval --split validation --tune     # choose the constants
+    python -m training.memory_eval --split test                  # report with the defaults
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from improv.engine import NoteModel
+from improv.memory import MemoryConfig, PhraseMemory
+from improv.timebins import to_bins
+
+#: Notes of context before the first scored note, as ``training/evaluate.py`` scores.
+MIN_CONTEXT = 25
+
+
+def model_trace(model: NoteModel, notes: np.ndarray, first: int = MIN_CONTEXT) -> dict:
+    """Teacher-force ``notes`` through ``model``; return, for notes ``first..``, the log
+    probability of the real pitch (and of the real step and duration bins)."""
+    model.reset()
+    pitch, step, dur = [], [], []
+    n = len(notes)
+    bins = model.weights.timing_bins
+    if bins:
+        step_bin = to_bins(notes[:, 1], bins)
+        dur_bin = to_bins(notes[:, 2], bins)
+    for i in range(n - 1):
+        row = notes[i]
+        pred = model.feed(int(row[0]), float(row[1]), float(row[2]), int(row[3]))
+        if i + 1 < first:
+            continue
+        pitch.append(_log_softmax_at(pred.logits, int(notes[i + 1, 0])))
+        if bins:
+            step.append(_log_softmax_at(pred.timing_logits[0], int(step_bin[i + 1])))
+            dur.append(_log_softmax_at(pred.timing_logits[1], int(dur_bin[i + 1])))
+    out = {"pitch": np.array(pitch)}
+    if bins:
+        out["step"], out["duration"] = np.array(step), np.array(dur)
+    return out
+
+
+def memory_trace(notes: np.ndarray, config: MemoryConfig, bins: int = 0,
+                 first: int = MIN_CONTEXT) -> dict:
+    """Feed ``notes`` to a fresh memory; return, for notes ``first..``, the probability it
+    gave the real pitch (and step and duration bins), its order and count."""
+    memory = PhraseMemory(config)
+    pitch, order, count, step, dur = [], [], [], [], []
+    if bins:
+        step_bin = to_bins(notes[:, 1], bins)
+        dur_bin = to_bins(notes[:, 2], bins)
+    for i in range(len(notes)):
+        if i >= first:
+            guess = memory.guess()
+            probs = guess.pitch_probabilities()
+            pitch.append(probs[int(notes[i, 0])])
+            order.append(guess.order)
+            count.append(guess.count)
+            if bins:
+                sb, db = memory._time_bins(guess.typical_gap, bins)
+                step.append(np.bincount(sb, guess.steps, bins)[step_bin[i]])
+                dur.append(np.bincount(db, guess.durations, bins)[dur_bin[i]])
+        memory.learn(int(notes[i, 0]), float(notes[i, 1]), float(notes[i, 2]))
+    out = {"pitch": np.array(pitch), "order": np.array(order), "count": np.array(count)}
+    if bins:
+        out["step"], out["duration"] = np.array(step), np.array(dur)
+    return out
+
+
+def _log_softmax_at(logits: np.ndarray, index: int) -> float:
+    z = logits.astype(np.float64)
+    m = z.max()
+    return float(z[index] - m - np.log(np.exp(z - m).sum()))
+
+
+def confidence(order: np.ndarray, count: np.ndarray, config: MemoryConfig) -> np.ndarray:
+    """:meth:`PhraseMemory.confidence`, vectorised."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, order / config.max_order * count
+                        / (count + config.count_half), 0.0)
+
+
+def mixed_ce(log_model: np.ndarray, p_memory: np.ndarray, lam: np.ndarray) -> float:
+    """Mean cross-entropy (nats) of the mixture ``(1 - lam) p_model + lam p_memory``."""
+    with np.errstate(divide="ignore"):
+        return float(-np.log((1 - lam) * np.exp(log_model) + lam * p_memory).mean())
+
+
+def choose_files(files: list, max_files: int) -> list:
+    """Up to ``max_files`` files, one performance per piece first, then a second, ..."""
+    by_piece: dict[str, list] = {}
+    for f in files:
+        by_piece.setdefault(f.piece, []).append(f)
+    rounds = itertools.zip_longest(*by_piece.values())
+    ordered = [f for r in rounds for f in r if f is not None]
+    return ordered[:max_files] if max_files else ordered
+
+
+def evaluate(model_dir: Path, notes: list[np.ndarray], config: MemoryConfig, strength: float,
+             traces: list[dict] | None = None) -> dict:
+    """Cross-entropy of pitch (and step, duration bins) with and without the memory."""
+    model = NoteModel.load(model_dir)
+    bins = model.weights.timing_bins
+    traces = traces or [model_trace(model, n) for n in notes]
+    mem = [memory_trace(n, config, bins) for n in notes]
+    return _score(traces, mem, config, strength)
+
+
+def _score(traces: list[dict], mem: list[dict], config: MemoryConfig, strength: float) -> dict:
+    cat = np.concatenate
+    lam = min(strength, 1.0) * confidence(cat([m["order"] for m in mem]),
+                                          cat([m["count"] for m in mem]), config)
+    out = {"notes": int(len(lam)), "strength": strength, "config": asdict(config),
+           "mean_weight": float(lam.mean())}
+    for head in ("pitch", "step", "duration"):
+        if head not in traces[0]:
+            continue
+        log_model = cat([t[head] for t in traces])
+        p_memory = cat([m[head] for m in mem])
+        share = 1.0 if head == "pitch" else config.timing_share
+        out[head] = {"ce_model": float(-log_model.mean()),
+                     # pitches beyond two octaves of the last have 0: floored at 1e-6
+                     "ce_memory_alone": float(-np.log(np.maximum(p_memory, 1e-6)).mean()),
+                     "ce_mixed": mixed_ce(log_model, p_memory, lam * share)}
+        out[head]["ratio"] = out[head]["ce_mixed"] / out[head]["ce_model"]
+    return out
+
+
+def tune(traces: list[dict], notes: list[np.ndarray], bins: int, log=print) -> dict:
+    """Search the memory's constants for the lowest pitch cross-entropy; timing_share for
+    the lowest step plus duration cross-entropy at the chosen pitch constants."""
+    best = None
+    results = []
+    for max_order, chord in itertools.product((4, 6, 8, 12), (0.0, 0.03, 0.06)):
+        base = MemoryConfig(max_order=max_order, chord_seconds=chord)
+        t0 = time.time()
+        mem = [memory_trace(n, base, bins) for n in notes]
+        log(f"memory max_order={max_order} chord_seconds={chord}: "
+            f"{time.time() - t0:.0f} s")
+        for half, strength in itertools.product((0.0, 0.5, 1.0, 2.0, 4.0),
+                                                (0.2, 0.4, 0.6, 0.8, 1.0)):
+            cfg = replace(base, count_half=half)
+            s = _score(traces, mem, cfg, strength)
+            results.append({"max_order": max_order, "chord_seconds": chord, "count_half": half,
+                            "strength": strength, "pitch_ce": s["pitch"]["ce_mixed"]})
+            if best is None or s["pitch"]["ce_mixed"] < best[0]["pitch"]["ce_mixed"]:
+                best = (s, cfg, strength, mem)
+        log(f"  best so far: {best[1]} strength {best[2]}: "
+            f"{best[0]['pitch']['ce_mixed']:.4f} vs {best[0]['pitch']['ce_model']:.4f}")
+    s, cfg, strength, mem = best
+    timing = []
+    if bins:
+        for share in (0.0, 0.25, 0.5, 0.75, 1.0):
+            t = _score(traces, mem, replace(cfg, timing_share=share), strength)
+            timing.append({"timing_share": share, "step_ce": t["step"]["ce_mixed"],
+                           "duration_ce": t["duration"]["ce_mixed"]})
+        share = min(timing, key=lambda r: r["step_ce"] + r["duration_ce"])["timing_share"]
+        cfg = replace(cfg, timing_share=share)
+    return {"best": _score(traces, mem, cfg, strength), "grid": results, "timing": timing}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from improv.paths import default_model_dir, resolve_data
+    from training.corpus import find_midi_files, load_corpus
+
+    p = argparse.ArgumentParser(prog="python -m training.memory_eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--data", action="append", default=None)
+    p.add_argument("--split", default="validation", choices=("validation", "test"))
+    p.add_argument("--max-files", type=int, default=0)
+    p.add_argument("--strength", type=float, default=None,
+                   help="memory strength (default: improv's default)")
+    p.add_argument("--tune", action="store_true", help="search the constants")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    model_dir = args.model or default_model_dir()
+    sources = args.data or ["../shared/data/maestro-asap", "../shared/data/asap-ecompetition"]
+    files = [f for s in sources for f in find_midi_files(resolve_data(s))]
+    files = choose_files([f for f in files if f.split == args.split], args.max_files)
+    corpus = load_corpus(files, progress=False)
+    notes = [n for n in corpus.notes if len(n) > MIN_CONTEXT + 1]
+    model = NoteModel.load(model_dir)
+    t0 = time.time()
+    traces = [model_trace(model, n) for n in notes]
+    print(f"{len(notes)} files, {sum(len(t['pitch']) for t in traces)} scored notes; "
+          f"model pass {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    if args.tune:
+        result = tune(traces, notes, model.weights.timing_bins,
+                      log=lambda s: print(s, file=sys.stderr, flush=True))
+    else:
+        from improv.memory import DEFAULT_STRENGTH
+
+        strength = DEFAULT_STRENGTH if args.strength is None else args.strength
+        result = evaluate(model_dir, notes, MemoryConfig(), strength, traces)
+    result.update({"model": str(model_dir), "split": args.split,
+                   "files": [str(f.path) for f in corpus.files]})
+    text = json.dumps(result, indent=1)
+    if args.json:
+        args.json.write_text(text)
+    best = result.get("best", result)
+    print(json.dumps({k: v for k, v in best.items() if k != "config"}, indent=1))
+    print(json.dumps(best["config"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -77,7 +77,8 @@ class MidiDecoder:
 
     def feed(self, data) -> list[mido.Message]:
         """Take the bytes of one delivered event; return the messages completed."""
-        if (len(data) == 3 and 0x80 <= data[0] < 0xF0 and data[1] < 0x80 and data[2] < 0x80
+        if (len(data) == 3 and 0x80 <= data[0] < 0xF0 and data[0] & 0xE0 != 0xC0
+                and data[1] < 0x80 and data[2] < 0x80
                 and self._sysex is None and not self._buf):  # the common case, fast
             self._running = data[0]
             return self._emit([], data)

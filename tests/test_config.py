@@ -50,3 +50,81 @@ def test_controls():
     with pytest.raises(ValueError, match="sustain"):
         Controls(end_call=64)
     assert RunOptions().settings.mode == "call-response"
+
+
+BAD_VALUES = [
+    ("[settings]\nvelocity = 64.5", "settings.velocity must be a whole number"),
+    ("channel = 1.5", "channel must be a whole number"),
+    ("[sampling]\ntop_k = 2.5", "sampling.top_k must be a whole number"),
+    ("[settings]\ngap = inf", "settings.gap must be a finite number"),
+    ("[settings]\nsilence = inf", "settings.silence must be a finite number"),
+    ("[settings]\nlookahead = inf", "settings.lookahead must be a finite number"),
+    ("[settings]\nlookahead = 1e6", "settings.lookahead must be > 0 and <= 10"),
+    ("[settings]\nsilence = 1e6", "settings.silence must be 0-600"),
+    ("[settings]\ngap = nan", "settings.gap must be a finite number"),
+    ("[settings]\npassthrough = \"false\"", "settings.passthrough must be true or false"),
+    ("random_seed = \"abc\"", "random_seed must be a whole number or empty"),
+    ("random_seed = 1.5", "random_seed must be a whole number or empty"),
+    ("random_seed = -1", "random_seed must be >= 0"),
+    ("record = 5", "record must be a string"),
+    ("synth = \"yes\"", "synth must be true or false"),
+    ("[sampling]\ntemperature = \"hot\"", "sampling.temperature must be a number, got 'hot'"),
+    ("[sampling]\nmax_duration = 1e9", "sampling.max_duration must be 0-60"),
+    ("[sampling]\npitch_range = [21, 108.5]", "sampling.pitch_range[1] must be a whole number"),
+    ("[controls]\npanic = 120.0", "controls.panic must be a whole number"),
+    ("voices = 100000", "voices must be 1-128"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_VALUES)
+def test_values_of_the_wrong_type_or_range(tmp_path, text, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert message in str(err.value) and str(cfg) in str(err.value)
+
+
+def test_non_utf8_config_names_the_file(tmp_path):
+    cfg = tmp_path / "latin1.toml"
+    cfg.write_bytes('input = "Kl\xe4vier"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"{cfg}: not UTF-8"):
+        load_config(cfg)
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"settings.gap": float("inf")}, "settings.gap must be a finite number"),
+    ({"settings.silence": float("nan")}, "settings.silence must be a finite number"),
+    ({"sampling.top_p": float("nan")}, "sampling.top_p must be a finite number"),
+    ({"sampling.temperature": float("inf")}, "sampling.temperature must be a finite number"),
+    ({"channel": 16}, "channel must be 0-15"),
+    ({"settings.held_keys": -1.0}, "settings.held_keys must be 0-3600"),
+])
+def test_bad_flag_values(flags, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        apply_flags(RunOptions(), flags)
+
+
+def test_bad_config_is_one_line_before_any_port_opens(tmp_path):
+    """No JACK server is named here at all: the config error comes first."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[settings]\nvelocity = 64.5\n")
+    env = {**os.environ, "JACK_DEFAULT_SERVER": "nobody-runs-this", "JACK_NO_START_SERVER": "1"}
+    out = subprocess.run([sys.executable, "-m", "improv", "run", "--config", str(cfg),
+                          "--virtual"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env=env)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"improv: error: {cfg} [settings]: settings.velocity must be a whole number, got 64.5 "
+        "(float)"]
+    out = subprocess.run([sys.executable, "-m", "improv", "run", "--gap", "inf", "--virtual"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "improv: error: settings.gap must be a finite number, got inf"]

@@ -46,6 +46,32 @@ def time_engine(model: NoteModel, notes: int, sampler: Sampler,
     return _stats(times)
 
 
+def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, float]:
+    """Time what the phrase memory adds to a note, as the daemon runs it: mixing its guess
+    into the prediction and learning the note drawn. The memory first hears the seed
+    ten times over (a session's worth of material, so its contexts match and mix)."""
+    from improv.memory import DEFAULT_STRENGTH, PhraseMemory
+
+    seed = seed_notes()
+    memory = PhraseMemory()
+    for _ in range(10):
+        for row in seed:
+            memory.learn(int(row[0]), float(row[1]), float(row[2]))
+    prediction = model.feed_many(seed)
+    times = []
+    for _ in progress(range(notes), desc="phrase memory", unit="note"):
+        t0 = time.perf_counter()
+        mixed = memory.mix(prediction, DEFAULT_STRENGTH)
+        t1 = time.perf_counter()
+        pitch, step, duration = sampler.sample(mixed)
+        velocity = sampler.velocity(mixed) or 64
+        prediction = model.feed(pitch, step, duration, velocity)
+        t2 = time.perf_counter()
+        memory.learn(pitch, step, duration, own=True)
+        times.append(time.perf_counter() - t2 + t1 - t0)
+    return _stats(times)
+
+
 def time_keras_predict(model_dir: Path, notes: int) -> dict[str, float]:
     """Time the tutorial's way: ``model.predict`` on the 25-note window, argmax feedback."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -111,6 +137,8 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
             time_engine(streaming, notes, Sampler(seed=0), "incremental step"),
         f"NumPy engine, windowed re-run ({tutorial.name}, {window.seq_length} notes)":
             time_engine(window, notes, Sampler(seed=0), "windowed re-run"),
+        "phrase memory alone: mix its guess in, learn the note (improv.memory)":
+            time_memory(streaming, notes, Sampler(seed=0)),
     }
     predict_name = f"model.predict on the window, TensorFlow ({tutorial.name})"
     if predict_notes:

@@ -130,6 +130,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--generate-notes", type=int, default=200,
                    help="--music: notes generated after each seed")
     p.add_argument("--max-files", type=int, default=0, help="score at most N files (0: all)")
+    p.add_argument("--memory", type=float, default=None, metavar="S",
+                   help="also score with the phrase memory at strength S, learning each "
+                   "piece as it unfolds (default 0.5; 0: not)")
     p.add_argument("--png", type=Path, help="--music: histograms plot (default: next to --json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -139,7 +142,8 @@ def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
     from training.music import evaluate_music
 
     result, notes = evaluate_music(model_dir, corpus.files, corpus.notes, args.temperatures,
-                                   args.seed_notes, args.generate_notes, top_p=args.top_p)
+                                   args.seed_notes, args.generate_notes, top_p=args.top_p,
+                                   memory=_memory_strength(args))
     out = args.json or Path(f"music-{model_dir.name}.json")
     out.write_text(json.dumps({"model": str(model_dir), "split": args.split, **result},
                               indent=2) + "\n")
@@ -147,20 +151,23 @@ def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
           f"{args.generate_notes} generated and compared with the real continuation")
     head = (f"{'temperature':>11} {'pitch ov':>9} {'pc ov':>6} {'step ov':>8} {'dur ov':>7} "
             f"{'pitch KL':>9} {'repeat':>7} {'run':>5} {'distinct':>9} {'step std':>9} "
-            f"{'key fit':>8} {'out key':>8}")
+            f"{'key fit':>8} {'out key':>8} {'motif':>6}")
     print(head)
     print("-" * len(head))
     real = result["real"]
     print(f"{'real':>11} {'':>9} {'':>6} {'':>8} {'':>7} {'':>9} {real['repeat_rate']:>7.3f} "
           f"{real['longest_run']:>5.1f} {real['distinct_pitches']:>9.1f} {real['step_std']:>9.3f} "
-          f"{'':>8} {real['out_of_key']:>8.3f}")
-    for t, r in result["temperatures"].items():
+          f"{'':>8} {real['out_of_key']:>8.3f} {real['motif_reuse']:>6.3f}")
+    rows = list(result["temperatures"].items())
+    if "memory" in result:  # "t+m": temperature t with the phrase memory
+        rows += [(f"{t}+m", r) for t, r in result["memory"]["temperatures"].items()]
+    for t, r in rows:
         c, sig, fit = r["compare"], r["signatures"], r["call_response"]
         print(f"{t:>11} {c['pitch']['overlap']:>9.3f} {c['pitch_class']['overlap']:>6.3f} "
               f"{c['step']['overlap']:>8.3f} {c['duration']['overlap']:>7.3f} "
               f"{c['pitch']['kl']:>9.3f} {sig['repeat_rate']:>7.3f} {sig['longest_run']:>5.1f} "
               f"{sig['distinct_pitches']:>9.1f} {sig['step_std']:>9.3f} "
-              f"{fit['key_overlap']:>8.3f} {sig['out_of_key']:>8.3f}")
+              f"{fit['key_overlap']:>8.3f} {sig['out_of_key']:>8.3f} {fit['motif_reuse']:>6.3f}")
     png = args.png or out.with_suffix(".png")
     middle = sorted(notes)[len(notes) // 2]
     plots.plot_music(*notes[middle], png, title=f"{model_dir.name}, temperature {middle}")
@@ -219,11 +226,18 @@ def _cmd_evaluate(args) -> int:
     cfg = card.get("config", {})
     arch = cfg.get("arch") or ("streaming" if model.input_shape[1] is None else "tutorial")
     seq_length = cfg.get("seq_length") or model.input_shape[1]
-    metrics = evaluate_model(model, arch, seq_length, corpus)
+    strength = _memory_strength(args)
+    if strength:
+        from training.memory_eval import evaluate_with_memory
+
+        metrics = evaluate_with_memory(model, arch, seq_length, corpus, strength)
+    else:
+        metrics = evaluate_model(model, arch, seq_length, corpus)
     out = args.json or Path(f"evaluation-{model_dir.name}.json")
     out.write_text(json.dumps({"model": str(model_dir), "split": args.split,
                                "sources": [str(s) for s in sources], **metrics}, indent=2))
-    _print_metrics({model_dir.name: metrics})
+    _print_metrics({model_dir.name: metrics, **({f"+ memory {strength:g}": metrics["memory"]}
+                                                 if strength else {})})
     print(f"wrote {out}")
     if args.update_card:
         card["metrics"] = metrics
@@ -234,6 +248,16 @@ def _cmd_evaluate(args) -> int:
         write_card(model_dir, card)
         print(f"updated {model_dir / 'card.json'}")
     return 0
+
+
+def _memory_strength(args) -> float:
+    """The --memory strength (the default's when not given), checked."""
+    from improv.memory import DEFAULT_STRENGTH
+
+    value = DEFAULT_STRENGTH if args.memory is None else args.memory
+    if not 0 <= value <= 1:
+        raise ValueError(f"--memory must be 0-1, got {value}")
+    return value
 
 
 def _load_keras(path: Path):
@@ -373,7 +397,16 @@ def _add_generate(sub) -> None:
     p.add_argument("--wav", type=Path, help="also render to this WAV file")
     p.add_argument("--soundfont", type=Path, help="soundfont for --wav (default: see README)")
     p.add_argument("--include-seed", action="store_true", help="write the seed notes too")
+    _add_memory(p)
     _add_sampling(p)
+
+
+def _add_memory(p, default: float | None = None) -> None:
+    p.add_argument("--memory", type=float, default=default, metavar="S",
+                   help="weight of the phrase memory, 0-1: 0 the model alone, 0.5 (default) "
+                   "as tuned, 1 mostly the player's own material")
+    p.add_argument("--memory-file", type=Path, metavar="FILE",
+                   help="keep what the memory learns in FILE across sessions")
 
 
 def _cmd_generate(args) -> int:
@@ -393,9 +426,16 @@ def _cmd_generate(args) -> int:
         from improv.soundfont import find_soundfont
 
         soundfont = find_soundfont(args.soundfont)  # fail before generating, not after
+    from improv.memory import open_memory
+
+    strength = _memory_strength(args)
     model = NoteModel.load(args.model or default_model_dir())
     seed = seed_notes(args.seed)
-    new = generate(model, sampler, seed, args.notes)
+    memory = open_memory(args.memory_file, lambda line: print(f"improv: {line}",
+                                                                  file=sys.stderr))
+    new = generate(model, sampler, seed, args.notes, memory, strength)
+    if args.memory_file:
+        memory.save(args.memory_file)
     seed_start, seed_end = to_absolute(seed)
     start, end = to_absolute(new, start=seed_start[-1])
     velocity = new[:, 3]
@@ -521,6 +561,7 @@ def _add_run(sub) -> None:
     p.add_argument("--top-p", type=float, help="nucleus sampling mass (default 1: off)")
     p.add_argument("--random-seed", type=int, help="seed of improv's random draws")
     p.add_argument("--gain", type=float, help=GAIN_HELP)
+    _add_memory(p)
     p.add_argument("--no-status", dest="status", action="store_false", default=None,
                    help="no status line")
 
@@ -533,7 +574,10 @@ def _run_options(args):
                                           "channel", "voices", "synth", "soundfont",
                                           "audio_driver", "record", "random_seed", "status")}
     flags.update({f"settings.{k}": getattr(args, k) for k in (
-        "mode", "silence", "answer_notes", "gap", "passthrough", "barge_in", "held_keys")})
+        "mode", "silence", "answer_notes", "gap", "passthrough", "barge_in", "held_keys",
+        "memory")})
+    if args.memory_file is not None:
+        flags["settings.memory_file"] = str(args.memory_file)
     flags.update({f"sampling.{k}": getattr(args, k) for k in ("temperature", "top_k", "top_p")})
     return _with_gain(apply_flags(options, flags), args.gain)
 
@@ -588,6 +632,18 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _add_memory_command(sub) -> None:
+    from improv.memory_cli import add_parser
+
+    add_parser(sub)
+
+
+def _cmd_memory(args) -> int:
+    from improv.memory_cli import command
+
+    return command(args)
+
+
 def _add_data(sub) -> None:
     from improv.data import add_parser
 
@@ -602,7 +658,8 @@ def _cmd_data(args) -> int:
 
 COMMANDS = {"demo": _cmd_demo, "ports": _cmd_ports, "run": _cmd_run, "bench": _cmd_bench,
             "generate": _cmd_generate, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "plot": _cmd_plot, "export": _cmd_export, "data": _cmd_data}
+            "plot": _cmd_plot, "export": _cmd_export, "data": _cmd_data,
+            "memory": _cmd_memory}
 #: What each extra brings; a command that needs a missing one says which to install.
 EXTRAS = {"tensorflow": "train", "keras": "train", "pandas": "train", "matplotlib": "train"}
 
@@ -622,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_bench(sub)
     _add_data(sub)
+    _add_memory_command(sub)
     return parser
 
 

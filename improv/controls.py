@@ -3,7 +3,8 @@
 Defaults follow the conventions players know from Magenta's MIDI interface
 (a temperature knob, end-of-call, panic, mode): the mod wheel (CC1) sets the
 temperature from 0.1 to 2.0; the soft pedal (CC67) ends a call; "all sound
-off" (CC120) is panic; CC85 switches between call-response and continue.
+off" (CC120) is panic; CC85 switches between call-response and continue; CC16
+(general purpose 1) sets the phrase memory's weight from 0 (off) to 1.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Controls:
     end_call: int = 67
     panic: int = 120
     mode: int = 85
+    #: General purpose controller 1: the phrase memory's weight, 0 (off) to 1.
+    memory: int = 16
 
     def __post_init__(self):
         check_types(self, "controls.")
@@ -44,6 +47,11 @@ class Controls:
             if getattr(self, f.name) == control:
                 return f.name
         return None
+
+
+def cc_to_memory(value: int) -> float:
+    """Map a CC value 0-127 linearly onto the memory weight 0-1."""
+    return min(max(value, 0), 127) / 127
 
 
 def cc_to_temperature(value: int) -> float:

@@ -30,8 +30,9 @@ import mido
 import numpy as np
 
 from improv.checks import check_range, check_types
-from improv.controls import Controls, cc_to_temperature
+from improv.controls import Controls, cc_to_memory, cc_to_temperature
 from improv.engine import NoteModel
+from improv.memory import DEFAULT_STRENGTH, open_memory
 from improv.note import Note
 from improv.sampling import Sampler
 from improv.scheduler import Scheduler
@@ -70,6 +71,8 @@ class Settings:
     velocity: int = 0  # velocity of improv's notes; 0: the model's, else the player's median
     lookahead: float = 1.0  # continue mode: seconds of music kept queued
     held_keys: float = 0.0  # seconds a key may be held with no input; 0: automatic
+    memory: float = DEFAULT_STRENGTH  # weight of the phrase memory (improv.memory); 0: off
+    memory_file: str = ""  # where the memory is kept between sessions; "": not kept
 
     def __post_init__(self):
         check_types(self, "settings.")
@@ -78,6 +81,7 @@ class Settings:
         check_range("settings.silence", self.silence, 0, MAX_SILENCE)
         check_range("settings.gap", self.gap, 0, MAX_GAP)
         check_range("settings.held_keys", self.held_keys, 0, MAX_HELD_KEYS)
+        check_range("settings.memory", self.memory, 0, 1)
         if not 0 < self.lookahead <= MAX_LOOKAHEAD:
             raise ValueError(f"settings.lookahead must be > 0 and <= {MAX_LOOKAHEAD:g} seconds,"
                              f" got {self.lookahead!r}")
@@ -105,6 +109,8 @@ class Improviser:
         self.tracker = NoteTracker()
         self.window = NoteWindow(size=max(model.seq_length, 256))
         self.prediction = None
+        # The player's notes and improv's own, learned as they reach the model.
+        self.memory = open_memory(self.settings.memory_file or None, self.log)
         self.call: list[float] = []  # onsets of the current call
         self.velocities: deque[int] = deque(maxlen=64)
         self._threshold: float | None = None  # silence that ends the call; None: recompute
@@ -158,6 +164,9 @@ class Improviser:
             self.sampler.config = replace(self.sampler.config,
                                           temperature=cc_to_temperature(msg.value))
             self.log(f"temperature {self.temperature:.2f}")
+        elif action == "memory":
+            self.settings = replace(self.settings, memory=cc_to_memory(msg.value))
+            self.log(f"memory {self.settings.memory:.2f}")
         elif action == "end_call" and msg.value >= 64:
             self.log("end of call")
             self._answer(self.clock())  # releases held keys first
@@ -172,6 +181,7 @@ class Improviser:
     def _feed_ready(self) -> None:
         for pitch, step, duration, velocity in self.window.ready(self.tracker.earliest_start):
             self.prediction = self.model.feed(pitch, step, duration, velocity)
+            self.memory.learn(pitch, step, duration)
 
     def release_keys(self, t: float, why: str = "") -> int:
         """Take every held key (and pedal) as released at ``t``; their notes go to the
@@ -236,10 +246,12 @@ class Improviser:
         """
         if self.prediction is None:  # nothing heard yet: start from middle C
             self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
-        pitch, step, duration = self.sampler.sample(self.prediction)
-        velocity = (self.settings.velocity or self.sampler.velocity(self.prediction)
+        prediction = self.memory.mix(self.prediction, self.settings.memory)
+        pitch, step, duration = self.sampler.sample(prediction)
+        velocity = (self.settings.velocity or self.sampler.velocity(prediction)
                     or self._player_velocity())
         self.prediction = self.model.feed(pitch, step, duration, velocity)
+        self.memory.learn(pitch, step, duration, own=True)
         return pitch, step, duration, velocity
 
     def _after(self, last_start: float, step: float) -> float:
@@ -300,5 +312,11 @@ class Improviser:
             self._continue_last = start
 
     def close(self) -> None:
-        """End every note improv started."""
+        """End every note improv started; keep the memory in ``memory_file`` if one is set."""
         self.scheduler.close()
+        if self.settings.memory_file:
+            try:
+                self.memory.save(self.settings.memory_file)
+            except OSError as exc:
+                self.log(f"could not write the memory to {self.settings.memory_file}: "
+                         f"{exc.strerror or exc}")

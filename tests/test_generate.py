@@ -88,7 +88,8 @@ def test_bench_engine_writes_its_table(tmp_path, capsys):
     import json
 
     result = json.loads(out.read_text())
-    assert len(result["rows"]) == 2 and all(r["n"] == 50 for r in result["rows"].values())
+    assert len(result["rows"]) == 3 and all(r["n"] == 50 for r in result["rows"].values())
+    assert any("phrase memory" in name for name in result["rows"])
     assert result["generate_startup"]["imports_tensorflow"] is False
     assert "p99 ms" in capsys.readouterr().out
 

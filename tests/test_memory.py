@@ -294,3 +294,28 @@ def test_clear_forgets_everything():
 def test_config_checks_its_fields(field, value):
     with pytest.raises(ValueError, match=field):
         MemoryConfig(**{field: value})
+
+
+def test_the_fast_mix_equals_the_mixture_formula():
+    """mix() (all rows in one array) equals (1 - lam) softmax + lam * guess, row by row."""
+    from improv.timebins import to_bins
+
+    model = NoteModel.load(MODEL)
+    memory = PhraseMemory()
+    seed = seed_notes()[:60]
+    for row in seed:
+        memory.learn(int(row[0]), float(row[1]), float(row[2]))
+    prediction = model.feed_many(seed)
+    guess = memory.guess()
+    lam = min(1.0, 2 * 0.5 * memory.confidence(guess))
+    assert 0 < lam < 1
+    mixed = memory.mix(prediction, 0.5)
+    want = mix_logits(prediction.logits, guess.pitch_probabilities(), lam)
+    np.testing.assert_allclose(np.exp(mixed.logits), np.exp(want), atol=1e-6)
+    bins = prediction.timing_logits.shape[1]
+    ratios = 2.0 ** ((np.arange(14) - 7) / 2)
+    steps = to_bins(ratios * guess.typical_gap, bins)
+    steps[0] = 0
+    want_step = mix_logits(prediction.timing_logits[0],
+                           np.bincount(steps, guess.steps, bins), lam)
+    np.testing.assert_allclose(np.exp(mixed.timing_logits[0]), np.exp(want_step), atol=1e-6)

@@ -75,14 +75,73 @@ def memory_trace(notes: np.ndarray, config: MemoryConfig, bins: int = 0,
             order.append(guess.order)
             count.append(guess.count)
             if bins:
-                sb, db = memory._time_bins(guess.typical_gap, bins)
-                step.append(np.bincount(sb, guess.steps, bins)[step_bin[i]])
-                dur.append(np.bincount(db, guess.durations, bins)[dur_bin[i]])
+                where = memory._time_bins(guess.typical_gap, bins)
+                spread = np.bincount(where, np.concatenate([guess.steps, guess.durations]),
+                                     2 * bins)
+                step.append(spread[step_bin[i]])
+                dur.append(spread[bins + dur_bin[i]])
         memory.learn(int(notes[i, 0]), float(notes[i, 1]), float(notes[i, 2]))
     out = {"pitch": np.array(pitch), "order": np.array(order), "count": np.array(count)}
     if bins:
         out["step"], out["duration"] = np.array(step), np.array(dur)
     return out
+
+
+def mix_corpus(notes: list[np.ndarray], preds: list, strength: float,
+               config: MemoryConfig | None = None) -> list:
+    """Return ``preds`` (of :func:`training.evaluate.predict_corpus`) with each scored note's
+    pitch logits (and time-bin logits) mixed with a memory's guess, through
+    :meth:`PhraseMemory.mix`: the memory of each file starts empty and learns every note
+    after it is predicted, so a note's guess is built from the notes before it only."""
+    from improv.engine import Prediction
+    from improv.timebins import bin_values
+
+    out = []
+    for n, p in zip(notes, preds):
+        if p is None:
+            out.append(None)
+            continue
+        memory = PhraseMemory(config)
+        first = p["first"]
+        pitch = p["pitch"].copy()
+        timed = p["step"].shape[1] > 1
+        step, duration = p["step"].copy(), p["duration"].copy()
+        values = bin_values(step.shape[1]) if timed else None
+        for i in range(len(n)):
+            if i >= first:
+                j = i - first
+                pred = Prediction(pitch[j], 0.0, 0.0,
+                                  np.stack([step[j], duration[j]]) if timed else None, values)
+                mixed = memory.mix(pred, strength)
+                pitch[j] = mixed.logits
+                if timed:
+                    step[j], duration[j] = mixed.timing_logits
+            memory.learn(int(n[i, 0]), float(n[i, 1]), float(n[i, 2]))
+        out.append({**p, "pitch": pitch, "step": step, "duration": duration})
+    return out
+
+
+def evaluate_with_memory(model, arch: str, seq_length: int, corpus, strength: float,
+                         vocab: int = 128) -> dict:
+    """:func:`training.evaluate.evaluate_model`'s metrics, plus ``memory``: the same with
+    the phrase memory mixed in at ``strength`` (the Keras model predicts once)."""
+    from training.evaluate import predict_corpus, score
+
+    preds = predict_corpus(model, corpus.notes, arch, seq_length, vocab)
+    mixed = mix_corpus(corpus.notes, preds, strength)
+    result = score(corpus.notes, preds)
+    by_source, by_source_mixed = {}, {}
+    for name in sorted({f.source for f in corpus.files}):
+        keep = [i for i, f in enumerate(corpus.files) if f.source == name]
+        if any(preds[i] is not None for i in keep):
+            by_source[name] = score([corpus.notes[i] for i in keep], [preds[i] for i in keep])
+            by_source_mixed[name] = score([corpus.notes[i] for i in keep],
+                                          [mixed[i] for i in keep])
+    result["by_source"] = by_source
+    result["memory"] = {**score(corpus.notes, mixed), "strength": strength,
+                        "by_source": by_source_mixed}
+    result["memory"]["pitch_ce_ratio"] = result["memory"]["pitch_ce"] / result["pitch_ce"]
+    return result
 
 
 def _log_softmax_at(logits: np.ndarray, index: int) -> float:
@@ -94,7 +153,7 @@ def _log_softmax_at(logits: np.ndarray, index: int) -> float:
 def confidence(order: np.ndarray, count: np.ndarray, config: MemoryConfig) -> np.ndarray:
     """:meth:`PhraseMemory.confidence`, vectorised."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, order / config.max_order * count
+        return np.where(count > 0, config.scale * order / config.max_order * count
                         / (count + config.count_half), 0.0)
 
 
@@ -126,8 +185,8 @@ def evaluate(model_dir: Path, notes: list[np.ndarray], config: MemoryConfig, str
 
 def _score(traces: list[dict], mem: list[dict], config: MemoryConfig, strength: float) -> dict:
     cat = np.concatenate
-    lam = min(strength, 1.0) * confidence(cat([m["order"] for m in mem]),
-                                          cat([m["count"] for m in mem]), config)
+    lam = np.minimum(1.0, 2 * min(strength, 1.0) * confidence(cat([m["order"] for m in mem]),
+                                          cat([m["count"] for m in mem]), config))
     out = {"notes": int(len(lam)), "strength": strength, "config": asdict(config),
            "mean_weight": float(lam.mean())}
     for head in ("pitch", "step", "duration"):
@@ -145,25 +204,29 @@ def _score(traces: list[dict], mem: list[dict], config: MemoryConfig, strength: 
 
 
 def tune(traces: list[dict], notes: list[np.ndarray], bins: int, log=print) -> dict:
-    """Search the memory's constants for the lowest pitch cross-entropy; timing_share for
-    the lowest step plus duration cross-entropy at the chosen pitch constants."""
+    """Search the memory's constants for the lowest pitch cross-entropy at the default
+    strength; timing_share for the lowest step plus duration cross-entropy at the chosen
+    pitch constants."""
+    from improv.memory import DEFAULT_STRENGTH
+
+    strength = DEFAULT_STRENGTH
     best = None
     results = []
-    for max_order, chord in itertools.product((4, 6, 8, 12), (0.0, 0.03, 0.06)):
+    for max_order, chord in itertools.product((3, 5, 8, 12), (0.0, 0.03)):
         base = MemoryConfig(max_order=max_order, chord_seconds=chord)
         t0 = time.time()
         mem = [memory_trace(n, base, bins) for n in notes]
         log(f"memory max_order={max_order} chord_seconds={chord}: "
             f"{time.time() - t0:.0f} s")
-        for half, strength in itertools.product((0.0, 0.5, 1.0, 2.0, 4.0),
-                                                (0.2, 0.4, 0.6, 0.8, 1.0)):
-            cfg = replace(base, count_half=half)
+        for half, scale in itertools.product((0.0, 0.5, 1.0, 2.0, 4.0),
+                                             (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)):
+            cfg = replace(base, count_half=half, scale=scale)
             s = _score(traces, mem, cfg, strength)
             results.append({"max_order": max_order, "chord_seconds": chord, "count_half": half,
-                            "strength": strength, "pitch_ce": s["pitch"]["ce_mixed"]})
+                            "scale": scale, "pitch_ce": s["pitch"]["ce_mixed"]})
             if best is None or s["pitch"]["ce_mixed"] < best[0]["pitch"]["ce_mixed"]:
                 best = (s, cfg, strength, mem)
-        log(f"  best so far: {best[1]} strength {best[2]}: "
+        log(f"  best so far: {best[1]}: "
             f"{best[0]['pitch']['ce_mixed']:.4f} vs {best[0]['pitch']['ce_model']:.4f}")
     s, cfg, strength, mem = best
     timing = []

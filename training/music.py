@@ -121,12 +121,32 @@ def out_of_key(context: np.ndarray, notes: np.ndarray) -> float:
     return float(np.mean(~key[notes[:, 0].astype(np.int64) % 12]))
 
 
+#: Motifs are this many intervals in a row.
+MOTIF_INTERVALS = 3
+
+
+def motif_reuse(call: np.ndarray, response: np.ndarray, n: int = MOTIF_INTERVALS) -> float:
+    """Return the share of the response's interval ``n``-grams (intervals clipped to
+    +-24, as :func:`improv.features.interval_class`) that occur in the call: how much
+    of the call's material the response takes up, transposed or not."""
+    def grams(pitches: np.ndarray) -> list[tuple]:
+        iv = np.clip(np.diff(pitches.astype(np.int64)), -24, 24).tolist()
+        return [tuple(iv[i:i + n]) for i in range(len(iv) - n + 1)]
+
+    own = grams(response[:, 0])
+    if not own:
+        return 0.0
+    heard = set(grams(call[:, 0]))
+    return float(np.mean([g in heard for g in own]))
+
+
 def call_response_fit(call: np.ndarray, response: np.ndarray) -> dict[str, float]:
-    """How well a response stays with its call: key, register and density.
+    """How well a response stays with its call: key, register, density and motifs.
 
     - ``key_overlap``: overlap of the two pitch-class histograms (1: same notes of the scale);
     - ``register_shift``: semitones between the median pitches (0: same register);
-    - ``density_ratio``: the response's notes per second over the call's (1: as dense).
+    - ``density_ratio``: the response's notes per second over the call's (1: as dense);
+    - ``motif_reuse``: :func:`motif_reuse` of the response.
     """
     pc_call = histogram(call[:, 0].astype(int) % 12, BINS["pitch_class"])
     pc_resp = histogram(response[:, 0].astype(int) % 12, BINS["pitch_class"])
@@ -139,6 +159,7 @@ def call_response_fit(call: np.ndarray, response: np.ndarray) -> dict[str, float
         "key_overlap": overlap(pc_call, pc_resp),
         "register_shift": float(np.median(response[:, 0]) - np.median(call[:, 0])),
         "density_ratio": density(response) / density(call),
+        "motif_reuse": motif_reuse(call, response),
     }
 
 
@@ -154,17 +175,22 @@ def compare(generated: np.ndarray, real: np.ndarray) -> dict[str, dict[str, floa
 
 def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures=(1.0,),
                    seed_notes: int = 50, generate_notes: int = 200,
-                   random_seed: int = 0, top_p: float = 1.0) -> tuple[dict, dict]:
+                   random_seed: int = 0, top_p: float = 1.0,
+                   memory: float = 0.0) -> tuple[dict, dict]:
     """Continue the first ``seed_notes`` of each file and compare with what really follows.
 
     Returns the results and, per temperature, all generated and all real notes (for
     plots). The results hold, per temperature, the metrics over all pieces together
     (histograms of all generated against all real continuations; failure signatures and
     call-response fit averaged over pieces), the same per piece, and the real
-    continuations' own failure signatures for reference.
+    continuations' own failure signatures for reference. With ``memory`` above 0, the
+    same again with the phrase memory (:mod:`improv.memory`) at that strength, under
+    ``result["memory"]``: it learns each seed as the player's and the notes drawn as
+    improv's own.
     """
     from improv.engine import NoteModel
     from improv.generate import generate
+    from improv.memory import PhraseMemory
     from improv.sampling import Sampler, SamplingConfig
 
     model = NoteModel.load(model_dir)
@@ -175,28 +201,36 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
               "top_p": top_p, "temperatures": {}}
     reals = [n[seed_notes:seed_notes + generate_notes] for _, n in pieces]
     result["real"] = _mean([{**failure_signatures(r),
-                             "out_of_key": out_of_key(n[:seed_notes], r)}
+                             "out_of_key": out_of_key(n[:seed_notes], r),
+                             "motif_reuse": motif_reuse(n[:seed_notes], r[:seed_notes])}
                             for (_, n), r in zip(pieces, reals)])
     all_notes = {}
-    for temperature in temperatures:
+    runs = [(temperature, 0.0) for temperature in temperatures]
+    if memory > 0:
+        result["memory"] = {"strength": memory, "temperatures": {}}
+        runs += [(temperature, memory) for temperature in temperatures]
+    for temperature, strength in runs:
         sampler = Sampler(SamplingConfig(temperature=temperature, top_p=top_p), seed=random_seed)
         per_piece, generated = {}, []
         for (f, n), real in zip(pieces, reals):
             seed = n[:seed_notes]
-            gen = generate(model, sampler, seed, len(real))
+            gen = generate(model, sampler, seed, len(real),
+                           PhraseMemory() if strength else None, strength)
             generated.append(gen)
             per_piece[str(f.path)] = {
                 "compare": compare(gen, real),
                 "signatures": {**failure_signatures(gen),
                                "out_of_key": out_of_key(seed, gen)},
                 "call_response": call_response_fit(seed, gen[:seed_notes])}
-        result["temperatures"][str(temperature)] = {
+        where = result["memory"] if strength else result
+        where["temperatures"][str(temperature)] = {
             "compare": compare(np.concatenate(generated), np.concatenate(reals)),
             "signatures": _mean([p["signatures"] for p in per_piece.values()]),
             "call_response": _mean([p["call_response"] for p in per_piece.values()]),
             "pieces": per_piece,
         }
-        all_notes[temperature] = (np.concatenate(generated), np.concatenate(reals))
+        if not strength:
+            all_notes[temperature] = (np.concatenate(generated), np.concatenate(reals))
     return result, all_notes
 
 

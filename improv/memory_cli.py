@@ -1,0 +1,38 @@
+"""``improv memory show|clear FILE``: look at or empty a memory file (see improv.memory)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from improv.memory import MemoryFileError, PhraseMemory
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("memory", help="show or clear a phrase memory file",
+                       description="A memory file (--memory-file of run and generate) keeps "
+                       "what improv learned of a player across sessions. 'show' prints what "
+                       "it holds; 'clear' empties it (the file stays, valid and empty).")
+    p.add_argument("action", choices=("show", "clear"))
+    p.add_argument("file", type=Path, help="the memory file")
+
+
+def command(args: argparse.Namespace) -> int:
+    if args.action == "clear":
+        if args.file.exists():
+            try:
+                PhraseMemory.load(args.file)
+            except MemoryFileError as exc:  # a damaged file is cleared too, and said so
+                print(f"{exc}; replacing it with an empty memory")
+        elif not args.file.resolve().parent.is_dir():
+            raise FileNotFoundError(f"{args.file}: no such folder {args.file.parent}")
+        PhraseMemory().save(args.file)
+        print(f"cleared {args.file}")
+        return 0
+    memory = PhraseMemory.load(args.file)  # MemoryFileError: one line, exit 1
+    info = memory.describe()
+    print(f"{args.file}: {info['notes_player']} notes of the player's and "
+          f"{info['notes_own']} of improv's learned; {info['contexts']} contexts "
+          f"(longest {info['longest_context']} notes, at most {info['max_order']}); "
+          f"typical gap {info['typical_gap_s']:.3f} s")
+    return 0

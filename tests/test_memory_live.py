@@ -1,0 +1,175 @@
+"""The phrase memory in the live improviser (its CC, learning, the file) and on the CLI."""
+
+import json
+
+import mido
+import numpy as np
+import pytest
+
+from improv.cli import main
+from improv.config import ConfigError, RunOptions, apply_flags, load_config
+from improv.controls import Controls, cc_to_memory
+from improv.engine import NoteModel
+from improv.improviser import Improviser, Settings
+from improv.memory import DEFAULT_STRENGTH, PhraseMemory
+from improv.sampling import Sampler, SamplingConfig
+from improv.scheduler import Scheduler
+from tests.conftest import REPO
+from tests.test_memory import MOTIF
+
+MODEL = REPO / "models" / "default"
+
+
+def _improviser(settings: Settings, played: list | None = None, log=None) -> Improviser:
+    played = [] if played is None else played
+    return Improviser(NoteModel.load(MODEL), Sampler(SamplingConfig(temperature=0), seed=1),
+                      Scheduler(lambda msg: None), settings, log=log,
+                      on_note=lambda note, who: played.append((who, note.pitch)))
+
+
+def _call(improv: Improviser, pitches, t: float, step: float = 0.25) -> float:
+    for i, pitch in enumerate(pitches):
+        improv.handle(mido.Message("note_on", note=pitch, velocity=90), t + step * i)
+        improv.handle(mido.Message("note_off", note=pitch), t + step * i + 0.2)
+    return t + step * len(pitches)
+
+
+def test_the_cc_sets_the_memory_weight():
+    lines = []
+    improv = _improviser(Settings(), log=lines.append)
+    assert improv.settings.memory == DEFAULT_STRENGTH
+    for value, want in ((0, 0.0), (127, 1.0), (64, 64 / 127)):
+        improv.handle(mido.Message("control_change", control=Controls().memory, value=value))
+        assert improv.settings.memory == pytest.approx(want)
+    assert lines[-1] == f"memory {64 / 127:.2f}"
+    assert cc_to_memory(200) == 1.0 and cc_to_memory(-3) == 0.0
+    improv.close()
+
+
+def test_the_memory_cc_can_be_moved_or_turned_off():
+    assert Controls(memory=-1).action(16) is None
+    assert Controls(memory=20).action(20) == "memory"
+    with pytest.raises(ValueError, match="both use CC1"):
+        Controls(memory=1)
+
+
+def test_the_player_and_improv_are_learned_apart():
+    played = []
+    improv = _improviser(Settings(silence=0.5, answer_notes=6), played)
+    t = _call(improv, MOTIF, 100.0)
+    improv.tick(t + 2.0)
+    assert improv.memory.notes == {"player": len(MOTIF), "own": 6}
+    assert [who for who, _ in played].count("improv") == 6
+    improv.close()
+
+
+def test_at_full_weight_the_answer_echoes_a_call_played_twice():
+    """Greedy, memory 1: after the motif twice and its first three notes again, improv
+    plays the motif on; with the memory off it does not."""
+    answers = {}
+    for weight in (0.0, 1.0):
+        played = []
+        improv = _improviser(Settings(silence=0.5, answer_notes=8, memory=weight), played)
+        t = _call(improv, MOTIF * 2 + MOTIF[:3], 100.0)
+        improv.tick(t + 2.0)
+        answers[weight] = [p for who, p in played if who == "improv"]
+        improv.close()
+    assert answers[1.0] == MOTIF[3:11]
+    assert answers[0.0] != MOTIF[3:11]
+
+
+def test_the_memory_file_is_kept_across_sessions(tmp_path):
+    path = tmp_path / "me.json"
+    improv = _improviser(Settings(silence=0.5, answer_notes=4, memory_file=str(path)))
+    t = _call(improv, MOTIF, 100.0)
+    improv.tick(t + 2.0)
+    improv.close()
+    kept = PhraseMemory.load(path)
+    assert kept.notes == {"player": len(MOTIF), "own": 4}
+    again = _improviser(Settings(memory_file=str(path)))
+    assert again.memory.to_dict()["contexts"] == kept.to_dict()["contexts"]
+    again.close()
+
+
+def test_a_damaged_memory_file_is_set_aside_and_the_session_starts_empty(tmp_path):
+    path = tmp_path / "me.json"
+    path.write_text('{"format": "improv-memory", "version": 1, "contex')
+    lines = []
+    improv = _improviser(Settings(memory_file=str(path)), log=lines.append)
+    assert len(improv.memory) == 0
+    assert len(lines) == 1 and "damaged" in lines[0] and "empty memory" in lines[0]
+    assert (tmp_path / "me.json.damaged").exists() and not path.exists()
+    improv.close()
+    assert PhraseMemory.load(path).notes == {"player": 0, "own": 0}
+
+
+def test_memory_settings_from_the_config_file_and_flags(tmp_path):
+    cfg = tmp_path / "improv.toml"
+    cfg.write_text('[settings]\nmemory = 0.8\nmemory_file = "me.json"\n[controls]\nmemory = 17\n')
+    options = load_config(cfg)
+    assert options.settings.memory == 0.8 and options.settings.memory_file == "me.json"
+    assert options.controls.memory == 17
+    assert apply_flags(options, {"settings.memory": 0.0}).settings.memory == 0.0
+    for bad in ("1.5", "-0.1", '"a lot"'):
+        cfg.write_text(f"[settings]\nmemory = {bad}\n")
+        with pytest.raises(ConfigError, match="memory"):
+            load_config(cfg)
+    with pytest.raises(ConfigError, match="memory"):
+        apply_flags(RunOptions(), {"settings.memory": 2.0})
+
+
+def test_generate_keeps_the_memory_file_and_show_and_clear_it(tmp_path, capsys):
+    path = tmp_path / "me.json"
+    out = tmp_path / "o.mid"
+    assert main(["generate", "-o", str(out), "-n", "20", "--random-seed", "1",
+                 "--memory-file", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["notes"] == {"player": 64, "own": 20}
+    capsys.readouterr()
+    assert main(["memory", "show", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "64 notes of the player's and 20 of improv's" in shown
+    assert main(["memory", "clear", str(path)]) == 0
+    assert PhraseMemory.load(path).notes == {"player": 0, "own": 0}
+
+
+def test_generate_memory_weight_changes_the_answer_and_0_turns_it_off(tmp_path):
+    from improv.midifile import read_midi
+
+    got = {}
+    for weight in ("0", "0.5", "1"):
+        out = tmp_path / f"{weight}.mid"
+        assert main(["generate", "-o", str(out), "-n", "40", "--random-seed", "2",
+                     "--memory", weight]) == 0
+        got[weight] = read_midi(out)["pitch"].tolist()
+    assert got["0"] != got["1"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["memory", "show", "{dir}/none.json"], "no such file"),
+    (["memory", "show", "{dir}/bad.json"], "damaged memory file"),
+    (["generate", "-o", "{dir}/o.mid", "--memory", "1.5"], "--memory must be 0-1"),
+    (["memory", "clear", "{dir}/no/such/m.json"], "no such folder"),
+])
+def test_memory_mistakes_give_one_line(tmp_path, capsys, args, message):
+    (tmp_path / "bad.json").write_bytes(b"\x00\x01 not json")
+    assert main([a.format(dir=tmp_path) for a in args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_evaluate_music_reports_motif_reuse_with_and_without_memory():
+    from training.corpus import find_midi_files, load_corpus
+    from training.music import evaluate_music, motif_reuse
+
+    call = np.array([[p, 0.2, 0.2, 64] for p in MOTIF], float)
+    echo = np.array([[p + 3, 0.2, 0.2, 64] for p in MOTIF[2:9]], float)
+    assert motif_reuse(call, echo) == 1.0
+    assert motif_reuse(call, np.array([[60, 0, 0, 0], [61, 0, 0, 0]] * 4, float)) == 0.0
+    files = find_midi_files(REPO / "tests" / "data" / "maestro-asap")[:2]
+    corpus = load_corpus(files, progress=False)
+    result, _ = evaluate_music(MODEL, corpus.files, corpus.notes, (1.0,), 30, 60,
+                               memory=0.5)
+    assert 0 <= result["real"]["motif_reuse"] <= 1
+    with_memory = result["memory"]["temperatures"]["1.0"]["call_response"]["motif_reuse"]
+    assert 0 <= with_memory <= 1 and result["memory"]["strength"] == 0.5

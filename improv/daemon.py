@@ -354,8 +354,8 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
             print(f"\nimprov: scheduling jitter p50 {np.percentile(ms, 50):.3f} ms, p99 "
                   f"{np.percentile(ms, 99):.3f} ms, max {ms.max():.3f} ms ({len(ms)} notes)",
                   file=log)
-        dropped = f", {scheduler.dropped_late} late note(s) dropped" if scheduler.dropped_late \
-            else ""
+        dropped = (f", answer delayed {scheduler.shifts} time(s) by {scheduler.shifted:.2f} s "
+                   "after stalls" if scheduler.shifts else "")
         print(f"\nimprov: stopped; {improviser.messages} messages heard, {improviser.notes_in} "
               f"notes in, {improviser.notes_out} out{dropped}", file=log, flush=True)
 
@@ -399,7 +399,7 @@ def _status(improviser: Improviser, latencies: list[float], log) -> None:
             f"latency p50 {np.percentile(lat, 50):.2f} ms p99 {np.percentile(lat, 99):.2f} ms")
     if improviser.keys_released:
         line += f" | {improviser.keys_released} held key(s) released"
-    if improviser.scheduler.dropped_late:
-        line += f" | {improviser.scheduler.dropped_late} late note(s) dropped"
+    if improviser.scheduler.shifts:
+        line += f" | delayed {improviser.scheduler.shifts}x after stalls"
     end = "\r" if getattr(log, "isatty", lambda: False)() else "\n"
     print(line, end=end, file=log, flush=True)

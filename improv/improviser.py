@@ -121,6 +121,7 @@ class Improviser:
         self.messages = 0  # messages handed to handle()
         self.keys_released = 0  # held keys taken as released (timeout, panic, end of call...)
         self._continue_last = None  # continue mode: start time of the last note played
+        self._shifted = 0.0  # the scheduler's shifts (after stalls) already followed
         self._chord = 0  # continue mode: notes in a row with step 0
 
     # -- input ------------------------------------------------------------------------
@@ -299,6 +300,10 @@ class Improviser:
                     and t - self.last_input >= self.silence_threshold()):
                 self._answer(t)
             return
+        shifted = self.scheduler.shifted
+        if self._continue_last is not None and shifted != self._shifted:
+            self._continue_last += shifted - self._shifted  # the queue moved after a stall
+        self._shifted = shifted
         for _ in range(MAX_NOTES_PER_TICK):
             last = self._continue_last
             if last is not None and last >= t + self.settings.lookahead:

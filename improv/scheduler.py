@@ -5,11 +5,17 @@ with its on; re-striking a sounding pitch ends it first; the voice limit ends
 the oldest note; :meth:`Scheduler.cancel` and :meth:`Scheduler.panic` end
 everything that sounds. ``send`` is called from the scheduler's thread only.
 
-A note_on due more than ``LATE`` seconds ago is dropped, not sent: after a stall
-(the process stopped, a starved machine) the overdue part of an answer would
-otherwise go out at once, each note a few ms long (measured: SIGSTOP 5 s
-mid-answer, SIGCONT, 35 note-ons within 100 ms). Note-offs are always sent. A
-send that raises is counted and reported; it never ends the thread.
+A note_on due more than ``LATE`` seconds ago is not sent late in a burst: after
+a stall (the process stopped, a starved machine) the overdue part of an answer
+would otherwise go out at once, each note a few ms long (measured: SIGSTOP 5 s
+mid-answer, SIGCONT, 35 note-ons within 100 ms). Instead the rest of the queue
+(every note not yet started, with its note_off) is shifted later by the delay,
+so the answer resumes where it stopped, in its rhythm, and no note is lost. Why
+shift rather than drop: on a starved machine (two cores, two training jobs
+beside it) the scheduler thread was sometimes more than 50 ms late, and dropping
+lost notes of answers there. Note-offs of sounding notes are never shifted: they
+go out at once. A send that raises is counted and reported; it never ends the
+thread.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ import mido
 
 #: Wake this long before an event and spin out the rest: sleeps overshoot by ~0.1-1 ms.
 SPIN = 0.001
-#: A note_on this late is dropped (see above). 50 ms: a late note is heard as wrong
-#: from ~30-50 ms; the scheduler's own jitter is ~1 ms.
+#: A note_on this late shifts the rest of the queue (see above). 50 ms: a late note
+#: is heard as wrong from ~30-50 ms; the scheduler's own jitter is ~1 ms.
 LATE = 0.05
 
 
@@ -52,7 +58,8 @@ class Scheduler:
         self.jitter: list[float] = []  # actual - intended send time, seconds (last 10,000)
         self.sent_on = 0
         self.sent_off = 0
-        self.dropped_late = 0  # note_ons dropped for being more than ``late`` overdue
+        self.shifts = 0  # times the queue was shifted for a note_on more than ``late`` overdue
+        self.shifted = 0.0  # seconds shifted in all (improviser's continue mode follows it)
         self.errors = 0  # sends that raised
         self._thread = threading.Thread(target=self._run, name="improv-scheduler", daemon=True)
         self._thread.start()
@@ -123,6 +130,16 @@ class Scheduler:
         self._thread.join(timeout=2)
 
     # -- the scheduler thread (and callers holding the lock) ----------------------------
+    def _shift(self, delay: float) -> None:
+        """Move every note not yet started (and its note_off) ``delay`` seconds later."""
+        sounding = set(self._sounding.values())
+        self._queue = [(t + delay, seq, on, pitch, vel) if on or seq not in sounding
+                       else (t, seq, on, pitch, vel)
+                       for t, seq, on, pitch, vel in self._queue]
+        heapq.heapify(self._queue)
+        self.shifts += 1
+        self.shifted += delay
+
     def _send(self, msg: mido.Message) -> None:
         try:
             self.send(msg)
@@ -172,12 +189,13 @@ class Scheduler:
                     finally:
                         self._cond.acquire()
                     continue
-                t, seq, on, pitch, velocity = heapq.heappop(self._queue)
+                t, seq, on, pitch, velocity = self._queue[0]
+                if on and self.clock() - t > self.late:  # stale: shift, do not burst
+                    self._shift(self.clock() - t)
+                    continue
+                heapq.heappop(self._queue)
                 if on:  # lateness of the send itself, not of the port behind it
                     lateness = self.clock() - t
-                    if lateness > self.late:  # stale: dropped, its off then does nothing
-                        self.dropped_late += 1
-                        continue
                     self.jitter.append(lateness)
                     if len(self.jitter) > 10_000:
                         del self.jitter[:5_000]

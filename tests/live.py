@@ -113,7 +113,8 @@ class Listener:
         self.messages: list[tuple[float, mido.Message]] = []
         record = lambda m: self.messages.append((time.monotonic(), m))  # noqa: E731
         if virtual:
-            self.port = backend.open_input(substring, virtual=True, callback=record)
+            self.port = backend.open_input(substring, virtual=True, callback=record,
+                                           client_name=substring)  # "NAME:NAME" on JACK
             return
         names = [n for n in backend.get_input_names() if substring in n]
         assert names, f"no port with {substring!r} in {backend.get_input_names()}"
@@ -139,6 +140,19 @@ class Listener:
 
     def close(self) -> None:
         self.port.close()
+
+
+def jack_connect(source: str, destination: str) -> None:
+    """Connect two JACK ports by full name (as a patchbay would)."""
+    subprocess.run(["jack_connect", source, destination], check=True, capture_output=True)
+
+
+def wait_until(cond, timeout: float = 10.0) -> bool:
+    """Wait until ``cond()`` is true (polling); return whether it became true."""
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(cond())
 
 
 def play(port, notes, speed: float = 1.0) -> float:
@@ -174,8 +188,8 @@ class Peer:
     def wait_for(self, text: str, timeout: float = 10) -> bool:
         return wait_for_line(self.lines, text, timeout)
 
-    def play(self, pitch: int) -> None:
-        self.proc.stdin.write(f"{pitch}\n")
+    def play(self, pitch: int, only_on: bool = False) -> None:
+        self.proc.stdin.write(f"{'on ' if only_on else ''}{pitch}\n")
         self.proc.stdin.flush()
 
     def kill(self) -> None:

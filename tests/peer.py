@@ -13,10 +13,13 @@ def main() -> None:
     if kind == "keys":
         port = backend.open_output(name, virtual=True, client_name=name)
         print("ready", flush=True)
-        for line in sys.stdin:
-            pitch = int(line)
+        for line in sys.stdin:  # "60": a note on and off; "on 60": only its note-on
+            only_on = line.startswith("on ")
+            pitch = int(line.split()[-1])
             port.send(mido.Message("note_on", note=pitch, velocity=80))
-            port.send(mido.Message("note_off", note=pitch))
+            if not only_on:
+                port.send(mido.Message("note_off", note=pitch))
+            print("played", pitch, flush=True)
     else:
         port = backend.open_input(name, virtual=True, client_name=name)
         print("ready", flush=True)

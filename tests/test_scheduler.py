@@ -64,7 +64,7 @@ def test_notes_play_at_their_times_with_their_offs():
     assert wait_until(lambda: len(sink.messages) == 4)
     s.close()
     assert sink.kinds()[2:] == [("note_on", 64), ("note_off", 64)]
-    assert balanced(sink) and s.dropped_late == 0
+    assert balanced(sink) and s.shifts == 0
 
 
 def test_restruck_pitch_is_ended_first_and_late_off_is_dropped():
@@ -123,24 +123,37 @@ def test_bad_arguments():
     s.close()
 
 
-def test_stale_note_ons_are_dropped_and_their_offs_do_nothing():
-    # After a stall (the clock jumps 5 s), the overdue part of an answer is not sent
-    # in a burst: its note-ons are dropped; what is still ahead plays on time.
+def test_after_a_stall_the_rest_is_shifted_not_burst():
+    # After a stall (the clock jumps 3 s), the overdue part of an answer is not sent at
+    # once: the queue moves later by the delay and the notes keep their spacing.
     sink, clock = Sink(), FakeClock()
     s = Scheduler(sink, clock=clock)
     for i in range(10):
         s.play(60 + i, 90, clock.t + 0.5 * i, 0.2)  # notes at +0, +0.5 .. +4.5 s
     assert wait_until(lambda: s.sent_on == 1)
-    clock.t += 3.0  # a 3 s stall: notes at +0.5 .. +2.5 are overdue
-    assert wait_until(lambda: s.dropped_late == 5)
-    assert wait_until(lambda: s.sent_on == 2)  # +3.0 is due now, not late: sent
-    clock.t += 0.54  # the note at +3.5 s is 40 ms late: still in time
-    assert wait_until(lambda: s.sent_on == 3)
-    clock.t += 10  # the rest (+4.0, +4.5) are overdue
+    clock.t += 3.0  # a 3 s stall: the note at +0.5 is 2.5 s overdue
+    assert wait_until(lambda: s.sent_on == 2 and s.sent_off == 1)
+    time.sleep(0.2)
+    assert s.sent_on == 2 and s.shifts == 1 and s.shifted == pytest.approx(2.5)
+    for n in range(3, 11):  # then one note per 0.5 s, as planned
+        clock.t += 0.5
+        assert wait_until(lambda: s.sent_on == n)
+        assert s.sent_on == n
+    clock.t += 1
     assert wait_until(lambda: not s.busy)
     s.close()
-    ons = [m.note for _, m in sink.messages if m.type == "note_on"]
-    assert ons == [60, 66, 67] and s.dropped_late == 7 and balanced(sink)
+    assert [m.note for _, m in sink.messages if m.type == "note_on"] == list(range(60, 70))
+    assert s.shifts == 1 and balanced(sink)
+
+
+def test_a_small_delay_is_not_shifted():
+    sink, clock = Sink(), FakeClock()
+    s = Scheduler(sink, clock=clock)
+    s.play(60, 90, clock.t + 0.1, 0.2)
+    clock.t += 0.14  # 40 ms late: sent as it is
+    assert wait_until(lambda: s.sent_on == 1)
+    assert s.shifts == 0
+    s.close()
 
 
 def test_note_offs_are_always_sent_even_late():

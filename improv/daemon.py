@@ -24,6 +24,7 @@ import numpy as np
 from improv.config import RunOptions
 from improv.engine import NoteModel
 from improv.improviser import Improviser
+from improv.midiin import POLL, PolledInput
 from improv.outputs import PortOutput, SynthOutput
 from improv.paths import default_model_dir
 from improv.ports import (PortError, PortLister, api_name, get_backend, list_ports,
@@ -42,6 +43,22 @@ PEERS_EVERY = 0.2
 #: Most input messages handled in a row before the main loop lets time pass: under a
 #: flood of input the calls still end and answers still start on time.
 MAX_BATCH = 256
+#: How often time passes for the improviser (calls end, continue mode is fed).
+TICK = 0.001
+#: Real-time priority (SCHED_FIFO) for improv's threads where allowed (root, or an
+#: rtprio limit): below JACK's own threads (10 with jackd's defaults here), above every
+#: ordinary process. Measured with two training jobs on the 2 cores beside it:
+#: see README (improv bench live); without it improv's threads wait for the CPU.
+RT_PRIORITY = 5
+
+
+def _realtime() -> bool:
+    """Ask for real-time scheduling for this thread and the threads it starts."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+        return True
+    except (AttributeError, OSError):  # not Linux, or not allowed: ordinary scheduling
+        return False
 
 
 class PeerEvent:
@@ -236,6 +253,9 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
     stop = stop or threading.Event()
     clock = time.monotonic
     model = NoteModel.load(options.model or default_model_dir())
+    if threading.current_thread() is threading.main_thread() and os.environ.get(
+            "IMPROV_REALTIME", "1") != "0":
+        _realtime()  # before any thread starts: they inherit it
     own_outputs = outputs is None
     outputs = open_synth(options) if own_outputs else outputs
     try:
@@ -267,13 +287,12 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
         # Scheduler panics first: a previous run killed hard may have left notes on.
         scheduler.panic()
         enqueue = lambda msg: inbox.put((clock(), msg))  # noqa: E731  (the source's thread)
-        post = lambda t, msg: inbox.put((t, msg))  # noqa: E731  (the input's poller)
         if source is not None:
             inport = source(enqueue, improviser)
         elif options.input:
-            inport = open_polled_input(backend, post, options.input)
+            inport = open_polled_input(backend, name=options.input)
         else:
-            inport = open_polled_input(backend, post, f"{options.virtual or 'improv'} in",
+            inport = open_polled_input(backend, name=f"{options.virtual or 'improv'} in",
                                        virtual=True)
         api = api_name(backend) if backend is not None else "built in"
         print(f"improv: {options.settings.mode}, listening on {inport.name!r} ({api}),"
@@ -291,42 +310,70 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
         def reopen_input():
             reopen_polled_input(backend, inport, options.input)
             return inport
-        batch = 0
-        while not stop.is_set():
-            try:
-                t, msg = inbox.get(timeout=0.002) if batch < MAX_BATCH else (None, None)
-                if msg is None:
-                    raise queue.Empty
-                batch += 1
-                if isinstance(msg, PeerEvent):
-                    if msg.kind == "server gone":
-                        print("\nimprov: error: the MIDI system went away (improv's ports "
-                              "vanished: the JACK server stopped?)", file=log)
-                        midi_gone = True
-                        return EXIT_MIDI_GONE
-                    _on_peers(msg, improviser, scheduler, log)
-                    continue
-                if not isinstance(msg, mido.Message):  # what the port watch saw
-                    try:
-                        inport = watch.apply(msg, inport, options.input, reopen_input)
-                    except PortError as exc:
-                        print(f"\nimprov: error: the MIDI system went away ({exc})", file=log)
-                        midi_gone = True
-                        return EXIT_MIDI_GONE
-                    continue
+
+        def dispatch(t: float, msg) -> int | None:
+            """Act on one inbox item; return an exit status to end the run."""
+            nonlocal inport, midi_gone, failures
+            if isinstance(msg, PeerEvent):
+                if msg.kind == "server gone":
+                    print("\nimprov: error: the MIDI system went away (improv's ports "
+                          "vanished: the JACK server stopped?)", file=log)
+                    midi_gone = True
+                    return EXIT_MIDI_GONE
+                _on_peers(msg, improviser, scheduler, log)
+                return None
+            if not isinstance(msg, mido.Message):  # what the port watch saw
                 try:
-                    improviser.handle(msg, t)
-                except Exception as exc:  # one bad message must not end the session
-                    failures += 1
-                    if failures <= 3:
-                        print(f"\nimprov: error handling {msg}: {exc!r}", file=log, flush=True)
-                latencies.append(clock() - t)
-                if len(latencies) > 2000:
-                    del latencies[:1000]
-                continue  # drain the inbox (up to MAX_BATCH) before anything else
-            except queue.Empty:
-                batch = 0
+                    inport = watch.apply(msg, inport, options.input, reopen_input)
+                except PortError as exc:
+                    print(f"\nimprov: error: the MIDI system went away ({exc})", file=log)
+                    midi_gone = True
+                    return EXIT_MIDI_GONE
+                return None
+            try:
+                improviser.handle(msg, t)
+            except Exception as exc:  # one bad message must not end the session
+                failures += 1
+                if failures <= 3:
+                    print(f"\nimprov: error handling {msg}: {exc!r}", file=log, flush=True)
+            latencies.append(clock() - t)
+            if len(latencies) > 2000:
+                del latencies[:1000]
+            return None
+
+        polled = inport if isinstance(inport, PolledInput) else None
+        next_tick = clock()
+        while not stop.is_set():
+            # At most MAX_BATCH input events, then whatever the other threads posted,
+            # then time passes: the work of one turn is bounded, floods included.
+            items = polled.poll(MAX_BATCH) if polled is not None else []
+            for _ in range(MAX_BATCH):
+                try:
+                    items.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            for t, msg in items:
+                code = dispatch(t, msg)
+                if code is not None:
+                    return code
             now = clock()
+            if not items:
+                if polled is None:  # a built-in source posts to the inbox: wait on it
+                    try:
+                        items.append(inbox.get(timeout=0.002))
+                    except queue.Empty:
+                        pass
+                    for t, msg in items:
+                        code = dispatch(t, msg)
+                        if code is not None:
+                            return code
+                    now = clock()
+                elif now < next_tick:
+                    time.sleep(POLL)
+                    continue
+            if now < next_tick:
+                continue
+            next_tick = now + TICK
             improviser.tick(now)
             if recorder:
                 recorder.maybe_write(now)

@@ -247,13 +247,24 @@ class Improviser:
         """
         if self.prediction is None:  # nothing heard yet: start from middle C
             self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
+        note = self._draw()
+        self._feed_back(*note)
+        return note
+
+    def _draw(self) -> tuple[int, float, float, int]:
+        """Draw the next note from the current prediction, without feeding it back."""
+        if self.prediction is None:  # nothing heard yet: start from middle C
+            self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
         prediction = self.memory.mix(self.prediction, self.settings.memory)
         pitch, step, duration = self.sampler.sample(prediction)
         velocity = (self.settings.velocity or self.sampler.velocity(prediction)
                     or self._player_velocity())
+        return pitch, step, duration, velocity
+
+    def _feed_back(self, pitch: int, step: float, duration: float, velocity: int) -> None:
+        """Let the model (and the phrase memory) hear a note improv plays."""
         self.prediction = self.model.feed(pitch, step, duration, velocity)
         self.memory.learn(pitch, step, duration, own=True)
-        return pitch, step, duration, velocity
 
     def _after(self, last_start: float, step: float) -> float:
         """Start of the next note: ``step`` after the last; chords are step 0, but never
@@ -283,10 +294,13 @@ class Improviser:
         start = t + self.settings.gap
         self._chord = 0
         for i in range(count):
-            pitch, step, duration, velocity = self._next_note()
+            # Each note is queued before the model hears it: the first one can go out
+            # while the rest are still being drawn (end-of-call to answer, bench live).
+            pitch, step, duration, velocity = self._draw()
             if i:
                 start = self._after(start, step)
             self._play(pitch, start, duration, velocity)
+            self._feed_back(pitch, step, duration, velocity)
         self.call.clear()
         self.answers += 1
 

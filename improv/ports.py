@@ -169,12 +169,13 @@ def _close_quietly(port) -> None:
         pass
 
 
-def open_polled_input(backend: mido.Backend, post, name: str | None = None,
+def open_polled_input(backend: mido.Backend, post=None, name: str | None = None,
                       virtual: bool = False):
     """Open the input ``name`` (or a virtual one) read without a callback.
 
-    Returns a :class:`~improv.midiin.PolledInput` that calls ``post(t, msg)`` for
-    each message from its own thread. See :mod:`improv.midiin` for why.
+    Returns a :class:`~improv.midiin.PolledInput`: read it with ``poll()``, or give
+    ``post`` and a thread of its own calls ``post(t, msg)`` for each message. See
+    :mod:`improv.midiin` for why.
     """
     from improv.midiin import PolledInput
 

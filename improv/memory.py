@@ -21,15 +21,17 @@ The prediction blends every context order from ``max_order`` down to none, with
 PPM escape method C (interpolated, no exclusion), and a uniform floor.
 
 Mixing: ``p = (1 - lam) * p_lstm + lam * p_memory`` with
-``lam = min(1, 2 * strength * confidence)``,
+``lam = min(MAX_WEIGHT, 2 * strength * confidence)``,
 ``confidence = scale * k / max_order * n / (n + count_half)`` for the longest context of
 ``k`` symbols the memory has seen before, ``n`` times (counts). ``strength`` is the
 user's ``--memory``: 0 the LSTM alone, :data:`DEFAULT_STRENGTH` (0.5) the weighting
 the validation split picked (``scale``, ``count_half`` and the other constants were
 chosen there by ``training/memory_eval.py --tune``), 1 twice the memory's weight.
 
-Size: at most ``max_contexts`` contexts; beyond that the least recently seen tenth
-is dropped in one go, so a session of any length stays within a bounded size.
+Size: at most ``max_entries`` (context, next note) counts in all, and at most
+:data:`MAX_CODES` different next notes after one context (beyond that the rarer half
+goes); beyond ``max_entries`` the least recently seen contexts go until a tenth is
+free, so a session of any length stays within a bounded size.
 
 Memory files (``--memory-file``) are UTF-8 JSON (never pickle), written
 atomically (a temporary file in the same folder, fsync, rename)::
@@ -80,6 +82,12 @@ DURATION_LOW = -8
 MAX_FILE_BYTES = 256 * 1024 * 1024
 #: Starting typical gap (seconds) before any step has been heard.
 START_GAP = 0.25
+#: Most weight the memory ever gets: it gives nothing to a pitch more than two octaves from
+#: the last, so at weight 1 such a leap would be impossible (validation cross-entropy
+#: went to infinity); the LSTM always keeps this share.
+MAX_WEIGHT = 0.95
+#: Most different next notes kept after one context (of the 10 500 codes there are).
+MAX_CODES = 256
 #: Largest group of notes taken as one chord (more than ten fingers is not a chord).
 MAX_GROUP = 10
 
@@ -123,23 +131,32 @@ class MemoryConfig:
         Confidence of a context of ``max_order`` symbols seen very often.
     timing_share : float
         The share of the pitch mixing weight used for step and duration.
-    max_contexts : int
-        Most contexts kept; the least recently seen tenth goes when there are more.
+    max_entries : int
+        Most (context, next note) counts kept; the least recently seen contexts go
+        when there are more. At 100 000, 3 hours of random notes at 16 a second (the
+        worst case: nothing repeats) raised RSS by 42 MB within the first hour and not
+        at all in the next two (measured).
     gap_rate : float
         How fast the typical gap follows new steps (weight of each new log step).
     """
 
-    max_order: int = 8
-    chord_seconds: float = 0.03
+    # Chosen on 16 files of the validation split (52 605 scored notes, models/default of
+    # 2026-11-29; training/memory_eval.py --tune and the grid noted there). Pitch
+    # cross-entropy 3.586 nats without the memory; with it, at strength 0.5: 2.781 here;
+    # 2.984 with no chord grouping, 2.789 at 0.03 s, 2.888 at 0.08 s; order 8: 2.788.
+    max_order: int = 5
+    chord_seconds: float = 0.05
     own_weight: float = 0.5
-    count_half: float = 1.0
+    count_half: float = 0.5
     scale: float = 1.0
-    timing_share: float = 1.0
-    max_contexts: int = 100_000
+    # Mixing step and duration did not help: at 0.25 the step cross-entropy fell by 0.002
+    # nats and the duration's rose by 0.013; at 1, both rose by 0.23 and 0.31.
+    timing_share: float = 0.0
+    max_entries: int = 100_000
     gap_rate: float = 0.1
 
     def __post_init__(self):
-        for name, kind in (("max_order", int), ("max_contexts", int)):
+        for name, kind in (("max_order", int), ("max_entries", int)):
             if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
                 raise ValueError(f"memory {name} must be a whole number")
         for name in ("chord_seconds", "own_weight", "count_half", "scale", "timing_share",
@@ -160,8 +177,8 @@ class MemoryConfig:
             raise ValueError(f"memory count_half must be >= 0, got {self.count_half}")
         if not 0 <= self.timing_share <= 1:
             raise ValueError(f"memory timing_share must be 0-1, got {self.timing_share}")
-        if self.max_contexts < 100:
-            raise ValueError(f"memory max_contexts must be >= 100, got {self.max_contexts}")
+        if self.max_entries < 1000:
+            raise ValueError(f"memory max_entries must be >= 1000, got {self.max_entries}")
         if not 0 < self.gap_rate <= 1:
             raise ValueError(f"memory gap_rate must be in (0, 1], got {self.gap_rate}")
 
@@ -199,7 +216,8 @@ class PhraseMemory:
 
     def __init__(self, config: MemoryConfig | None = None):
         self.config = config or MemoryConfig()
-        self._table: dict[tuple, list] = {}  # context -> [total, {code: count}]
+        self._table: dict[tuple, list] = {}  # context -> [total, {code: count}, marginals]
+        self._entries = 0  # (context, code) counts in the table
         self.notes = {"player": 0, "own": 0}
         self.typical_gap = START_GAP
         self.reset_context()
@@ -217,6 +235,7 @@ class PhraseMemory:
     def clear(self) -> None:
         """Forget everything."""
         self._table.clear()
+        self._entries = 0
         self.notes = {"player": 0, "own": 0}
         self.typical_gap = START_GAP
         self.reset_context()
@@ -227,43 +246,44 @@ class PhraseMemory:
 
     def learn(self, pitch: int, step: float, duration: float, own: bool = False) -> None:
         """Take in one note (pitch 0-127, seconds since the previous onset, seconds held);
-        ``own``: improv played it (counted ``own_weight``)."""
+        ``own``: improv played it (counted ``own_weight``).
+
+        The note is counted at once, after the context a guess would have used: the notes
+        before it, with the chord it joins (if any) in pitch order. So a chord's notes
+        leave the same context for the notes after it whatever order they came in."""
         cfg = self.config
+        pitch = int(pitch)
         weight = cfg.own_weight if own else 1.0
         self.notes["own" if own else "player"] += 1
-        if (self._group and step < cfg.chord_seconds and len(self._group) < MAX_GROUP
-                and weight == self._group_weight):
-            self._group.append((int(pitch), 0.0, duration))
-            return
-        self._close_group()
-        self._group = [(int(pitch), float(step), float(duration))]
-        self._group_weight = weight
+        joins = (self._group and step < cfg.chord_seconds and len(self._group) < MAX_GROUP
+                 and weight == self._group_weight)
+        if not joins:
+            self._close_group()
+        context, reference = self._prediction_context()
+        interval = NO_INTERVAL if reference is None else (
+            min(max(pitch - reference, -INTERVAL_RANGE), INTERVAL_RANGE) + INTERVAL_RANGE)
+        step_class = 0 if joins else self._step_class(step)
+        code = ((interval * STEP_CLASSES + step_class) * DURATION_CLASSES
+                + self._duration_class(duration))
+        self._count(context, code, weight)
+        if joins:
+            self._group.append((pitch, 0.0, float(duration)))
+        else:
+            self._group = [(pitch, float(step), float(duration))]
+            self._group_weight = weight
 
     def _close_group(self) -> None:
-        """Learn the open group's notes in pitch order."""
-        group = self._group
-        if not group:
+        """Fold the open group, in pitch order, into the context; the typical gap follows
+        its step."""
+        if not self._group:
             return
+        self._context, self._last_pitch = self._prediction_context()
+        step = self._group[0][1]
         cfg = self.config
-        step = group[0][1]
-        if len(group) > 1:
-            group.sort()
-        first = True
-        for pitch, _, duration in group:
-            s = self._step_class(step) if first else 0
-            first = False
-            self._count(self._interval(pitch), s, self._duration_class(duration))
-            self._last_pitch = pitch
         if step >= max(cfg.chord_seconds, 1e-3):  # the typical gap follows the onsets
             self._log_gap += cfg.gap_rate * (math.log(min(step, 8.0)) - self._log_gap)
             self.typical_gap = math.exp(self._log_gap)
         self._group = []
-
-    def _interval(self, pitch: int) -> int:
-        last = self._last_pitch
-        if last is None:
-            return NO_INTERVAL
-        return min(max(pitch - last, -INTERVAL_RANGE), INTERVAL_RANGE) + INTERVAL_RANGE
 
     def _step_class(self, step: float) -> int:
         if step < self.config.chord_seconds:
@@ -275,13 +295,10 @@ class PhraseMemory:
         c = round(2 * math.log2(max(duration, 1e-3) / self.typical_gap)) - DURATION_LOW
         return min(max(c, 0), DURATION_CLASSES - 1)
 
-    def _count(self, interval: int, step_class: int, duration_class: int) -> None:
-        """Count the note after each suffix of the context, then extend the context."""
-        code = (interval * STEP_CLASSES + step_class) * DURATION_CLASSES + duration_class
+    def _count(self, context: tuple, code: int, weight: float) -> None:
+        """Count ``code`` after each suffix of ``context``."""
         where = _CODE_INDEX[code]
-        weight = self._group_weight
         table = self._table
-        context = self._context
         for k in range(len(context) + 1):
             key = context[k:]
             entry = table.pop(key, None)  # pop and put back: the dict's order is recency
@@ -289,20 +306,42 @@ class PhraseMemory:
                 entry = [0.0, {}, None]
             entry[0] += weight
             counts = entry[1]
-            counts[code] = counts.get(code, 0.0) + weight
+            old = counts.get(code)
+            if old is None:
+                self._entries += 1
+                counts[code] = weight
+                if len(counts) > MAX_CODES:
+                    self._prune(entry)
+            else:
+                counts[code] = old + weight
             if entry[2] is not None:
                 entry[2][where] += weight
             elif len(counts) > DENSE_AFTER:
                 entry[2] = _dense(counts)
             table[key] = entry
-        self._context = (context + (interval,))[-self.config.max_order:]
-        if len(table) > self.config.max_contexts:
-            self._forget(len(table) - self.config.max_contexts * 9 // 10)
+        if self._entries > self.config.max_entries:
+            self._forget(self.config.max_entries * 9 // 10)
 
-    def _forget(self, count: int) -> None:
-        """Drop the ``count`` least recently seen contexts (the dict's first keys)."""
+    def _prune(self, entry: list) -> None:
+        """Keep the commoner half of a context's next notes."""
+        counts = entry[1]
+        keep = sorted(counts.items(), key=lambda item: -item[1])[:MAX_CODES // 2]
+        self._entries -= len(counts) - len(keep)
+        entry[1] = counts = dict(keep)
+        entry[0] = sum(counts.values())
+        entry[2] = _dense(counts)
+
+    def _forget(self, entries: int) -> None:
+        """Drop the least recently seen contexts (the dict's first keys) until at most
+        ``entries`` counts are left."""
         table = self._table
-        for key in [k for _, k in zip(range(count), iter(table))]:
+        gone = []
+        for key, (_, counts, _) in table.items():
+            if self._entries <= entries:
+                break
+            self._entries -= len(counts)
+            gone.append(key)
+        for key in gone:
             del table[key]
 
     # -- predicting -------------------------------------------------------------------
@@ -389,7 +428,7 @@ class PhraseMemory:
         if count <= 0:
             return prediction
         cfg = self.config
-        lam = min(1.0, 2 * min(strength, 1.0) * cfg.scale * order / cfg.max_order
+        lam = min(MAX_WEIGHT, 2 * min(strength, 1.0) * cfg.scale * order / cfg.max_order
                   * count / (count + cfg.count_half))
         timing = prediction.timing_logits
         lam_t = lam * cfg.timing_share
@@ -443,7 +482,6 @@ class PhraseMemory:
     # -- files ------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """Return the memory as the JSON object a memory file holds (module doc)."""
-        self._close_group()
         return {
             "format": FORMAT, "version": VERSION,
             "symbols": _symbols(self.config),
@@ -507,7 +545,7 @@ class PhraseMemory:
                     counts[code] = float(c)
             except (TypeError, ValueError):
                 raise MemoryFileError(f"context {i} is damaged") from None
-            if (len(key) > order or not counts or key in table
+            if (len(key) > order or not counts or key in table or len(counts) > MAX_CODES
                     or not all(isinstance(s, int) and not isinstance(s, bool)
                                and 0 <= s < INTERVALS for s in key)):
                 raise MemoryFileError(f"context {i} is damaged")
@@ -516,8 +554,9 @@ class PhraseMemory:
         memory.notes = dict(notes)
         memory.typical_gap = float(gap)
         memory.reset_context()
-        if len(table) > memory.config.max_contexts:
-            memory._forget(len(table) - memory.config.max_contexts)
+        memory._entries = sum(len(entry[1]) for entry in table.values())
+        if memory._entries > memory.config.max_entries:
+            memory._forget(memory.config.max_entries)
         return memory
 
     @classmethod
@@ -542,7 +581,8 @@ class PhraseMemory:
         """Return a summary: notes learned, contexts, longest context, typical gap."""
         orders = [len(k) for k in self._table]
         return {"notes_player": self.notes["player"], "notes_own": self.notes["own"],
-                "contexts": len(self._table), "longest_context": max(orders, default=0),
+                "contexts": len(self._table), "counts": self._entries,
+                "longest_context": max(orders, default=0),
                 "typical_gap_s": round(self.typical_gap, 4),
                 "max_order": self.config.max_order}
 

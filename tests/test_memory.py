@@ -8,7 +8,7 @@ import pytest
 
 from improv.engine import NoteModel
 from improv.generate import generate, seed_notes
-from improv.memory import (FORMAT, VERSION, MemoryConfig, MemoryFileError, PhraseMemory,
+from improv.memory import (FORMAT, MAX_WEIGHT, VERSION, MemoryConfig, MemoryFileError, PhraseMemory,
                            mix_logits)
 from improv.sampling import Sampler, SamplingConfig
 from tests.conftest import REPO
@@ -17,6 +17,8 @@ MODEL = REPO / "models" / "default"
 #: A motif whose intervals never repeat inside it (+2 +2 +1 +2 -4 -3 +5 ...), so only a
 #: memory of the whole motif can tell what follows a part of it.
 MOTIF = [60, 62, 64, 65, 67, 63, 60, 65, 71, 70, 66]
+#: Notes within 30 ms are one chord (the default does not group: see MemoryConfig).
+CHORDS = MemoryConfig(chord_seconds=0.03)
 
 
 def _play(memory, pitches, step=0.25, duration=0.2, own=False):
@@ -55,19 +57,20 @@ def test_a_new_memory_knows_nothing():
 
 
 def test_the_order_of_a_chords_keys_does_not_matter():
-    """A chord whose keys arrive in another order leaves the same counts."""
+    """A chord whose keys arrive in another order leaves the same context after it."""
     chords = [(60, 64, 67), (62, 65, 69), (59, 62, 67), (60, 64, 67)]
-    a, b = PhraseMemory(), PhraseMemory()
+    a, b = PhraseMemory(CHORDS), PhraseMemory(CHORDS)
     rng = np.random.default_rng(1)
     for chord in chords:
         for memory, order in ((a, chord), (b, rng.permutation(chord))):
             for i, p in enumerate(order):
                 memory.learn(int(p), 0.0 if i else 0.5, 0.4)
-    assert a.to_dict() == b.to_dict()
+        assert a._prediction_context() == b._prediction_context()
+    assert len(a._prediction_context()[0]) == CHORDS.max_order
 
 
 def test_an_echoed_chord_progression_is_predicted_whatever_the_key_order():
-    memory = PhraseMemory()
+    memory = PhraseMemory(CHORDS)
     progression = [(48, 55, 64), (53, 57, 65), (55, 59, 62), (48, 55, 64)]
     for chord in progression:
         for i, p in enumerate(chord):
@@ -123,9 +126,11 @@ def test_mixing_moves_probability_to_the_remembered_note():
     lam = memory.confidence(memory.guess())
     assert strong[want] >= lam * memory.guess().pitch_probabilities()[want] - 1e-6
     mixed = memory.mix(prediction, 1.0)
-    timing = np.exp(mixed.timing_logits)
-    np.testing.assert_allclose(timing.sum(axis=1), 1.0, atol=1e-5)
+    assert mixed.timing_logits is prediction.timing_logits  # timing_share 0: the model's
     assert mixed.velocity_logits is prediction.velocity_logits
+    memory.config = MemoryConfig(timing_share=1.0)
+    timing = np.exp(memory.mix(prediction, 1.0).timing_logits)
+    np.testing.assert_allclose(timing.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_greedy_answer_echoes_the_call_at_full_strength():
@@ -264,15 +269,21 @@ def test_missing_and_oversized_files(tmp_path, monkeypatch):
 
 
 def test_size_stays_bounded_however_long_the_session():
-    """A session of 30 000 random notes (hours of playing) keeps at most max_contexts."""
-    memory = PhraseMemory(MemoryConfig(max_contexts=2000))
+    """A session of 30 000 random notes (hours of playing) keeps at most max_entries counts
+    and at most MAX_CODES next notes after any context."""
+    from improv.memory import MAX_CODES
+
+    memory = PhraseMemory(MemoryConfig(max_entries=5000))
     rng = np.random.default_rng(0)
     sizes = []
     for i, p in enumerate(rng.integers(40, 90, 30000)):
-        memory.learn(int(p), float(rng.choice([0.0, 0.2, 0.4])), 0.3)
+        memory.learn(int(p), float(rng.choice([0.0, 0.2, 0.4])), float(rng.uniform(0.05, 2)))
         if i % 1000 == 999:
-            sizes.append(len(memory))
-    assert max(sizes) <= 2000 and min(sizes[5:]) >= 1800
+            entries = sum(len(counts) for _, counts, _ in memory._table.values())
+            assert entries == memory.describe()["counts"]
+            sizes.append(entries)
+    assert max(sizes) <= 5000 and min(sizes[5:]) >= 4000
+    assert max(len(counts) for _, counts, _ in memory._table.values()) <= MAX_CODES
     # what was heard last is still remembered
     _play(memory, MOTIF)
     _play(memory, MOTIF[:3])
@@ -289,7 +300,7 @@ def test_clear_forgets_everything():
 @pytest.mark.parametrize("field,value", [("max_order", 0), ("max_order", 2.5),
                                          ("chord_seconds", -0.1), ("own_weight", 2.0),
                                          ("count_half", float("nan")), ("timing_share", 1.5),
-                                         ("max_contexts", 10), ("gap_rate", 0.0),
+                                         ("max_entries", 10), ("gap_rate", 0.0),
                                          ("own_weight", True)])
 def test_config_checks_its_fields(field, value):
     with pytest.raises(ValueError, match=field):
@@ -301,13 +312,13 @@ def test_the_fast_mix_equals_the_mixture_formula():
     from improv.timebins import to_bins
 
     model = NoteModel.load(MODEL)
-    memory = PhraseMemory()
+    memory = PhraseMemory(MemoryConfig(timing_share=1.0))
     seed = seed_notes()[:60]
     for row in seed:
         memory.learn(int(row[0]), float(row[1]), float(row[2]))
     prediction = model.feed_many(seed)
     guess = memory.guess()
-    lam = min(1.0, 2 * 0.5 * memory.confidence(guess))
+    lam = min(MAX_WEIGHT, 2 * 0.5 * memory.confidence(guess))
     assert 0 < lam < 1
     mixed = memory.mix(prediction, 0.5)
     want = mix_logits(prediction.logits, guess.pitch_probabilities(), lam)

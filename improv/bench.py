@@ -389,3 +389,129 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")
     return result
+
+
+def _code(i: int) -> list[int]:
+    """The i-th message of the input benchmark: note-on/off pairs, each pair a unique
+    (channel, note, velocity), so a lost or repeated message can be told apart."""
+    pair = i // 2
+    channel, note, velocity = pair % 16, (pair // 16) % 128, 1 + (pair // 2048) % 127
+    return [(0x90 if i % 2 == 0 else 0x80) | channel, note, velocity]
+
+
+class _PolledCounter:
+    """A python-rtmidi input polled from a thread (no callback), keeping what arrives."""
+
+    def __init__(self, name: str, port: str | None = None):
+        import threading
+
+        import rtmidi
+
+        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name, queue_size_limit=1 << 18)
+        self.port.ignore_types(sysex=True, timing=True, active_sense=True)
+        self.port.open_virtual_port(port or name)
+        self.seen: list[tuple[int, ...]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            got = self.port.get_message()
+            if got is None:
+                time.sleep(0.0005)
+            else:
+                self.seen.append(tuple(got[0]))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.port.close_port()
+        self.port.delete()
+
+
+def _loss(sent: list[tuple[int, ...]], seen: list[tuple[int, ...]]) -> dict[str, int]:
+    from collections import Counter
+
+    got = Counter(seen)
+    want = Counter(sent)
+    index = {m: i for i, m in enumerate(sent)}
+    return {"received": len(seen), "lost": sum((want - got).values()),
+            "duplicated": sum((got - want).values()),
+            "lost_at": sorted(index[m] for m in (want - got))[:50]}
+
+
+def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> dict:
+    """Messages lost and duplicated at a given rate, improv against a reference client.
+
+    A sender plays uniquely coded note-on/off pairs at ``rate`` messages a second into
+    ``improv run --passthrough`` and into a "tap" (a plain python-rtmidi client, polled,
+    no callback); a second polled client records improv's output. improv's column
+    counts end to end (its input, then its passthrough output), so it is an upper
+    bound on what its input lost.
+    """
+    import re
+
+    import rtmidi
+
+    jackd = None if _jack_running() else _start_jack()
+    result: dict = {"seconds": seconds, "rows": []}
+    print(f"{'rate msg/s':>10} {'seconds':>8} {'sent':>8} {'tap lost':>9} {'tap dup':>8} "
+          f"{'improv lost':>12} {'improv dup':>11} {'improv heard':>13}", flush=True)
+    try:
+        for rate in rates:
+            sink = _PolledCounter("benchin sink")
+            tap = _PolledCounter("benchin tap")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "improv", "run", "--api", "jack", "--virtual", "benchin",
+                 "--output", "benchin sink", "--passthrough", "--silence", "600",
+                 "--held-keys", "3600", "--answer-notes", "1", "--no-status"],
+                stderr=subprocess.PIPE, text=True)
+            lines = []
+            for line in proc.stderr:
+                lines.append(line)
+                if "listening on" in line:
+                    break
+            keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "benchin keys")
+            keys.open_virtual_port("keys")
+            for target in ("benchin in:benchin in", "benchin tap:benchin tap"):
+                subprocess.run(["jack_connect", "benchin keys:keys", target], check=True)
+            time.sleep(0.5)
+            sent = []
+            t0 = time.monotonic()
+            total = int(rate * seconds)
+            for i in range(total):
+                msg = _code(i)
+                keys.send_message(msg)
+                sent.append(tuple(msg))
+                delay = t0 + (i + 1) / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            settle = time.monotonic() + 30
+            last = -1
+            while time.monotonic() < settle and last != (len(sink.seen), len(tap.seen)):
+                last = (len(sink.seen), len(tap.seen))
+                time.sleep(1.0)
+            proc.terminate()
+            lines += proc.stderr.readlines()
+            proc.wait(30)
+            keys.close_port()
+            keys.delete()
+            heard = re.search(r"(\d+) messages heard", "".join(lines))
+            row = {"rate": rate, "sent": len(sent), "tap": _loss(sent, tap.seen),
+                   "improv": _loss(sent, [m for m in sink.seen if m[0] & 0xF0 in (0x80, 0x90)]),
+                   "improv_heard": int(heard.group(1)) if heard else -1}
+            sink.close()
+            tap.close()
+            result["rows"].append(row)
+            print(f"{rate:>10} {seconds:>8.0f} {row['sent']:>8} {row['tap']['lost']:>9} "
+                  f"{row['tap']['duplicated']:>8} {row['improv']['lost']:>12} "
+                  f"{row['improv']['duplicated']:>11} {row['improv_heard']:>13}", flush=True)
+    finally:
+        if jackd is not None:
+            jackd.terminate()
+            jackd.wait(10)
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+    return result

@@ -46,10 +46,12 @@ MAX_BATCH = 256
 #: How often time passes for the improviser (calls end, continue mode is fed).
 TICK = 0.001
 #: Real-time priority (SCHED_FIFO) for improv's threads where allowed (root, or an
-#: rtprio limit): below JACK's own threads (10 with jackd's defaults here), above every
-#: ordinary process. Measured with two training jobs on the 2 cores beside it:
-#: see README (improv bench live); without it improv's threads wait for the CPU.
-RT_PRIORITY = 5
+#: rtprio limit): above every ordinary process, below JACK's client threads (libjack
+#: ran improv's own at 5 here, jackd's default -P 10 minus 5; at an equal priority a
+#: Python thread computing an answer would keep them off a core and the input would
+#: miss its cycle). Measured with two training jobs on the 2 cores beside it (improv
+#: bench live, end-of-call to answer): p99 10.3 ms, max 67 ms without; ~3-4 ms with.
+RT_PRIORITY = 2
 
 
 def _realtime() -> bool:
@@ -300,7 +302,7 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
               file=log, flush=True)
         every = STATUS_EVERY if getattr(log, "isatty", lambda: False)() else 10 * STATUS_EVERY
         next_status = clock() + every
-        if backend is not None and (options.input or options.output):
+        if backend is not None:  # also with only virtual ports: it sees the server go
             watch = PortWatch(backend, improviser, send, lambda seen: inbox.put((clock(), seen)),
                               log)
             watch.start()

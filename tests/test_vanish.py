@@ -5,6 +5,7 @@ import sys
 import time
 
 import mido
+import pytest
 
 from tests.live import REPO, Daemon, JackServer, Listener, Peer, connect_output
 
@@ -52,14 +53,17 @@ def test_input_port_goes_away_and_comes_back(jack):
         keys.kill()
 
 
-def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path):
-    """A second JACK server of its own, so that stopping it touches no other test."""
-    server = JackServer(tmp_path / "jackd.log", suffix="b", make_default=False)
+@pytest.mark.parametrize("output", [True, False])
+def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path, output):
+    """A second JACK server of its own, so that stopping it touches no other test. Without
+    --output only improv's own virtual ports tell it the server went (improv.jackgraph)."""
+    server = JackServer(tmp_path / "jackd.log", suffix=f"b{int(output)}", make_default=False)
     peer = subprocess.Popen([sys.executable, "-m", "tests.peer", "synth", "js synth"], cwd=REPO,
                             env=server.env, stdout=subprocess.PIPE, text=True)
     try:
         assert peer.stdout.readline().strip() == "ready"
-        daemon = Daemon("--virtual", "improvjs", "--output", "js synth", env=server.env)
+        args = ("--output", "js synth") if output else ()
+        daemon = Daemon("--virtual", "improvjs", *args, env=server.env)
         server.stop()
         assert daemon.proc.wait(15) == 3
         assert daemon.wait_for("the MIDI system went away", 2), daemon.log

@@ -22,7 +22,8 @@ MODEL = REPO / "models" / "default"
 
 def _improviser(settings: Settings, played: list | None = None, log=None) -> Improviser:
     played = [] if played is None else played
-    return Improviser(NoteModel.load(MODEL), Sampler(SamplingConfig(temperature=0), seed=1),
+    greedy = SamplingConfig(temperature=0, timing_temperature=0, velocity_temperature=0)
+    return Improviser(NoteModel.load(MODEL), Sampler(greedy, seed=1),
                       Scheduler(lambda msg: None), settings, log=log,
                       on_note=lambda note, who: played.append((who, note.pitch)))
 

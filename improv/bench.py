@@ -273,7 +273,8 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
                       ("improv: end-of-call CC -> first answer note", "improv_answer")):
         r = result[key]
         print(f"{name:<52} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_ms']:>8.3f} {r['n']:>5}")
-    print(f"improv adds at p99: {result['improv_over_floor_p99_ms']:.3f} ms over the floor")
+    print(f"improv adds at p99: {result['improv_over_floor_p99_ms']:.3f} ms over the floor; "
+          f"answered {result['improv_answer']['n']} of {count} ends of call")
     print(f"{result['scheduler_jitter']}")
     if out:
         Path(out).write_text(json.dumps(result, indent=2) + "\n")

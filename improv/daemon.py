@@ -141,7 +141,34 @@ class _FanOut:
                 except Exception as exc:  # a vanished port must not kill the scheduler
                     self.errors += 1
                     if self.errors <= 3:
-                        print(f"\nimprov: cannot send to {out.name}: {exc}", file=sys.stderr)
+                        print(f"\nimprov: cannot send to {out.name}: {exc}",
+                              file=_SafeLog(sys.stderr))
+
+
+class _SafeLog:
+    """A log stream whose failures are ignored: a closed or broken stderr (the program
+    that started improv died) must not abort the shutdown that ends improv's notes."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except (OSError, ValueError):
+            return 0
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (OSError, ValueError, AttributeError):
+            return False
 
 
 def make_inbox() -> queue.Queue:
@@ -253,6 +280,7 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
     replace the outputs the options name.
     """
     stop = stop or threading.Event()
+    log = _SafeLog(log)
     clock = time.monotonic
     model = NoteModel.load(options.model or default_model_dir())
     if threading.current_thread() is threading.main_thread() and os.environ.get(
@@ -318,9 +346,9 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
             nonlocal inport, midi_gone, failures
             if isinstance(msg, PeerEvent):
                 if msg.kind == "server gone":
+                    midi_gone = True  # first: nothing may touch the ports of a dead server
                     print("\nimprov: error: the MIDI system went away (improv's ports "
                           "vanished: the JACK server stopped?)", file=log)
-                    midi_gone = True
                     return EXIT_MIDI_GONE
                 _on_peers(msg, improviser, scheduler, log)
                 return None
@@ -328,8 +356,8 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
                 try:
                     inport = watch.apply(msg, inport, options.input, reopen_input)
                 except PortError as exc:
-                    print(f"\nimprov: error: the MIDI system went away ({exc})", file=log)
                     midi_gone = True
+                    print(f"\nimprov: error: the MIDI system went away ({exc})", file=log)
                     return EXIT_MIDI_GONE
                 return None
             try:

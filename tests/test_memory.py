@@ -123,8 +123,9 @@ def test_mixing_moves_probability_to_the_remembered_note():
     for probs in (base, weak, strong):
         assert probs.sum() == pytest.approx(1.0, abs=1e-5)
     assert base[want] < weak[want] < strong[want]
-    lam = memory.confidence(memory.guess())
-    assert strong[want] >= lam * memory.guess().pitch_probabilities()[want] - 1e-6
+    guess = memory.guess()
+    lam = (1 - guess.floor) * memory.confidence(guess)
+    assert strong[want] >= lam * guess.pitch_probabilities(heard=True)[want] - 1e-6
     mixed = memory.mix(prediction, 1.0)
     assert mixed.timing_logits is prediction.timing_logits  # timing_share 0: the model's
     assert mixed.velocity_logits is prediction.velocity_logits
@@ -319,15 +320,16 @@ def test_the_fast_mix_equals_the_mixture_formula():
         memory.learn(int(row[0]), float(row[1]), float(row[2]))
     prediction = model.feed_many(seed)
     guess = memory.guess()
-    lam = min(MAX_WEIGHT, 2 * 0.5 * memory.confidence(guess))
-    assert 0 < lam < 1
+    lam = (1 - guess.floor) * min(MAX_WEIGHT, 2 * 0.5 * memory.confidence(guess))
+    assert 0 < lam < 1 and 0 < guess.floor < 1
     mixed = memory.mix(prediction, 0.5)
-    want = mix_logits(prediction.logits, guess.pitch_probabilities(), lam)
+    want = mix_logits(prediction.logits, guess.pitch_probabilities(heard=True), lam)
     np.testing.assert_allclose(np.exp(mixed.logits), np.exp(want), atol=1e-6)
     bins = prediction.timing_logits.shape[1]
     ratios = 2.0 ** ((np.arange(14) - 7) / 2)
     steps = to_bins(ratios * guess.typical_gap, bins)
     steps[0] = 0
+    heard_steps = (guess.steps - guess.floor / 14) / (1 - guess.floor)
     want_step = mix_logits(prediction.timing_logits[0],
-                           np.bincount(steps, guess.steps, bins), lam)
+                           np.bincount(steps, heard_steps, bins), lam)
     np.testing.assert_allclose(np.exp(mixed.timing_logits[0]), np.exp(want_step), atol=1e-6)

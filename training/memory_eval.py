@@ -63,15 +63,16 @@ def memory_trace(notes: np.ndarray, config: MemoryConfig, bins: int = 0,
     """Feed ``notes`` to a fresh memory; return, for notes ``first..``, the probability it
     gave the real pitch (and step and duration bins), its order and count."""
     memory = PhraseMemory(config)
-    pitch, order, count, step, dur = [], [], [], [], []
+    pitch, order, count, step, dur, floor = [], [], [], [], [], []
     if bins:
         step_bin = to_bins(notes[:, 1], bins)
         dur_bin = to_bins(notes[:, 2], bins)
     for i in range(len(notes)):
         if i >= first:
             guess = memory.guess()
-            probs = guess.pitch_probabilities()
+            probs = guess.pitch_probabilities(heard=True)
             pitch.append(probs[int(notes[i, 0])])
+            floor.append(guess.floor)
             order.append(guess.order)
             count.append(guess.count)
             if bins:
@@ -81,7 +82,8 @@ def memory_trace(notes: np.ndarray, config: MemoryConfig, bins: int = 0,
                 step.append(spread[step_bin[i]])
                 dur.append(spread[bins + dur_bin[i]])
         memory.learn(int(notes[i, 0]), float(notes[i, 1]), float(notes[i, 2]))
-    out = {"pitch": np.array(pitch), "order": np.array(order), "count": np.array(count)}
+    out = {"pitch": np.array(pitch), "order": np.array(order), "count": np.array(count),
+           "floor": np.array(floor)}
     if bins:
         out["step"], out["duration"] = np.array(step), np.array(dur)
     return out
@@ -187,6 +189,7 @@ def _score(traces: list[dict], mem: list[dict], config: MemoryConfig, strength: 
     cat = np.concatenate
     lam = np.minimum(MAX_WEIGHT, 2 * min(strength, 1.0) * confidence(cat([m["order"] for m in mem]),
                                           cat([m["count"] for m in mem]), config))
+    lam = lam * (1.0 - cat([m["floor"] for m in mem]))
     out = {"notes": int(len(lam)), "strength": strength, "config": asdict(config),
            "mean_weight": float(lam.mean())}
     for head in ("pitch", "step", "duration"):

@@ -37,8 +37,11 @@ class JackServer:
         self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name,
                     "JACK_NO_AUDIO_RESERVATION": "1", "MIDO_BACKEND": JACK_BACKEND}
         self.log = open(log, "wb")
-        self.proc = subprocess.Popen(["jackd", "--name", self.name, "-d", "dummy", "-r", "48000",
-                                      "-p", "64"], stdout=self.log, stderr=subprocess.STDOUT,
+        # -t 5000: a client's requests (opening a client, a port) may wait 5 s for the
+        # server instead of 0.5 s; with the CPU burnt beside the tests, opening a client
+        # failed now and then ("JACK server not running?") with the default.
+        self.proc = subprocess.Popen(["jackd", "--name", self.name, "-t", "5000", "-d", "dummy",
+                                      "-r", "48000", "-p", "64"], stdout=self.log, stderr=subprocess.STDOUT,
                                      env=self.env)
         deadline = time.monotonic() + 15
         while subprocess.run(["jack_lsp"], env=self.env, capture_output=True).returncode != 0:

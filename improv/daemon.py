@@ -45,22 +45,35 @@ PEERS_EVERY = 0.2
 MAX_BATCH = 256
 #: How often time passes for the improviser (calls end, continue mode is fed).
 TICK = 0.001
-#: Real-time priority (SCHED_FIFO) for improv's threads where allowed (root, or an
-#: rtprio limit): above every ordinary process, below JACK's client threads (libjack
-#: ran improv's own at 5 here, jackd's default -P 10 minus 5; at an equal priority a
-#: Python thread computing an answer would keep them off a core and the input would
-#: miss its cycle). Measured with two training jobs on the 2 cores beside it (improv
-#: bench live, end-of-call to answer): p99 10.3 ms, max 67 ms without; ~3-4 ms with.
+#: Real-time priority (SCHED_FIFO) for improv's threads, only when asked for
+#: (``IMPROV_REALTIME=1``) and allowed (root, or an rtprio limit): above every ordinary
+#: process, below JACK's client threads (libjack ran improv's own at 5 here, jackd's
+#: default -P 10 minus 5; at an equal priority a Python thread computing an answer
+#: would keep them off a core). Measured once with two training jobs on the 2 cores
+#: beside it (improv bench live, end-of-call to answer): p99 10.3 ms, max 67 ms without;
+#: 4.1 ms, max 4.4 ms with. Not the default: a process that spins at real-time
+#: priority starves the whole machine (seen here: libjack's threads of a client whose
+#: server died spun at 95% CPU each), and threads and forked children inherit it.
 RT_PRIORITY = 2
 
 
 def _realtime() -> bool:
-    """Ask for real-time scheduling for this thread and the threads it starts."""
+    """Ask for real-time scheduling for this thread and the threads it starts (a
+    forked child is reset to ordinary scheduling); return whether it was granted."""
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK,
+                              os.sched_param(RT_PRIORITY))
         return True
     except (AttributeError, OSError):  # not Linux, or not allowed: ordinary scheduling
         return False
+
+
+def _ordinary() -> None:
+    """Back to ordinary scheduling (the caller may go on, e.g. a test run in-process)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
 
 
 class PeerEvent:
@@ -283,9 +296,9 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
     log = _SafeLog(log)
     clock = time.monotonic
     model = NoteModel.load(options.model or default_model_dir())
-    if threading.current_thread() is threading.main_thread() and os.environ.get(
-            "IMPROV_REALTIME", "1") != "0":
-        _realtime()  # before any thread starts: they inherit it
+    realtime = (threading.current_thread() is threading.main_thread()
+                and os.environ.get("IMPROV_REALTIME") == "1" and _realtime())
+    # (before any thread starts: they inherit it)
     own_outputs = outputs is None
     outputs = open_synth(options) if own_outputs else outputs
     try:
@@ -412,6 +425,8 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
                 _status(improviser, latencies, log)
         return 0
     finally:
+        if realtime:
+            _ordinary()
         if watch is not None:
             watch.stop()
         if peers is not None:

@@ -39,10 +39,12 @@ from typing import Callable
 
 import mido
 
-#: RtMidi's queue between JACK's thread and ours. At 10,000 msg/s this is 1.6 s of
-#: slack, so a poller delayed by a loaded machine does not lose input (RtMidi's
-#: default of 100/1024 is 0.1 s at that rate).
-QUEUE_LIMIT = 16384
+#: RtMidi's queue between JACK's thread and ours (preallocated, ~32 bytes an entry:
+#: 4 MB). The main loop polls it between its other work, so this is the slack when
+#: that work or a loaded machine holds it up: 13 s at 10,000 msg/s (with 16,384 the
+#: flood test lost 10 of 100,000 on a starved machine where the reference client lost
+#: none; RtMidi's default of 100/1024 is 0.1 s at that rate).
+QUEUE_LIMIT = 1 << 17
 #: Sleep between polls when the queue is empty. ~0.25 ms actual on Linux: adds at most
 #: that to the input latency (JACK's period here is 1.33 ms) for ~3% of a core.
 POLL = 0.0002

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from improv import __version__
 from improv.paths import default_model_dir, resolve_data
+from improv.sampling import SamplingConfig
+
+#: improv's sampling defaults, for the flags' defaults and help (improv/sampling.py).
+_SAMPLING = SamplingConfig()
 
 
 def _quiet_tensorflow() -> None:
@@ -124,8 +128,9 @@ def _add_evaluate(sub) -> None:
                    "compare with the real continuation (no TensorFlow needed)")
     p.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                    help="--music: sampling temperatures to try (default 0.5 1.0 2.0)")
-    p.add_argument("--top-p", type=float, default=1.0,
-                   help="--music: nucleus sampling threshold (default 1: off)")
+    p.add_argument("--top-p", type=float, default=_SAMPLING.top_p,
+                   help=f"--music: nucleus sampling mass (default {_SAMPLING.top_p:g}, "
+                   "improv's own)")
     p.add_argument("--seed-notes", type=int, default=50, help="--music: notes of each seed")
     p.add_argument("--generate-notes", type=int, default=200,
                    help="--music: notes generated after each seed")
@@ -358,10 +363,12 @@ def _cmd_export(args) -> int:
 
 
 def _add_sampling(p) -> None:
-    p.add_argument("--temperature", type=float, default=0.8,
-                   help="pitch sampling temperature; 0 always takes the likeliest (default 0.8)")
+    p.add_argument("--temperature", type=float, default=_SAMPLING.temperature,
+                   help="pitch sampling temperature; 0 always takes the likeliest "
+                   f"(default {_SAMPLING.temperature:g})")
     p.add_argument("--top-k", type=int, default=0, help="draw among the k likeliest pitches")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1)")
+    p.add_argument("--top-p", type=float, default=_SAMPLING.top_p,
+                   help=f"nucleus sampling mass (default {_SAMPLING.top_p:g}; 1: off)")
     p.add_argument("--max-step", type=float, default=2.0, help="longest gap between onsets (s)")
     p.add_argument("--max-duration", type=float, default=4.0, help="longest note (s)")
     p.add_argument("--random-seed", type=int, help="same number, same notes")
@@ -473,7 +480,8 @@ def _add_demo(sub) -> None:
     p.add_argument("--soundfont", help="soundfont (default: see soundfonts/README.md)")
     p.add_argument("--audio-driver", help="FluidSynth audio driver (file: no live sound)")
     p.add_argument("--gain", type=float, help=GAIN_HELP)
-    p.add_argument("--temperature", type=float, help="pitch sampling temperature (default 0.8)")
+    p.add_argument("--temperature", type=float,
+                   help=f"pitch sampling temperature (default {_SAMPLING.temperature:g})")
     p.add_argument("--random-seed", type=int, help="seed of improv's random draws")
 
 
@@ -556,9 +564,11 @@ def _add_run(sub) -> None:
     p.add_argument("--barge-in", action=argparse.BooleanOptionalAction, default=None,
                    help="stop an answer when the player plays again (default: on)")
     p.add_argument("--temperature", type=float,
-                   help="pitch sampling temperature; 0 always takes the likeliest (default 0.8)")
+                   help="pitch sampling temperature; 0 always takes the likeliest "
+                   f"(default {_SAMPLING.temperature:g})")
     p.add_argument("--top-k", type=int, help="draw among the k likeliest pitches (0: all)")
-    p.add_argument("--top-p", type=float, help="nucleus sampling mass (default 1: off)")
+    p.add_argument("--top-p", type=float,
+                   help=f"nucleus sampling mass (default {_SAMPLING.top_p:g}; 1: off)")
     p.add_argument("--random-seed", type=int, help="seed of improv's random draws")
     p.add_argument("--gain", type=float, help=GAIN_HELP)
     _add_memory(p)

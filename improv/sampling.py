@@ -36,10 +36,12 @@ class SamplingConfig:
         Lowest and highest pitch that may be played (default: the piano's 21-108).
     """
 
-    #: 0.8 was closest to real continuations on the validation split (models/README.md).
-    temperature: float = 0.8
+    #: Temperature 0.9 with top-p 0.95 was closest to real continuations on the validation
+    #: split (highest mean histogram overlap, lowest mean KL) among 0.8-1.0 x 0.9-1.0, with
+    #: notes out of key within 1.2 x the real continuation's share (models/README.md).
+    temperature: float = 0.9
     top_k: int = 0
-    top_p: float = 1.0
+    top_p: float = 0.95
     timing_temperature: float = 1.0
     velocity_temperature: float = 1.0
     min_step: float = 0.0
@@ -87,9 +89,13 @@ class Sampler:
         if 0 < cfg.top_k < len(z):
             z[z < np.partition(z, -cfg.top_k)[-cfg.top_k]] = 0.0
         if cfg.top_p < 1.0:
-            order = np.argsort(z)[::-1]
-            before = np.cumsum(z[order]) - z[order]  # mass of the likelier pitches
-            z[order[before >= cfg.top_p * z.sum()]] = 0.0  # the likeliest always stays
+            # Keep the likeliest pitches until their mass reaches top_p (the one that crosses
+            # it included, so the likeliest always stays): a cut-off value from the sorted
+            # weights, not a sorted index array (8 -> 4 us a note here).
+            mass = np.sort(z)[::-1]
+            cumulative = np.cumsum(mass)
+            last = int(cumulative.searchsorted(cfg.top_p * cumulative[-1]))
+            z[z < mass[min(last, len(mass) - 1)]] = 0.0
         return z
 
     def pitch_probabilities(self, logits: np.ndarray) -> np.ndarray:

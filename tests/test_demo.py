@@ -40,3 +40,22 @@ def test_demo_sounds_live_and_still_writes_the_wav(jack, tmp_path, capsys):
     assert _tracks(mid)["player"] == 12
     peak, _ = _peak_dbfs(wav)
     assert -6 <= peak <= -1, peak
+
+
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
+
+
+def test_demo_answers_the_c_major_calls_in_c_major(tmp_path):
+    """The demo's calls (the built-in Bach prelude in C) are all in C major; the answers of
+    a model that hears harmony are too (issue 10: at least 85% of their notes). The pitch
+    classes of the recorded answers are what is checked, as a listener would."""
+    wav, mid = tmp_path / "demo.wav", tmp_path / "demo.mid"
+    assert main(["demo", "--wav", str(wav), "--mid", str(mid), "--random-seed", "1",
+                 "--audio-driver", "file"]) == 0
+    tracks = {t.name: [m.note for m in t if m.type == "note_on" and m.velocity > 0]
+              for t in mido.MidiFile(mid).tracks}
+    assert all(p % 12 in C_MAJOR for p in tracks["player"])
+    answers = tracks["improv"]
+    assert len(answers) == 36  # three phrases of 12, each answered as long
+    in_key = sum(p % 12 in C_MAJOR for p in answers) / len(answers)
+    assert in_key >= 0.85, (in_key, answers)

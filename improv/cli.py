@@ -148,7 +148,7 @@ def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
 
     result, notes = evaluate_music(model_dir, corpus.files, corpus.notes, args.temperatures,
                                    args.seed_notes, args.generate_notes, top_p=args.top_p,
-                                   memory=_memory_strength(args))
+                                   memory=_memory_strength(args, _tuned_strength()))
     out = args.json or Path(f"music-{model_dir.name}.json")
     out.write_text(json.dumps({"model": str(model_dir), "split": args.split, **result},
                               indent=2) + "\n")
@@ -231,7 +231,7 @@ def _cmd_evaluate(args) -> int:
     cfg = card.get("config", {})
     arch = cfg.get("arch") or ("streaming" if model.input_shape[1] is None else "tutorial")
     seq_length = cfg.get("seq_length") or model.input_shape[1]
-    strength = _memory_strength(args)
+    strength = _memory_strength(args, _tuned_strength())
     if strength:
         from training.memory_eval import evaluate_with_memory
 
@@ -255,11 +255,20 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _memory_strength(args) -> float:
-    """The --memory strength (the default's when not given), checked."""
+def _tuned_strength() -> float:
+    """The strength evaluate scores the memory at unless told (improv.memory)."""
+    from improv.memory import TUNED_STRENGTH
+
+    return TUNED_STRENGTH
+
+
+def _memory_strength(args, default: float | None = None) -> float:
+    """The --memory strength (``default``, else improv's, when not given), checked."""
     from improv.memory import DEFAULT_STRENGTH
 
-    value = DEFAULT_STRENGTH if args.memory is None else args.memory
+    if default is None:
+        default = DEFAULT_STRENGTH
+    value = default if args.memory is None else args.memory
     if not 0 <= value <= 1:
         raise ValueError(f"--memory must be 0-1, got {value}")
     return value
@@ -410,7 +419,7 @@ def _add_generate(sub) -> None:
 
 def _add_memory(p, default: float | None = None) -> None:
     p.add_argument("--memory", type=float, default=default, metavar="S",
-                   help="weight of the phrase memory, 0-1: 0 the model alone, 0.5 (default) "
+                   help="weight of the phrase memory, 0-1: 0 the model alone (default), 0.5 "
                    "as tuned, 1 mostly the player's own material")
     p.add_argument("--memory-file", type=Path, metavar="FILE",
                    help="keep what the memory learns in FILE across sessions")

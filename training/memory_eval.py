@@ -220,9 +220,9 @@ def tune(traces: list[dict], notes: list[np.ndarray], bins: int, log=print) -> d
     """Search the memory's constants for the lowest pitch cross-entropy at the default
     strength; timing_share for the lowest step plus duration cross-entropy at the chosen
     pitch constants."""
-    from improv.memory import DEFAULT_STRENGTH
+    from improv.memory import TUNED_STRENGTH
 
-    strength = DEFAULT_STRENGTH
+    strength = TUNED_STRENGTH
     best = None
     results = []
     for max_order, chord in itertools.product(ORDERS, CHORD_SECONDS):
@@ -282,9 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         result = tune(traces, notes, model.weights.timing_bins,
                       log=lambda s: print(s, file=sys.stderr, flush=True))
     else:
-        from improv.memory import DEFAULT_STRENGTH
+        from improv.memory import TUNED_STRENGTH
 
-        strength = DEFAULT_STRENGTH if args.strength is None else args.strength
+        strength = TUNED_STRENGTH if args.strength is None else args.strength
         result = evaluate(model_dir, notes, MemoryConfig(), strength, traces)
     result.update({"model": str(model_dir), "split": args.split,
                    "files": [str(f.path) for f in corpus.files]})

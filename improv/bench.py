@@ -463,8 +463,9 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
         for rate in rates:
             sink = _PolledCounter("benchin sink")
             tap = _PolledCounter("benchin tap")
+            name = f"benchin{rate}"  # a name per row: the last row's may still be going
             proc = subprocess.Popen(
-                [sys.executable, "-m", "improv", "run", "--api", "jack", "--virtual", "benchin",
+                [sys.executable, "-m", "improv", "run", "--api", "jack", "--virtual", name,
                  "--output", "benchin sink", "--passthrough", "--silence", "600",
                  "--held-keys", "3600", "--answer-notes", "1", "--no-status"],
                 stderr=subprocess.PIPE, text=True)
@@ -473,9 +474,11 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
                 lines.append(line)
                 if "listening on" in line:
                     break
+            else:
+                raise RuntimeError("improv run did not start:\n" + "".join(lines))
             keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "benchin keys")
             keys.open_virtual_port("keys")
-            for target in ("benchin in:benchin in", "benchin tap:benchin tap"):
+            for target in (f"{name} in:{name} in", "benchin tap:benchin tap"):
                 subprocess.run(["jack_connect", "benchin keys:keys", target], check=True)
             time.sleep(0.5)
             sent = []

@@ -198,3 +198,16 @@ class Peer:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(10)
+
+
+def settled(value, quiet: float = 1.0, timeout: float = 60.0) -> int:
+    """Wait until ``value()`` has not changed for ``quiet`` seconds; return it."""
+    last, since, deadline = value(), time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last

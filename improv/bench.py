@@ -116,6 +116,24 @@ def _has_tensorflow() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
+def time_first_feed(model_dir: Path, loads: int = 7, later: int = 20) -> float:
+    """Return the median, over fresh loads, of the first note's time over a later note's:
+    the load's warm-up should leave the first live note no slower than the rest."""
+    ratios = []
+    for _ in range(loads):
+        model = NoteModel.load(model_dir)
+        t0 = time.perf_counter()
+        model.feed(60, 0.1, 0.2)
+        first = time.perf_counter() - t0
+        times = []
+        for _ in range(later):
+            t0 = time.perf_counter()
+            model.feed(62, 0.1, 0.2)
+            times.append(time.perf_counter() - t0)
+        ratios.append(first / float(np.median(times)))
+    return float(np.median(ratios))
+
+
 def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None = None) -> dict:
     """Run every measurement; print the table; return (and maybe write) the results.
 
@@ -144,7 +162,8 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
     if predict_notes:
         rows[predict_name] = time_keras_predict(tutorial, predict_notes)
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "rows": rows, "generate_startup": startup}
+              "rows": rows, "generate_startup": startup,
+              "first_note_ratio": time_first_feed(default)}
     if predict_notes:
         base = rows[predict_name]["p99_ms"]
         result["speedup_p99"] = {k: base / v["p99_ms"] for k, v in rows.items()
@@ -155,6 +174,8 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
         print(f"{name:<72} {r['p50_ms']:>8.4f} {r['p99_ms']:>8.4f} {r['max_ms']:>8.3f} {r['n']:>6}")
     for name, s in result.get("speedup_p99", {}).items():
         print(f"speed-up at p99 over model.predict: {s:,.0f}x  ({name})")
+    print(f"first note after a load: {result['first_note_ratio']:.1f} times a later one's "
+          "(median of 7 loads; the load's warm-up aims at 1)")
     print(f"improv generate -n 1: {startup['seconds']:.2f} s start to finish, "
           f"peak RSS {startup['rss_mb']:.0f} MB, TensorFlow imported: "
           f"{startup['imports_tensorflow']}")

@@ -64,24 +64,18 @@ def test_streaming_step_is_incremental_and_reset_forgets(real_midi):
     assert engine.notes_fed == 30
 
 
-def test_first_call_is_warm():
-    """Warm-up at load: the first feed costs about what later ones do. (Measured without
-    the warm-up, a fresh model's first feed costs 2.5-5.6 times a later one's.)"""
-    import time
-
-    ratios = []
-    for _ in range(7):
-        engine = NoteModel.load(MODELS / "default")
-        t0 = time.perf_counter()
-        engine.feed(60, 0.1, 0.2)
-        first = time.perf_counter() - t0
-        later = []
-        for _ in range(20):
-            t0 = time.perf_counter()
-            engine.feed(62, 0.1, 0.2)
-            later.append(time.perf_counter() - t0)
-        ratios.append(first / np.median(later))
-    assert np.median(ratios) < 2.0, ratios
+def test_load_warms_up_and_forgets_its_warm_up_notes():
+    """The load feeds a few notes so that the first BLAS calls' allocations are not paid on
+    the first live note (measured without it, a fresh model's first note cost 2.5-5.6 times
+    a later one's; ``improv bench engine`` prints that ratio, a timing that has no place in
+    a test), and then forgets them: a fresh model predicts exactly as a reset one."""
+    fresh = NoteModel.load(MODELS / "default")
+    assert fresh.notes_fed == 0 and not fresh.h.any() and not fresh.c.any()
+    first = fresh.feed(60, 0.1, 0.2)
+    used = NoteModel.load(MODELS / "default")
+    used.feed_many(np.array([[64, 0.2, 0.3, 70]] * 5))
+    used.reset()
+    np.testing.assert_array_equal(used.feed(60, 0.1, 0.2).logits, first.logits)
 
 
 @pytest.mark.parametrize("velocity_bins,embedding,interval",

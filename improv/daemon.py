@@ -4,9 +4,9 @@ One thread polls the input port (:mod:`improv.midiin`: no Python callback in
 JACK's real-time thread) and queues each message with its arrival time; the
 main thread hands them to the :class:`~improv.improviser.Improviser` and lets
 time pass; the scheduler's thread sends the notes. On JACK a watch thread
-follows who is connected to the virtual ports (:class:`PeerWatch`). However the loop ends (Ctrl-C, SIGTERM, an
-exception), every sounding note is ended, all-notes-off and sustain-off are
-sent, and the recording is written.
+follows who is connected to the virtual ports (:class:`PeerWatch`). However the
+loop ends (Ctrl-C, SIGTERM, an exception), every sounding note is ended,
+all-notes-off and sustain-off are sent, and the recording is written.
 """
 
 from __future__ import annotations

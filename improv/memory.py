@@ -28,8 +28,9 @@ counts alone (the uniform floor's share is left to the LSTM) and
 ``confidence = scale * k / max_order * n / (n + count_half)`` for the longest context of
 ``k`` symbols the memory has seen before, ``n`` times (counts). ``strength`` is the
 user's ``--memory``: 0 the LSTM alone (:data:`DEFAULT_STRENGTH`), :data:`TUNED_STRENGTH`
-(0.5) the weighting the validation split picked (``scale``, ``count_half`` and the other constants were
-chosen there by ``training/memory_eval.py --tune``), 1 twice the memory's weight.
+(0.5) the weighting the validation split picked (``scale``, ``count_half`` and the other
+constants were chosen there by ``training/memory_eval.py --tune``), 1 twice the memory's
+weight.
 
 Size: at most ``max_entries`` (context, next note) counts in all, and at most
 :data:`MAX_CODES` different next notes after one context (beyond that the rarer half

@@ -40,9 +40,9 @@ class JackServer:
         # -t 5000: a client's requests (opening a client, a port) may wait 5 s for the
         # server instead of 0.5 s; with the CPU burnt beside the tests, opening a client
         # failed now and then ("JACK server not running?") with the default.
-        self.proc = subprocess.Popen(["jackd", "--name", self.name, "-t", "5000", "-d", "dummy",
-                                      "-r", "48000", "-p", "64"], stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=self.env)
+        self.proc = subprocess.Popen(
+            ["jackd", "--name", self.name, "-t", "5000", "-d", "dummy", "-r", "48000", "-p", "64"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + 15
         while subprocess.run(["jack_lsp"], env=self.env, capture_output=True).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:

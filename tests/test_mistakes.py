@@ -70,7 +70,8 @@ def test_mistake_gives_one_line(files, case):
         assert "improv demo:" not in proc.stderr  # no banner before the error
 
 
-@pytest.mark.parametrize("args", [["train", "--data", "{tmp}"], ["evaluate", "--data", "{tmp}", "--split", "all"],
+@pytest.mark.parametrize("args", [["train", "--data", "{tmp}"],
+                                  ["evaluate", "--data", "{tmp}", "--split", "all"],
                                   ["plot", "roll", "{tmp}/empty.mid", "-o", "{tmp}/r.png"]])
 def test_training_commands_without_the_train_extra_say_what_to_install(files, args):
     proc = improv(*(a.format(tmp=files) for a in args), code=WITHOUT_TRAIN)

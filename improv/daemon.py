@@ -395,25 +395,19 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=sys.stderr
                     items.append(inbox.get_nowait())
                 except queue.Empty:
                     break
+            if not items and polled is None:  # a built-in source posts to the inbox: wait
+                try:
+                    items.append(inbox.get(timeout=0.002))
+                except queue.Empty:
+                    pass
             for t, msg in items:
                 code = dispatch(t, msg)
                 if code is not None:
                     return code
             now = clock()
-            if not items:
-                if polled is None:  # a built-in source posts to the inbox: wait on it
-                    try:
-                        items.append(inbox.get(timeout=0.002))
-                    except queue.Empty:
-                        pass
-                    for t, msg in items:
-                        code = dispatch(t, msg)
-                        if code is not None:
-                            return code
-                    now = clock()
-                elif now < next_tick:
-                    time.sleep(POLL)
-                    continue
+            if not items and polled is not None and now < next_tick:
+                time.sleep(POLL)
+                continue
             if now < next_tick:
                 continue
             next_tick = now + TICK

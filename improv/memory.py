@@ -65,6 +65,7 @@ from pathlib import Path
 
 import numpy as np
 
+from improv.checks import check_types
 from improv.engine import Prediction
 from improv.features import INTERVAL_RANGE, NO_INTERVAL
 from improv.timebins import bin_edges
@@ -168,15 +169,7 @@ class MemoryConfig:
     gap_rate: float = 0.1
 
     def __post_init__(self):
-        for name in ("max_order", "max_entries"):
-            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
-                raise ValueError(f"memory {name} must be a whole number")
-        for name in ("chord_seconds", "own_weight", "count_half", "scale", "timing_share",
-                     "gap_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
-                raise ValueError(f"memory {name} must be a finite number, got {value!r}")
+        check_types(self, "memory ")
         if not 1 <= self.max_order <= 32:
             raise ValueError(f"memory max_order must be 1-32, got {self.max_order}")
         if not 0 <= self.chord_seconds <= 0.2:

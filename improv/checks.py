@@ -14,6 +14,8 @@ import math
 import types
 import typing
 
+from improv.errors import InvalidValueError
+
 
 def _describe(value) -> str:
     return f"{value!r} ({type(value).__name__})"
@@ -29,40 +31,40 @@ def check_value(where: str, hint, value) -> None:
                 return
             except ValueError:
                 pass
-        raise ValueError(f"{where} must be {' or '.join(_name(a) for a in typing.get_args(hint))}"
+        raise InvalidValueError(f"{where} must be {' or '.join(_name(a) for a in typing.get_args(hint))}"
                          f", got {_describe(value)}")
     if hint is type(None):
         if value is not None:
-            raise ValueError(f"{where} must be empty, got {_describe(value)}")
+            raise InvalidValueError(f"{where} must be empty, got {_describe(value)}")
     elif hint is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{where} must be true or false, got {_describe(value)}")
+            raise InvalidValueError(f"{where} must be true or false, got {_describe(value)}")
     elif hint is int:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{where} must be a whole number, got {_describe(value)}")
+            raise InvalidValueError(f"{where} must be a whole number, got {_describe(value)}")
     elif hint is float:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ValueError(f"{where} must be a number, got {_describe(value)}")
+            raise InvalidValueError(f"{where} must be a number, got {_describe(value)}")
         if not math.isfinite(value):
-            raise ValueError(f"{where} must be a finite number, got {value!r}")
+            raise InvalidValueError(f"{where} must be a finite number, got {value!r}")
     elif hint is str:
         if not isinstance(value, str):
-            raise ValueError(f"{where} must be a string, got {_describe(value)}")
+            raise InvalidValueError(f"{where} must be a string, got {_describe(value)}")
     elif origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (tuple, list)) or len(value) != len(args):
-            raise ValueError(f"{where} must be a list of {len(args)}, got {_describe(value)}")
+            raise InvalidValueError(f"{where} must be a list of {len(args)}, got {_describe(value)}")
         for i, (arg, item) in enumerate(zip(args, value)):
             check_value(f"{where}[{i}]", arg, item)
     elif hint is dict or origin is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{where} must be a table, got {_describe(value)}")
+            raise InvalidValueError(f"{where} must be a table, got {_describe(value)}")
         for key, item in value.items():
             if not isinstance(key, str) or not isinstance(item, (str, int, float, bool)):
-                raise ValueError(f"{where}: {key!r} = {item!r}: keys must be strings and values"
+                raise InvalidValueError(f"{where}: {key!r} = {item!r}: keys must be strings and values"
                                  " strings, numbers or booleans")
             if isinstance(item, float) and not math.isfinite(item):
-                raise ValueError(f"{where}.{key} must be a finite number, got {item!r}")
+                raise InvalidValueError(f"{where}.{key} must be a finite number, got {item!r}")
 
 
 def _name(hint) -> str:
@@ -83,4 +85,4 @@ def check_types(obj, prefix: str = "") -> None:
 def check_range(where: str, value: float, low: float, high: float) -> None:
     """Raise ValueError unless ``low <= value <= high``."""
     if not low <= value <= high:
-        raise ValueError(f"{where} must be {low:g}-{high:g}, got {value!r}")
+        raise InvalidValueError(f"{where} must be {low:g}-{high:g}, got {value!r}")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from improv import __version__
+from improv.errors import ImprovError, InvalidValueError, MissingFileError
 from improv.paths import default_model_dir, resolve_data
 from improv.sampling import SamplingConfig
 
@@ -105,7 +106,7 @@ def _check_data(sources) -> None:
     """Say how to get the training data when a source is missing."""
     for source in sources:
         if not Path(source).exists():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{source}: no such file or folder; get the data sets improv trains on with: "
                 "improv data download asap (see improv data list), or name yours with --data")
 
@@ -203,13 +204,12 @@ def _cmd_evaluate(args) -> int:
         raise ModelError(f"{needed}: no such file (is {model_dir} a model folder?)")
     sources = args.data or card.get("config", {}).get("data")
     if not sources:
-        raise SystemExit("improv: error: the model's card names no data; give --data")
+        raise InvalidValueError("the model's card names no data; give --data")
     _check_data([resolve_data(s) for s in sources])
     files = [f for s in sources for f in find_midi_files(resolve_data(s))]
     chosen = files if args.split == "all" else [f for f in files if f.split == args.split]
     if not chosen:
-        raise SystemExit(f"improv: error: no files in the {args.split} split of "
-                         f"{', '.join(sources)}")
+        raise InvalidValueError(f"no files in the {args.split} split of {', '.join(sources)}")
     if args.max_files:
         chosen = chosen[:args.max_files]
     from improv.progress import set_quiet, shown
@@ -223,8 +223,8 @@ def _cmd_evaluate(args) -> int:
     if args.music:  # the NumPy engine plays: no TensorFlow
         return _cmd_evaluate_music(args, model_dir, corpus)
     _quiet_tensorflow()
-    from training.evaluate import evaluate_model, frequency_reference
     from training.card import write_card
+    from training.evaluate import evaluate_model, frequency_reference
     from training.pipeline import evaluation_card
 
     model = _load_keras(model_dir / KERAS_FILE)
@@ -270,15 +270,15 @@ def _memory_strength(args, default: float | None = None) -> float:
         default = DEFAULT_STRENGTH
     value = default if args.memory is None else args.memory
     if not 0 <= value <= 1:
-        raise ValueError(f"--memory must be 0-1, got {value}")
+        raise InvalidValueError(f"--memory must be 0-1, got {value}")
     return value
 
 
 def _load_keras(path: Path):
     import keras
 
-    from improv.weights import ModelError
     import training.loss  # noqa: F401  registers the custom loss for compiled files
+    from improv.weights import ModelError
 
     try:
         return keras.models.load_model(path, compile=False)
@@ -322,14 +322,14 @@ def _cmd_plot(args) -> int:
         for folder in args.input:
             music = read_card(folder).get("music")
             if not music:
-                raise ValueError(f"{folder}: its card has no music results; run "
+                raise InvalidValueError(f"{folder}: its card has no music results; run "
                                  f"improv evaluate {folder} --music --update-card")
             rows.update({f"{folder.name}, T={t}": r for t, r in music["summary"].items()})
         plots.plot_music_comparison(rows, args.output)
     elif args.kind == "history":
         path = first / "history.json" if first.is_dir() else first
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file (a model folder has history.json)")
+            raise MissingFileError(f"{path}: no such file (a model folder has history.json)")
         plots.plot_history(json.loads(path.read_text()), args.output, title=first.name)
     else:
         from training.notes import midi_to_notes
@@ -358,14 +358,14 @@ def _cmd_export(args) -> int:
 
     cfg_path = args.checkpoints / "config.json"
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{cfg_path}: no such file (is this a checkpoint folder?)")
+        raise MissingFileError(f"{cfg_path}: no such file (is this a checkpoint folder?)")
     config = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
     for name in ("best.keras", "last.keras"):
         if (args.checkpoints / name).is_file():
             model = _load_keras(args.checkpoints / name)
             break
     else:
-        raise FileNotFoundError(f"{args.checkpoints}: holds no best.keras or last.keras")
+        raise MissingFileError(f"{args.checkpoints}: holds no best.keras or last.keras")
     export_model(model, config, args.out, {"description": f"exported from {args.checkpoints}"})
     print(f"wrote {args.out}")
     return 0
@@ -386,7 +386,7 @@ def _add_sampling(p) -> None:
 def _check_folder(path: Path | None) -> None:
     """Refuse an output file whose folder is missing, before any work is done."""
     if path is not None and not path.resolve().parent.is_dir():
-        raise FileNotFoundError(f"{path}: no such folder {path.parent}")
+        raise MissingFileError(f"{path}: no such folder {path.parent}")
 
 
 def _sampler(args):
@@ -394,7 +394,7 @@ def _sampler(args):
 
     for flag in ("max_step", "max_duration"):
         if not getattr(args, flag) > 0:
-            raise ValueError(f"--{flag.replace('_', '-')} must be above 0 seconds, "
+            raise InvalidValueError(f"--{flag.replace('_', '-')} must be above 0 seconds, "
                              f"got {getattr(args, flag)}")
 
     cfg = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -433,7 +433,7 @@ def _cmd_generate(args) -> int:
     from improv.midifile import write_midi
 
     if args.notes < 1:
-        raise ValueError(f"--notes must be at least 1, got {args.notes}")
+        raise InvalidValueError(f"--notes must be at least 1, got {args.notes}")
     sampler = _sampler(args)
     soundfont = None
     for path in (args.output, args.wav):
@@ -499,7 +499,7 @@ def _cmd_demo(args) -> int:
     from improv.demo import demo
 
     if not 1 <= args.phrases <= 5:
-        raise ValueError(f"--phrases must be 1-5, got {args.phrases}")
+        raise InvalidValueError(f"--phrases must be 1-5, got {args.phrases}")
     options = apply_flags(RunOptions(), {
         "model": args.model, "soundfont": args.soundfont, "audio_driver": args.audio_driver,
         "random_seed": args.random_seed, "sampling.temperature": args.temperature})
@@ -514,7 +514,7 @@ def _with_gain(options, gain: float | None):
     if gain is None:
         return options
     if not 0 <= gain <= 10:
-        raise ValueError(f"--gain must be 0-10 (FluidSynth's range), got {gain}")
+        raise InvalidValueError(f"--gain must be 0-10 (FluidSynth's range), got {gain}")
     from dataclasses import replace
 
     return replace(options, synth_settings={**options.synth_settings, "synth.gain": gain})
@@ -712,9 +712,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``improv`` command; return its exit status."""
     args = build_parser().parse_args(argv)
-    from improv.ports import PortError
-    from improv.synth import SynthError
-
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as exc:  # TrainingInterrupted says where it saved
@@ -729,8 +726,8 @@ def main(argv: list[str] | None = None) -> int:
               f"leaves out; install the {extra} extra: bash install.sh --{extra} (or pip install "
               f"'improv[{extra}]')", file=sys.stderr)
         return 1
-    # Bad data, models, MIDI files and configs raise ValueError subclasses; a missing
-    # soundfont is a FileNotFoundError: no need to import training/ on the live path.
-    except (ValueError, FileNotFoundError, SynthError, PortError) as exc:
+    # Every error a user can cause is an ImprovError (improv.errors); anything else is a
+    # bug and shows its traceback.
+    except ImprovError as exc:
         print(f"improv: error: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from improv.checks import check_range, check_types, check_value
 from improv.controls import Controls
+from improv.errors import ImprovError, InvalidValueError
 from improv.improviser import Settings
 from improv.sampling import SamplingConfig
 
@@ -23,7 +24,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-class ConfigError(ValueError):
+class ConfigError(ImprovError, ValueError):
     """A config file is malformed or holds unknown keys or bad values."""
 
 
@@ -56,7 +57,7 @@ class RunOptions:
             check_range("channel", self.channel, 0, 15)
             check_range("voices", self.voices, 1, 128)
             if self.random_seed is not None and self.random_seed < 0:
-                raise ValueError(f"random_seed must be >= 0, got {self.random_seed}")
+                raise InvalidValueError(f"random_seed must be >= 0, got {self.random_seed}")
             _check_sampling(self.sampling)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from improv.checks import check_types
+from improv.errors import InvalidValueError
 
 MIN_TEMPERATURE = 0.1
 MAX_TEMPERATURE = 2.0
@@ -34,12 +35,12 @@ class Controls:
         for f in fields(self):
             cc = getattr(self, f.name)
             if not -1 <= cc <= 127:
-                raise ValueError(f"controls.{f.name} must be a CC number 0-127 (or -1), got {cc}")
+                raise InvalidValueError(f"controls.{f.name} must be a CC number 0-127 (or -1), got {cc}")
             if cc in used and cc != -1:
-                raise ValueError(f"controls.{f.name} and controls.{used[cc]} both use CC{cc}")
+                raise InvalidValueError(f"controls.{f.name} and controls.{used[cc]} both use CC{cc}")
             used[cc] = f.name
         if self.temperature == 64 or self.end_call == 64:
-            raise ValueError("CC64 is the sustain pedal; choose another control")
+            raise InvalidValueError("CC64 is the sustain pedal; choose another control")
 
     def action(self, control: int) -> str | None:
         """Return the name of the control ``control`` is mapped to, or None."""

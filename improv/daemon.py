@@ -27,8 +27,16 @@ from improv.improviser import Improviser
 from improv.midiin import POLL, PolledInput
 from improv.outputs import PortOutput, SynthOutput
 from improv.paths import default_model_dir
-from improv.ports import (PortError, PortLister, api_name, get_backend, list_ports,
-                          open_output, open_polled_input, reopen_polled_input)
+from improv.ports import (
+    PortError,
+    PortLister,
+    api_name,
+    get_backend,
+    list_ports,
+    open_output,
+    open_polled_input,
+    reopen_polled_input,
+)
 from improv.recorder import Recorder
 from improv.sampling import Sampler
 from improv.scheduler import Scheduler

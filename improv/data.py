@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, TextIO
 
+from improv.errors import ImprovError
 from improv.paths import DATA_DIR
 
 ASAP_COMMIT = "afc815c75c42e83a79c03feb6da8a35e77d4c6b8"
@@ -38,7 +39,7 @@ MANIFESTS = Path(__file__).parent / "datasets"
 CHUNK = 1 << 16
 
 
-class DownloadError(ValueError):
+class DownloadError(ImprovError, ValueError):
     """A download failed, or what arrived is not what was expected."""
 
 

@@ -20,6 +20,7 @@ import mido
 from improv.config import RunOptions
 from improv.daemon import run
 from improv.engine import NoteModel
+from improv.errors import MissingFileError
 from improv.generate import BUILTIN_SEED
 from improv.midifile import MidiReadError, read_midi
 from improv.outputs import SynthOutput
@@ -84,7 +85,7 @@ def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("de
     log = log or sys.stderr  # looked up now: a default bound at import goes stale under tests
     for path in (wav, mid):
         if not Path(path).resolve().parent.is_dir():
-            raise FileNotFoundError(f"{path}: no such folder {Path(path).parent}")
+            raise MissingFileError(f"{path}: no such folder {Path(path).parent}")
     soundfont = find_soundfont(options.soundfont or None)
     NoteModel.load(options.model or default_model_dir())  # a bad model fails before the banner
     outputs: list = []

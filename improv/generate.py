@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from improv.engine import NoteModel
+from improv.errors import InvalidValueError
 from improv.memory import PhraseMemory
 from improv.midifile import read_midi
 from improv.sampling import Sampler
@@ -38,11 +39,11 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
     at the seed's median velocity.
     """
     if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
+        raise InvalidValueError(f"count must be >= 0, got {count}")
     if len(seed) == 0:
-        raise ValueError("the seed has no notes")
+        raise InvalidValueError("the seed has no notes")
     if seed.shape[1] < 4:
-        raise ValueError("the seed needs rows of pitch, step, duration and velocity")
+        raise InvalidValueError("the seed needs rows of pitch, step, duration and velocity")
     model.reset()
     prediction = model.feed_many(seed)
     if memory is not None:

@@ -32,6 +32,7 @@ import numpy as np
 from improv.checks import check_range, check_types
 from improv.controls import Controls, cc_to_memory, cc_to_temperature
 from improv.engine import NoteModel
+from improv.errors import InvalidValueError
 from improv.memory import DEFAULT_STRENGTH, open_memory
 from improv.note import Note
 from improv.sampling import Sampler
@@ -77,20 +78,20 @@ class Settings:
     def __post_init__(self):
         check_types(self, "settings.")
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+            raise InvalidValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         check_range("settings.silence", self.silence, 0, MAX_SILENCE)
         check_range("settings.gap", self.gap, 0, MAX_GAP)
         check_range("settings.held_keys", self.held_keys, 0, MAX_HELD_KEYS)
         check_range("settings.memory", self.memory, 0, 1)
         if not 0 < self.lookahead <= MAX_LOOKAHEAD:
-            raise ValueError(f"settings.lookahead must be > 0 and <= {MAX_LOOKAHEAD:g} seconds,"
+            raise InvalidValueError(f"settings.lookahead must be > 0 and <= {MAX_LOOKAHEAD:g} seconds,"
                              f" got {self.lookahead!r}")
         if self.answer_notes < 0 or self.max_answer_notes < 1:
-            raise ValueError("answer_notes must be >= 0 and max_answer_notes >= 1")
+            raise InvalidValueError("answer_notes must be >= 0 and max_answer_notes >= 1")
         check_range("settings.answer_notes", self.answer_notes, 0, 1024)
         check_range("settings.max_answer_notes", self.max_answer_notes, 1, 1024)
         if not 0 <= self.velocity <= 127:
-            raise ValueError(f"velocity must be 0-127, got {self.velocity}")
+            raise InvalidValueError(f"velocity must be 0-127, got {self.velocity}")
 
 
 class Improviser:

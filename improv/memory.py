@@ -67,6 +67,7 @@ import numpy as np
 
 from improv.checks import check_types
 from improv.engine import Prediction
+from improv.errors import ImprovError, InvalidValueError
 from improv.features import INTERVAL_RANGE, NO_INTERVAL
 from improv.timebins import bin_edges
 
@@ -122,7 +123,7 @@ _STEP_RATIO = 2.0 ** ((np.arange(STEP_CLASSES) - 1 + STEP_LOW) / 2)
 _DURATION_RATIO = 2.0 ** ((np.arange(DURATION_CLASSES) + DURATION_LOW) / 2)
 
 
-class MemoryFileError(ValueError):
+class MemoryFileError(ImprovError, ValueError):
     """A memory file that cannot be read: missing, damaged, or of another format."""
 
 
@@ -171,21 +172,21 @@ class MemoryConfig:
     def __post_init__(self):
         check_types(self, "memory ")
         if not 1 <= self.max_order <= 32:
-            raise ValueError(f"memory max_order must be 1-32, got {self.max_order}")
+            raise InvalidValueError(f"memory max_order must be 1-32, got {self.max_order}")
         if not 0 <= self.chord_seconds <= 0.2:
-            raise ValueError(f"memory chord_seconds must be 0-0.2, got {self.chord_seconds}")
+            raise InvalidValueError(f"memory chord_seconds must be 0-0.2, got {self.chord_seconds}")
         if not 0 <= self.own_weight <= 1:
-            raise ValueError(f"memory own_weight must be 0-1, got {self.own_weight}")
+            raise InvalidValueError(f"memory own_weight must be 0-1, got {self.own_weight}")
         if not 0 <= self.scale <= 10:
-            raise ValueError(f"memory scale must be 0-10, got {self.scale}")
+            raise InvalidValueError(f"memory scale must be 0-10, got {self.scale}")
         if self.count_half < 0:
-            raise ValueError(f"memory count_half must be >= 0, got {self.count_half}")
+            raise InvalidValueError(f"memory count_half must be >= 0, got {self.count_half}")
         if not 0 <= self.timing_share <= 1:
-            raise ValueError(f"memory timing_share must be 0-1, got {self.timing_share}")
+            raise InvalidValueError(f"memory timing_share must be 0-1, got {self.timing_share}")
         if self.max_entries < 1000:
-            raise ValueError(f"memory max_entries must be >= 1000, got {self.max_entries}")
+            raise InvalidValueError(f"memory max_entries must be >= 1000, got {self.max_entries}")
         if not 0 < self.gap_rate <= 1:
-            raise ValueError(f"memory gap_rate must be in (0, 1], got {self.gap_rate}")
+            raise InvalidValueError(f"memory gap_rate must be in (0, 1], got {self.gap_rate}")
 
 
 @dataclass(frozen=True)

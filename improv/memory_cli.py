@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from improv.errors import MissingFileError
 from improv.memory import MemoryFileError, PhraseMemory
 
 
@@ -25,7 +26,7 @@ def command(args: argparse.Namespace) -> int:
             except MemoryFileError as exc:  # a damaged file is cleared too, and said so
                 print(f"{exc}; replacing it with an empty memory")
         elif not args.file.resolve().parent.is_dir():
-            raise FileNotFoundError(f"{args.file}: no such folder {args.file.parent}")
+            raise MissingFileError(f"{args.file}: no such folder {args.file.parent}")
         PhraseMemory().save(args.file)
         print(f"cleared {args.file}")
         return 0

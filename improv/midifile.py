@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
+from improv.errors import ImprovError
 
-class MidiReadError(ValueError):
+
+class MidiReadError(ImprovError, ValueError):
     """A MIDI file could not be read or holds no playable notes."""
 
 

@@ -14,6 +14,7 @@ import sys
 
 import mido
 
+from improv.errors import ImprovError
 from improv.quiet import quiet_stderr
 
 #: ``--api`` names and rtmidi's API names.
@@ -23,7 +24,7 @@ VIRTUAL_IN = "improv in"
 VIRTUAL_OUT = "improv out"
 
 
-class PortError(OSError):
+class PortError(ImprovError, OSError):
     """A port or back-end is missing or cannot be opened."""
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import mido
 
+from improv.errors import MissingFileError
+
 TICKS_PER_BEAT = 480
 TEMPO = 500_000  # 120 bpm: 960 ticks a second, about 1 ms each
 
@@ -22,7 +24,7 @@ class Recorder:
     def __init__(self, path: str | Path, start: float, every: float = 2.0):
         self.path = Path(path)
         if not self.path.resolve().parent.is_dir():  # else the error names our .tmp file
-            raise FileNotFoundError(f"{self.path}: no such folder {self.path.parent}")
+            raise MissingFileError(f"{self.path}: no such folder {self.path.parent}")
         self.start, self.every = start, every
         self.tracks: dict[str, list[tuple[float, float, int, int]]] = {"player": [], "improv": []}
         self._lock = threading.Lock()

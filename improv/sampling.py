@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from improv.engine import Prediction
+from improv.errors import InvalidValueError
 
 #: Temperatures at or below this pick the most likely pitch (no division by ~0).
 GREEDY_BELOW = 1e-3
@@ -56,20 +57,20 @@ class SamplingConfig:
         for name in ("temperature", "timing_temperature", "velocity_temperature"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be >= 0, got {value}")
+                raise InvalidValueError(f"{name} must be >= 0, got {value}")
         if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+            raise InvalidValueError(f"top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise InvalidValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not 0 <= self.min_step <= self.max_step:
-            raise ValueError(
+            raise InvalidValueError(
                 f"need 0 <= min_step <= max_step, got {self.min_step}, {self.max_step}")
         if not 0 < self.min_duration <= self.max_duration:
-            raise ValueError("need 0 < min_duration <= max_duration, got "
+            raise InvalidValueError("need 0 < min_duration <= max_duration, got "
                              f"{self.min_duration}, {self.max_duration}")
         lo, hi = self.pitch_range
         if not 0 <= lo <= hi <= 127:
-            raise ValueError(f"pitch_range must lie in 0-127, got {self.pitch_range}")
+            raise InvalidValueError(f"pitch_range must lie in 0-127, got {self.pitch_range}")
 
 
 class Sampler:

@@ -30,6 +30,8 @@ from typing import Callable
 
 import mido
 
+from improv.errors import InvalidValueError
+
 #: Wake this long before an event and spin out the rest: sleeps overshoot by ~0.1-1 ms.
 SPIN = 0.001
 #: A note_on this late shifts the rest of the queue (see above). 50 ms: a late note
@@ -44,9 +46,9 @@ class Scheduler:
                  clock: Callable[[], float] = time.monotonic, late: float = LATE,
                  log=None):
         if not isinstance(channel, int) or isinstance(channel, bool) or not 0 <= channel <= 15:
-            raise ValueError(f"channel must be 0-15, got {channel}")
+            raise InvalidValueError(f"channel must be 0-15, got {channel}")
         if not isinstance(voices, int) or isinstance(voices, bool) or voices < 1:
-            raise ValueError(f"voices must be at least 1, got {voices}")
+            raise InvalidValueError(f"voices must be at least 1, got {voices}")
         self.send, self.channel, self.voices, self.clock = send, channel, voices, clock
         self.late = late
         self.log = log or (lambda text: print(f"\nimprov: {text}", file=sys.stderr, flush=True))

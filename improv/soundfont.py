@@ -11,6 +11,7 @@ import glob
 import os
 from pathlib import Path
 
+from improv.errors import ImprovError
 from improv.paths import REPO_ROOT
 
 SOUNDFONTS_DIR = REPO_ROOT / "soundfonts"
@@ -25,7 +26,7 @@ SYSTEM_PLACES = (
 )
 
 
-class SoundfontError(FileNotFoundError):
+class SoundfontError(ImprovError, FileNotFoundError):
     """No usable soundfont was found, or the one named is not a soundfont."""
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from improv.errors import ImprovError
+
 #: Live gain (FluidSynth's own default, 0.2, is quiet). Measured with TimGM6mb on real
 #: performances: gain 0.6 peaked at -29 to -17 dBFS, 2.0 at -19 to -7 dBFS; 1.5 keeps the
 #: loudest of them near -9 dBFS, with room for louder playing. ``--gain`` changes it.
@@ -20,7 +22,7 @@ TARGET_PEAK_DBFS = -3.0
 SAMPLE_RATE = 44100
 
 
-class SynthError(RuntimeError):
+class SynthError(ImprovError, RuntimeError):
     """FluidSynth is missing or could not load a soundfont."""
 
 

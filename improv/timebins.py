@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from improv.errors import InvalidValueError
+
 #: Seconds. Notes closer than this are played together.
 FIRST_EDGE = 0.01
 #: Seconds. Longer steps and durations share the last bin.
@@ -20,7 +22,7 @@ LAST_EDGE = 4.0
 def bin_edges(n: int) -> np.ndarray:
     """Return the ``n - 1`` edges (seconds) between ``n`` bins."""
     if n < 3:
-        raise ValueError(f"need at least 3 time bins, got {n}")
+        raise InvalidValueError(f"need at least 3 time bins, got {n}")
     return np.geomspace(FIRST_EDGE, LAST_EDGE, n - 1).astype(np.float32)
 
 

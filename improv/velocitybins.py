@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from improv.errors import InvalidValueError
+
 
 def velocity_edges(n: int) -> np.ndarray:
     """Return the ``n - 1`` velocities where a new bin starts."""
@@ -23,5 +25,5 @@ def velocity_values(n: int) -> np.ndarray:
     """Return the velocity each of ``n`` bins stands for: its middle, 1-127 (at most
     64 bins, so that even the first holds a velocity that sounds)."""
     if not 2 <= n <= 64:
-        raise ValueError(f"need 2-64 velocity bins, got {n}")
+        raise InvalidValueError(f"need 2-64 velocity bins, got {n}")
     return np.floor((np.arange(n) + 0.5) * 128 / n).astype(np.float32)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from improv.errors import ImprovError
 from improv.features import INTERVAL_CLASSES
 
 WEIGHTS_FILE = "weights.npz"
@@ -37,7 +38,7 @@ ARRAYS = (
 )
 
 
-class ModelError(ValueError):
+class ModelError(ImprovError, ValueError):
     """A model folder is missing a file, or a file is damaged or does not fit."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from improv.errors import InvalidValueError
+
 ARCHITECTURES = ("tutorial", "streaming")
 
 
@@ -56,30 +58,30 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
-            raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
+            raise InvalidValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
         for name in ("seq_length", "units", "vocab_size", "batch_size", "epochs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise InvalidValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+            raise InvalidValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if min(self.pitch_weight, self.step_weight, self.duration_weight,
                self.velocity_weight) < 0:
-            raise ValueError("loss weights must not be negative")
+            raise InvalidValueError("loss weights must not be negative")
         if self.timing_bins and not 3 <= self.timing_bins <= 1024:
-            raise ValueError(f"timing_bins must be 0 or 3-1024, got {self.timing_bins}")
+            raise InvalidValueError(f"timing_bins must be 0 or 3-1024, got {self.timing_bins}")
         if self.velocity_bins and not 2 <= self.velocity_bins <= 64:
-            raise ValueError(f"velocity_bins must be 0 or 2-64, got {self.velocity_bins}")
+            raise InvalidValueError(f"velocity_bins must be 0 or 2-64, got {self.velocity_bins}")
         if not 0 <= self.pitch_embedding <= 512:
-            raise ValueError(f"pitch_embedding must be 0-512, got {self.pitch_embedding}")
+            raise InvalidValueError(f"pitch_embedding must be 0-512, got {self.pitch_embedding}")
         if not 0 <= self.interval_embedding <= 512:
-            raise ValueError(f"interval_embedding must be 0-512, got {self.interval_embedding}")
+            raise InvalidValueError(f"interval_embedding must be 0-512, got {self.interval_embedding}")
         if self.interval_embedding and not self.pitch_embedding:
-            raise ValueError("interval_embedding needs pitch_embedding")
+            raise InvalidValueError("interval_embedding needs pitch_embedding")
         if self.pitch_embedding and self.arch != "streaming":
-            raise ValueError("pitch_embedding is for the streaming model; the tutorial "
+            raise InvalidValueError("pitch_embedding is for the streaming model; the tutorial "
                              "models keep the tutorial's input")
         if not 0 <= self.transpose <= 24:
-            raise ValueError(f"transpose must be 0-24 semitones, got {self.transpose}")
+            raise InvalidValueError(f"transpose must be 0-24 semitones, got {self.transpose}")
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -105,7 +107,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+            raise InvalidValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
         d = dict(d)
         if "data" in d:
             d["data"] = tuple(d["data"])

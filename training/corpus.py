@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from improv.errors import ImprovError
+
 SPLITS = ("train", "validation", "test")
 MIDI_SUFFIXES = (".mid", ".midi")
 #: Share of pieces (by hash bucket out of 100) in validation and test.
@@ -31,7 +33,7 @@ TEST_PERCENT = 10
 _CACHE_VERSION = "1"
 
 
-class DataError(ValueError):
+class DataError(ImprovError, ValueError):
     """A data source is missing, empty or malformed."""
 
 

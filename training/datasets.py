@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from improv.errors import InvalidValueError
 from improv.features import INTERVAL_RANGE, NO_INTERVAL
 from improv.timebins import bin_edges
 from improv.velocitybins import velocity_edges
@@ -74,7 +75,7 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
     # Streaming sequences do not overlap: every note is a target once per epoch.
     starts = window_starts(notes, length, stride=config.seq_length if streaming else 1)
     if len(starts) == 0:
-        raise ValueError(f"no file has the {length} notes one training example needs")
+        raise InvalidValueError(f"no file has the {length} notes one training example needs")
     table = tf.constant(stacked)
     offsets = tf.range(length, dtype=tf.int64)
     seq = config.seq_length

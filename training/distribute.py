@@ -16,6 +16,8 @@ import os
 
 import tensorflow as tf
 
+from improv.errors import InvalidValueError
+
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 
 
@@ -29,7 +31,7 @@ def _split_cpu(replicas: int) -> list[str]:
 def get_strategy(name: str = "auto", cpu_replicas: int = 0) -> tf.distribute.Strategy:
     """Return the strategy called ``name`` (see the module docstring)."""
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+        raise InvalidValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     has_cluster = bool(json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster"))
     if name == "auto":
         if has_cluster:
@@ -42,7 +44,7 @@ def get_strategy(name: str = "auto", cpu_replicas: int = 0) -> tf.distribute.Str
         return tf.distribute.get_strategy()
     if name == "multiworker":
         if not has_cluster:
-            raise ValueError("strategy 'multiworker' needs TF_CONFIG with a 'cluster' and a 'task'")
+            raise InvalidValueError("strategy 'multiworker' needs TF_CONFIG with a 'cluster' and a 'task'")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from improv.errors import InvalidValueError
 from improv.features import model_inputs
 from improv.timebins import bin_values
 from improv.velocitybins import velocity_values
@@ -129,7 +130,7 @@ def score(notes: list[np.ndarray], preds: list) -> dict:
             vel_err.append(np.abs(_point_prediction(p["velocity"], velocity_values)
                                   - target[:, 3]))
     if not ce:
-        raise ValueError(f"no file has more than {MIN_CONTEXT} notes to score")
+        raise InvalidValueError(f"no file has more than {MIN_CONTEXT} notes to score")
     cat = np.concatenate
     w = TUTORIAL_WEIGHTS
     metrics = {

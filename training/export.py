@@ -25,7 +25,7 @@ from improv.velocitybins import velocity_values
 from improv.weights import FORMAT_VERSION, KERAS_FILE, WEIGHTS_FILE
 from training.card import write_card
 from training.config import TrainConfig
-from training.corpus import Corpus, SPLITS, TEST_PERCENT, VALIDATION_PERCENT
+from training.corpus import SPLITS, TEST_PERCENT, VALIDATION_PERCENT, Corpus
 
 
 def weights_to_arrays(model: keras.Model, config: TrainConfig) -> dict[str, np.ndarray]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from improv.errors import InvalidValueError
+
 #: Histogram bins per feature: the features compared between generated and real notes.
 BINS = {
     "pitch_class": np.arange(13) - 0.5,
@@ -196,7 +198,7 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     model = NoteModel.load(model_dir)
     pieces = [(f, n) for f, n in zip(files, notes) if len(n) >= seed_notes + 20]
     if not pieces:
-        raise ValueError(f"no file has the {seed_notes + 20} notes a seed and a continuation need")
+        raise InvalidValueError(f"no file has the {seed_notes + 20} notes a seed and a continuation need")
     result = {"seed_notes": seed_notes, "generate_notes": generate_notes, "pieces": len(pieces),
               "top_p": top_p, "temperatures": {}}
     reals = [n[seed_notes:seed_notes + generate_notes] for _, n in pieces]

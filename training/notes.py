@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pretty_midi
 
+from improv.errors import InvalidValueError
 from improv.midifile import MidiReadError, read_midi, write_midi
 
 __all__ = ["MidiReadError", "midi_to_notes", "notes_from_arrays", "notes_from_steps",
@@ -42,7 +43,7 @@ def notes_from_arrays(pitch, start, end, velocity=None) -> pd.DataFrame:
         velocity = np.full(len(pitch), 100)
     velocity = np.asarray(velocity, dtype=np.int64)
     if np.any(end < start):
-        raise ValueError("a note ends before it starts")
+        raise InvalidValueError("a note ends before it starts")
     order = np.lexsort((pitch, start))
     pitch, start, end, velocity = pitch[order], start[order], end[order], velocity[order]
     step = np.diff(start, prepend=start[:1]) if len(start) else start
@@ -86,7 +87,7 @@ def notes_to_midi(
     if isinstance(program, str):
         program = pretty_midi.instrument_name_to_program(program)
     if velocity is not None and not 1 <= velocity <= 127:
-        raise ValueError(f"velocity must be 1-127, got {velocity}")
+        raise InvalidValueError(f"velocity must be 1-127, got {velocity}")
     if velocity is not None:
         vel = np.full(len(notes), velocity)
     elif "velocity" in notes.columns:

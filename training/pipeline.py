@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from training.card import read_card, write_card
 from training.config import TrainConfig
 from training.corpus import Corpus
 from training.evaluate import MIN_CONTEXT, evaluate_model, frequency_reference
-from training.card import read_card, write_card
 from training.export import data_card, export_model
 from training.train import TrainResult, train
 

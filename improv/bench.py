@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from improv.engine import NoteModel
+from improv.features import pitch_to_input
 from improv.generate import seed_notes
 from improv.paths import MODELS_DIR, default_model_dir
 from improv.progress import progress
@@ -80,7 +81,7 @@ def time_keras_predict(model_dir: Path, notes: int) -> dict[str, float]:
     model = keras.models.load_model(model_dir / "model.keras", compile=False)
     seq = model.input_shape[1]
     seed = seed_notes()[:, :3]
-    window = np.stack([seed[-seq:, 0] / 128, seed[-seq:, 1], seed[-seq:, 2]], axis=1)
+    window = np.stack([pitch_to_input(seed[-seq:, 0]), seed[-seq:, 1], seed[-seq:, 2]], axis=1)
     window = window.astype(np.float32)[None]
     model.predict(window, verbose=0)  # the first call builds the graph
     times = []
@@ -88,7 +89,7 @@ def time_keras_predict(model_dir: Path, notes: int) -> dict[str, float]:
         t0 = time.perf_counter()
         out = model.predict(window, verbose=0)
         pitch = int(np.argmax(out["pitch"][0]))
-        new = [pitch / 128, max(0.0, float(out["step"][0, 0])),
+        new = [pitch_to_input(pitch), max(0.0, float(out["step"][0, 0])),
                max(0.0, float(out["duration"][0, 0]))]
         window = np.concatenate([window[:, 1:], np.array([[new]], np.float32)], axis=1)
         times.append(time.perf_counter() - t0)

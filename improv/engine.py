@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from improv.features import interval_class
+from improv.features import interval_class, pitch_to_input, velocity_to_input
 from improv.weights import ModelWeights, load_weights
 
 
@@ -162,12 +162,12 @@ class NoteModel:
         the pitch among them only for a model without a pitch embedding."""
         x = self._x
         if self._pitch_table is None:
-            x[0] = pitch / self.vocab_size
+            x[0] = pitch_to_input(pitch, self.vocab_size)
             x = x[1:]
         x[0] = step
         x[1] = duration
         if len(x) == 3:
-            x[2] = velocity / 127
+            x[2] = velocity_to_input(velocity)
         return self._x
 
     def feed(self, pitch: int, step: float, duration: float, velocity: int = 64) -> Prediction:

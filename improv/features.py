@@ -1,7 +1,9 @@
-"""What a note model reads for each note: its inputs, scaled as in training.
+"""The note format, defined once: a note's row, its times, and a model's inputs.
 
-A note is ``(pitch, step, duration, velocity)``: raw MIDI pitch 0-127, seconds
-since the previous note's onset, seconds held, MIDI velocity 1-127. A model reads:
+A note is ``(pitch, step, duration, velocity)`` (:data:`NOTE_ROW`): raw MIDI pitch
+0-127, seconds since the previous note's onset, seconds held, MIDI velocity 1-127.
+:func:`times_to_steps` and :func:`steps_to_times` convert to and from absolute start
+and end times (a MIDI file's, a player's). A model reads:
 
 - the pitch, either as one number ``pitch / vocab_size`` (the tutorial's input,
   kept for the ``tutorial-*`` baselines) or, with a pitch embedding, as the
@@ -12,20 +14,53 @@ since the previous note's onset, seconds held, MIDI velocity 1-127. A model read
 - step and duration in seconds, and ``velocity / 127`` for a model with a
   velocity head.
 
-Training (``training/datasets.py``, in TensorFlow), evaluation and the NumPy
-engine all follow this module, so the scaling is defined once.
+Training (``training/datasets.py``, in TensorFlow), evaluation, the benchmarks and
+the NumPy engine all follow this module, so the scaling is defined once. (The tests
+keep an independent copy in ``tests/model_inputs.py`` on purpose: a change here must
+be made there too, knowingly.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+#: The columns of a note row, in order.
+NOTE_ROW = ("pitch", "step", "duration", "velocity")
+#: The tutorial's pitch input is ``pitch / VOCAB_SIZE`` (MIDI's 128 pitches).
+VOCAB_SIZE = 128
+#: A model with a velocity input reads ``velocity / VELOCITY_SCALE`` (MIDI's top velocity).
+VELOCITY_SCALE = 127.0
 #: Intervals beyond this many semitones share the extreme class (97% of intervals in
 #: maestro-asap lie within an octave; two octaves keep leaps distinct).
 INTERVAL_RANGE = 24
 #: The class of a note with no previous note.
 NO_INTERVAL = 2 * INTERVAL_RANGE + 1
 INTERVAL_CLASSES = NO_INTERVAL + 1
+
+
+def pitch_to_input(pitch, vocab_size: int = VOCAB_SIZE):
+    """Return the tutorial's pitch input, ``pitch / vocab_size`` (a number or an array)."""
+    return pitch / vocab_size
+
+
+def velocity_to_input(velocity):
+    """Return a model's velocity input, ``velocity / 127`` (a number or an array)."""
+    return velocity / VELOCITY_SCALE
+
+
+def times_to_steps(start, end) -> tuple[np.ndarray, np.ndarray]:
+    """Return the steps (time since the previous onset; 0 for the first note and inside a
+    chord) and durations of notes given by sorted start and end times."""
+    start = np.asarray(start, dtype=np.float64)
+    step = np.diff(start, prepend=start[:1]) if len(start) else start
+    return step, np.asarray(end, dtype=np.float64) - start
+
+
+def steps_to_times(step, duration, start: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return the start and end times of notes given by steps and durations, the first
+    onset ``start`` plus its step."""
+    starts = start + np.cumsum(np.asarray(step, dtype=np.float64))
+    return starts, starts + np.asarray(duration, dtype=np.float64)
 
 
 def interval_class(previous: int | None, pitch: int) -> int:
@@ -44,7 +79,7 @@ def interval_classes(pitches: np.ndarray) -> np.ndarray:
     return out
 
 
-def model_inputs(notes: np.ndarray, *, vocab_size: int = 128, pitch_embedding: bool = False,
+def model_inputs(notes: np.ndarray, *, vocab_size: int = VOCAB_SIZE, pitch_embedding: bool = False,
                  interval_embedding: bool = False, velocity: bool = False
                  ) -> np.ndarray | dict[str, np.ndarray]:
     """Return a model's inputs for ``(n, 4)`` notes (pitch, step, duration, velocity).
@@ -56,9 +91,9 @@ def model_inputs(notes: np.ndarray, *, vocab_size: int = 128, pitch_embedding: b
     notes = np.asarray(notes)
     columns = [notes[:, 1], notes[:, 2]]
     if velocity:
-        columns.append(notes[:, 3] / 127.0)
+        columns.append(velocity_to_input(notes[:, 3]))
     if not pitch_embedding:
-        return np.stack([notes[:, 0] / vocab_size] + columns, axis=-1).astype(np.float32)
+        return np.stack([pitch_to_input(notes[:, 0], vocab_size)] + columns, axis=-1).astype(np.float32)
     out = {"pitches": notes[:, 0].astype(np.int32),
            "notes": np.stack(columns, axis=-1).astype(np.float32)}
     if interval_embedding:

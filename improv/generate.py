@@ -8,6 +8,7 @@ import numpy as np
 
 from improv.engine import NoteModel
 from improv.errors import InvalidValueError
+from improv.features import steps_to_times, times_to_steps
 from improv.memory import PhraseMemory
 from improv.midifile import read_midi
 from improv.sampling import Sampler
@@ -19,9 +20,8 @@ BUILTIN_SEED = Path(__file__).parent / "seeds" / "bach_prelude_846.mid"
 def seed_notes(path: str | Path | None = None) -> np.ndarray:
     """Return a MIDI file's notes as ``(n, 4)`` pitch, step, duration, velocity rows."""
     cols = read_midi(path or BUILTIN_SEED)
-    step = np.diff(cols["start"], prepend=cols["start"][:1])
-    return np.stack([cols["pitch"], step, cols["end"] - cols["start"], cols["velocity"]],
-                    axis=1).astype(np.float64)
+    step, duration = times_to_steps(cols["start"], cols["end"])
+    return np.stack([cols["pitch"], step, duration, cols["velocity"]], axis=1).astype(np.float64)
 
 
 def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
@@ -65,8 +65,7 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
 
 def to_absolute(notes: np.ndarray, start: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Return the start and end times of (pitch, step, duration) rows."""
-    starts = start + np.cumsum(notes[:, 1])
-    return starts, starts + notes[:, 2]
+    return steps_to_times(notes[:, 1], notes[:, 2], start)
 
 
 def restrike(pitch: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

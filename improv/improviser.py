@@ -277,11 +277,11 @@ class Improviser:
         return last_start + step
 
     def _play(self, pitch: int, start: float, duration: float, velocity: int) -> None:
-        self.scheduler.play(pitch, velocity, start, duration)
-        self.window.push(pitch, start, duration, velocity)
+        self.scheduler.play(pitch=pitch, start=start, duration=duration, velocity=velocity)
+        self.window.push(pitch=pitch, start=start, duration=duration, velocity=velocity)
         self.notes_out += 1
         if self.on_note:
-            self.on_note(Note(pitch, velocity, start, start + duration), "improv")
+            self.on_note(Note(pitch=pitch, start=start, end=start + duration, velocity=velocity), "improv")
 
     def _answer(self, t: float) -> None:
         """Play an answer to the current call, starting ``gap`` after ``t``."""

@@ -68,7 +68,7 @@ import numpy as np
 from improv.checks import check_types
 from improv.engine import Prediction
 from improv.errors import ImprovError, InvalidValueError
-from improv.features import INTERVAL_RANGE, NO_INTERVAL
+from improv.features import INTERVAL_RANGE, NO_INTERVAL, VOCAB_SIZE
 from improv.timebins import bin_edges
 
 #: The middle of the knob, where the weighting is the one the validation split picked (the
@@ -211,7 +211,7 @@ class MemoryGuess:
     floor: float = 0.0
     heard: np.ndarray | None = None
 
-    def pitch_probabilities(self, vocab: int = 128, heard: bool = False) -> np.ndarray:
+    def pitch_probabilities(self, vocab: int = VOCAB_SIZE, heard: bool = False) -> np.ndarray:
         """Return the guess as probabilities of the ``vocab`` pitches (sums to 1); with
         ``heard``, of the counts alone, without the uniform ``floor``."""
         out = np.zeros(vocab)

@@ -59,7 +59,8 @@ class NoteTracker:
         ended = []
         old = self._down.pop(key, None) or self._sustained.pop(key, None)
         if old is not None:  # re-struck: the old note ends where the new one starts
-            ended.append(Note(pitch, old[1], old[0], max(t, old[0]), channel))
+            ended.append(Note(pitch=pitch, start=old[0], end=max(t, old[0]), velocity=old[1],
+                              channel=channel))
         self._down[key] = (t, velocity)
         return ended
 
@@ -71,12 +72,14 @@ class NoteTracker:
         if channel in self._pedal:
             self._sustained[key] = held
             return []
-        return [Note(pitch, held[1], held[0], max(t, held[0]), channel)]
+        return [Note(pitch=pitch, start=held[0], end=max(t, held[0]), velocity=held[1],
+                     channel=channel)]
 
     def _end_sustained(self, channel: int, t: float) -> list[Note]:
         keys = [k for k in self._sustained if k[0] == channel]
-        ended = [Note(k[1], self._sustained[k][1], self._sustained[k][0],
-                      max(t, self._sustained[k][0]), channel) for k in keys]
+        ended = [Note(pitch=k[1], start=self._sustained[k][0],
+                      end=max(t, self._sustained[k][0]), velocity=self._sustained[k][1],
+                      channel=channel) for k in keys]
         for k in keys:
             del self._sustained[k]
         return sorted(ended, key=lambda n: (n.start, n.pitch))
@@ -90,7 +93,7 @@ class NoteTracker:
 
     def flush(self, t: float) -> list[Note]:
         """End every sounding note at ``t``, as if all keys and pedals came up."""
-        ended = [Note(k[1], v[1], v[0], max(t, v[0]), k[0]) for k, v in self._down.items()]
+        ended = [Note(pitch=k[1], start=v[0], end=max(t, v[0]), velocity=v[1], channel=k[0]) for k, v in self._down.items()]
         self._down.clear()
         self._pedal.clear()
         return sorted(ended + self.release_sustained(t), key=lambda n: (n.start, n.pitch))

@@ -46,7 +46,8 @@ class NoteWindow:
                                  or self._pending[0][0] <= earliest_sounding
                                  or len(self._pending) > MAX_PENDING):
             _, _, note = self._pending.pop(0)
-            out.append(self.push(note.pitch, note.start, note.duration, note.velocity))
+            out.append(self.push(pitch=note.pitch, start=note.start, duration=note.duration,
+                                 velocity=note.velocity))
         return out
 
     def push(self, pitch: int, start: float, duration: float, velocity: int) -> tuple:

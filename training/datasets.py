@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from improv.errors import InvalidValueError
-from improv.features import INTERVAL_RANGE, NO_INTERVAL
+from improv.features import INTERVAL_RANGE, NO_INTERVAL, pitch_to_input, velocity_to_input
 from improv.timebins import bin_edges
 from improv.velocitybins import velocity_edges
 from training.config import TrainConfig
@@ -50,9 +50,9 @@ def _split_features(rows: tf.Tensor, config: TrainConfig, transpose: tf.Tensor |
         pitch = tf.clip_by_value(pitch + transpose, 0.0, float(vocab_size - 1))
     columns = [rows[..., 1], rows[..., 2]]
     if config.velocity_bins:
-        columns.append(rows[..., 3] / 127.0)
+        columns.append(velocity_to_input(rows[..., 3]))
     if not config.pitch_embedding:
-        return tf.stack([pitch / vocab_size] + columns, axis=-1), pitch
+        return tf.stack([pitch_to_input(pitch, vocab_size)] + columns, axis=-1), pitch
     inputs = {"pitches": tf.cast(pitch, tf.int32), "notes": tf.stack(columns, axis=-1)}
     if config.interval_embedding:
         # A sequence's first note has no previous one, as a live session's first note.

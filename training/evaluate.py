@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from improv.errors import InvalidValueError
-from improv.features import model_inputs
+from improv.features import VOCAB_SIZE, model_inputs
 from improv.timebins import bin_values
 from improv.velocitybins import velocity_values
 from training.corpus import Corpus
@@ -35,7 +35,7 @@ def _input_kind(model) -> dict:
 
 
 def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
-                   vocab: int = 128, min_context: int = MIN_CONTEXT,
+                   vocab: int = VOCAB_SIZE, min_context: int = MIN_CONTEXT,
                    batch_size: int = 4096) -> list[dict[str, np.ndarray]]:
     """Return, per file, the model's logits, step and duration for notes ``min_context..``."""
     call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
@@ -154,7 +154,7 @@ def score(notes: list[np.ndarray], preds: list) -> dict:
     return metrics
 
 
-def evaluate_model(model, arch: str, seq_length: int, corpus: Corpus, vocab: int = 128) -> dict:
+def evaluate_model(model, arch: str, seq_length: int, corpus: Corpus, vocab: int = VOCAB_SIZE) -> dict:
     """Score ``model`` on every file of ``corpus``; totals plus one entry per source."""
     preds = predict_corpus(model, corpus.notes, arch, seq_length, vocab)
     result = score(corpus.notes, preds)
@@ -167,7 +167,7 @@ def evaluate_model(model, arch: str, seq_length: int, corpus: Corpus, vocab: int
     return result
 
 
-def frequency_reference(train: Corpus, test: Corpus, vocab: int = 128) -> dict:
+def frequency_reference(train: Corpus, test: Corpus, vocab: int = VOCAB_SIZE) -> dict:
     """Score the no-context predictor: training pitch frequencies, median step, duration
     and velocity."""
     pitches = np.concatenate([n[:, 0] for n in train.notes]).astype(np.int64)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from improv.engine import NoteModel
+from improv.features import VOCAB_SIZE
 from improv.memory import MAX_WEIGHT, MemoryConfig, PhraseMemory
 from improv.timebins import to_bins
 
@@ -124,7 +125,7 @@ def mix_corpus(notes: list[np.ndarray], preds: list, strength: float,
 
 
 def evaluate_with_memory(model, arch: str, seq_length: int, corpus, strength: float,
-                         vocab: int = 128) -> dict:
+                         vocab: int = VOCAB_SIZE) -> dict:
     """:func:`training.evaluate.evaluate_model`'s metrics, plus ``memory``: the same with
     the phrase memory mixed in at ``strength`` (the Keras model predicts once)."""
     from training.evaluate import predict_corpus, score

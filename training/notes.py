@@ -15,6 +15,7 @@ import pandas as pd
 import pretty_midi
 
 from improv.errors import InvalidValueError
+from improv.features import steps_to_times, times_to_steps
 from improv.midifile import MidiReadError, read_midi, write_midi
 
 __all__ = ["MidiReadError", "midi_to_notes", "notes_from_arrays", "notes_from_steps",
@@ -46,14 +47,14 @@ def notes_from_arrays(pitch, start, end, velocity=None) -> pd.DataFrame:
         raise InvalidValueError("a note ends before it starts")
     order = np.lexsort((pitch, start))
     pitch, start, end, velocity = pitch[order], start[order], end[order], velocity[order]
-    step = np.diff(start, prepend=start[:1]) if len(start) else start
+    step, duration = times_to_steps(start, end)
     return pd.DataFrame(
         {
             "pitch": pitch,
             "start": start,
             "end": end,
             "step": step,
-            "duration": end - start,
+            "duration": duration,
             "velocity": velocity,
         },
         columns=list(NOTE_COLUMNS),
@@ -62,8 +63,7 @@ def notes_from_arrays(pitch, start, end, velocity=None) -> pd.DataFrame:
 
 def notes_from_steps(pitch, step, duration, velocity=None, start: float = 0.0) -> pd.DataFrame:
     """Build a note table from (pitch, step, duration), as a model predicts them."""
-    starts = start + np.cumsum(np.asarray(step, dtype=np.float64))
-    ends = starts + np.asarray(duration, dtype=np.float64)
+    starts, ends = steps_to_times(step, duration, start)
     return notes_from_arrays(pitch, starts, ends, velocity)
 
 

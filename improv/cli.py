@@ -32,7 +32,7 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a note model and export it to models/",
                        description="Train a model, export it (Keras + NumPy weights + card), "
                        "score it on the test split and plot its history.")
-    from training.config import PRESETS  # no TensorFlow in this import
+    from improv.trainconfig import PRESETS  # no TensorFlow in this import
 
     p.add_argument("--preset", choices=sorted(PRESETS), default="harmony",
                    help="starting configuration (default: harmony, the shipped model)")
@@ -75,7 +75,7 @@ def _add_train(sub) -> None:
 
 def _cmd_train(args) -> int:
     _quiet_tensorflow()
-    from training.config import PRESETS
+    from improv.trainconfig import PRESETS
 
     config = PRESETS[args.preset]
     changes = {k: getattr(args, k) for k in (
@@ -144,8 +144,8 @@ def _add_evaluate(sub) -> None:
 
 
 def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
-    from training import plots
-    from training.music import evaluate_music
+    from improv import plots
+    from improv.musicstats import evaluate_music
 
     result, notes = evaluate_music(model_dir, corpus.files, corpus.notes, args.temperatures,
                                    args.seed_notes, args.generate_notes, top_p=args.top_p,
@@ -179,8 +179,8 @@ def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
     plots.plot_music(*notes[middle], png, title=f"{model_dir.name}, temperature {middle}")
     print(f"wrote {out} and {png}")
     if args.update_card:
-        from training.card import read_card, write_card
-        from training.music import summary
+        from improv.card import read_card, write_card
+        from improv.musicstats import summary
 
         card = read_card(model_dir)
         card["music"] = {"split": args.split, "pieces": result["pieces"],
@@ -193,8 +193,8 @@ def _cmd_evaluate_music(args, model_dir: Path, corpus) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    from improv.corpus import find_midi_files, load_corpus
     from improv.weights import CARD_FILE, KERAS_FILE, WEIGHTS_FILE, ModelError
-    from training.corpus import find_midi_files, load_corpus
 
     model_dir = args.model or default_model_dir()
     card_path = model_dir / CARD_FILE
@@ -223,7 +223,7 @@ def _cmd_evaluate(args) -> int:
     if args.music:  # the NumPy engine plays: no TensorFlow
         return _cmd_evaluate_music(args, model_dir, corpus)
     _quiet_tensorflow()
-    from training.card import write_card
+    from improv.card import write_card
     from training.evaluate import evaluate_model, frequency_reference
     from training.pipeline import evaluation_card
 
@@ -312,11 +312,11 @@ def _add_plot(sub) -> None:
 
 
 def _cmd_plot(args) -> int:
-    from training import plots
+    from improv import plots
 
     first = args.input[0]
     if args.kind == "music":
-        from training.card import read_card
+        from improv.card import read_card
 
         rows = {}
         for folder in args.input:
@@ -332,7 +332,7 @@ def _cmd_plot(args) -> int:
             raise MissingFileError(f"{path}: no such file (a model folder has history.json)")
         plots.plot_history(json.loads(path.read_text()), args.output, title=first.name)
     else:
-        from training.notes import midi_to_notes
+        from improv.notetable import midi_to_notes
 
         notes = midi_to_notes(first)
         if args.kind == "roll":
@@ -353,7 +353,7 @@ def _add_export(sub) -> None:
 
 def _cmd_export(args) -> int:
     _quiet_tensorflow()
-    from training.config import TrainConfig
+    from improv.trainconfig import TrainConfig
     from training.export import export_model
 
     cfg_path = args.checkpoints / "config.json"

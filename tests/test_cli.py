@@ -3,7 +3,6 @@
 import subprocess
 import sys
 
-
 from improv.cli import main
 from tests.conftest import REPO, write_midi
 

@@ -176,10 +176,10 @@ def test_after_kill_9_the_next_run_silences_the_output(jack, call_notes, tmp_pat
 
 
 def test_no_audio_device_is_a_clear_error(jack):
-    from tests.live import REPO
-
     import subprocess
     import sys
+
+    from tests.live import REPO
 
     out = subprocess.run([sys.executable, "-m", "improv", "run", "--synth", "--audio-driver",
                           "alsa", "--no-status"], cwd=REPO, capture_output=True, text=True,

@@ -132,7 +132,7 @@ def test_asap_download_resumes_checks_and_lays_out_for_training(serve, tmp_path,
                           "start", "end"]
     assert not list(to.rglob("*.musicxml"))
     # improv train reads the layout: pieces named by metadata.csv, the same split rule.
-    from training.corpus import find_midi_files
+    from improv.corpus import find_midi_files
 
     files = find_midi_files(to / "maestro-asap")
     assert len(files) == 4 and {f.piece for f in files} == {
@@ -184,7 +184,7 @@ def test_maestro_layout_is_read_through_its_csv(serve, tmp_path, capsys):
     server = serve(buf.getvalue())
     to = tmp_path / "data"
     assert main(["data", "download", "maestro", "--to", str(to), "--url", server.url]) == 0
-    from training.corpus import find_midi_files
+    from improv.corpus import find_midi_files
 
     files = find_midi_files(to / "maestro-v3.0.0" / "maestro-v3.0.0.csv")
     assert sorted(f.split for f in files) == ["test", "train"]
@@ -209,7 +209,7 @@ def test_shipped_model_plays_the_shipped_performances(tmp_path):
 
 def test_split_by_piece_across_the_two_asap_folders():
     """Both shipped folders name pieces through their metadata.csv, as the full sets do."""
-    from training.corpus import find_midi_files
+    from improv.corpus import find_midi_files
 
     files = [f for src in ("maestro-asap", "asap-ecompetition")
              for f in find_midi_files(TEST_DATA / src)]

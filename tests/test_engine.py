@@ -84,7 +84,7 @@ def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras, velocity
                                             embedding, interval):
     """Heads over time bins (and velocity), pitch and interval embeddings, exported and run
     in NumPy, equal Keras."""
-    from training.config import TrainConfig
+    from improv.trainconfig import TrainConfig
     from training.export import weights_to_arrays
     from training.model import build_model
 

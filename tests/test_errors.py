@@ -6,6 +6,7 @@ import pytest
 
 from improv import cli
 from improv.config import ConfigError
+from improv.corpus import DataError
 from improv.data import DownloadError
 from improv.errors import ImprovError, InvalidValueError, MissingFileError
 from improv.memory import MemoryFileError
@@ -14,7 +15,6 @@ from improv.ports import PortError
 from improv.soundfont import SoundfontError
 from improv.synth import SynthError
 from improv.weights import ModelError
-from training.corpus import DataError
 
 
 @pytest.mark.parametrize("error, builtin", [

@@ -16,7 +16,7 @@ def velocity_model(tmp_path_factory):
     """A small exported model with a velocity head (random weights: spread-out velocities)."""
     import keras
 
-    from training.config import TrainConfig
+    from improv.trainconfig import TrainConfig
     from training.export import weights_to_arrays
     from training.model import build_model
 
@@ -57,3 +57,60 @@ def test_without_a_velocity_head_improv_plays_at_the_players_median():
     model = NoteModel.load(REPO / "models" / "tutorial-5files")
     assert not model.takes_velocity
     assert _answer_velocities(model, Settings(silence=0.5, answer_notes=8)) == [100] * 8
+
+
+def _call(improv, onsets, t0=100.0, held=0.05):
+    for i, onset in enumerate(onsets):
+        improv.handle(mido.Message("note_on", note=60 + i, velocity=90), t0 + onset)
+        improv.handle(mido.Message("note_off", note=60 + i), t0 + onset + held)
+    return t0 + onsets[-1] + held  # the last input
+
+
+@pytest.mark.parametrize("gap, threshold", [(0.1, 0.6), (0.4, 1.2), (2.0, 3.0)])
+def test_the_adaptive_silence_is_three_typical_gaps_within_0_6_to_3_s(gap, threshold):
+    """Silence 0: a call ends after 3 times its median gap, clamped to 0.6-3 s."""
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    improv = Improviser(model, Sampler(seed=0), Scheduler(lambda msg: None),
+                        Settings(answer_notes=2))
+    last = _call(improv, [i * gap for i in range(5)])
+    assert improv.silence_threshold() == pytest.approx(threshold)
+    improv.tick(last + threshold - 0.01)
+    assert improv.answers == 0
+    improv.tick(last + threshold + 1e-9)
+    assert improv.answers == 1
+    improv.close()
+
+
+def test_chord_tones_are_not_gaps():
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    improv = Improviser(model, Sampler(seed=0), Scheduler(lambda msg: None), Settings())
+    _call(improv, [0.0, 0.01, 0.5, 0.51, 1.0, 1.01])  # two-note chords 0.49 s apart
+    assert improv.silence_threshold() == pytest.approx(3 * 0.49)  # not 3 * 0.01
+    improv.close()
+
+
+class _StuckOnStepZero(Sampler):
+    """A sampler whose model only ever draws chords: every step is 0."""
+
+    def sample(self, prediction):
+        pitch, _, duration = super().sample(prediction)
+        return pitch, 0.0, duration
+
+
+def test_an_answer_never_stacks_more_than_max_chord_notes_at_one_instant():
+    from improv.improviser import MAX_CHORD
+
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    played = []
+    improv = Improviser(model, _StuckOnStepZero(seed=0), Scheduler(lambda msg: None),
+                        Settings(silence=0.5, answer_notes=20),
+                        on_note=lambda note, who: played.append((who, note.start)))
+    last = _call(improv, [0.0, 0.2, 0.4])
+    improv.tick(last + 0.5)
+    improv.close()
+    starts = [t for who, t in played if who == "improv"]
+    assert len(starts) == 20
+    sizes = [starts.count(t) for t in sorted(set(starts))]
+    assert sizes == [MAX_CHORD] * (20 // MAX_CHORD) + [20 % MAX_CHORD]
+    assert all(b - a == pytest.approx(0.1) for a, b in zip(sorted(set(starts)),
+                                                            sorted(set(starts))[1:]))

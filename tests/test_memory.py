@@ -8,8 +8,15 @@ import pytest
 
 from improv.engine import NoteModel
 from improv.generate import generate, seed_notes
-from improv.memory import (FORMAT, MAX_WEIGHT, VERSION, MemoryConfig, MemoryFileError, PhraseMemory,
-                           mix_logits)
+from improv.memory import (
+    FORMAT,
+    MAX_WEIGHT,
+    VERSION,
+    MemoryConfig,
+    MemoryFileError,
+    PhraseMemory,
+    mix_logits,
+)
 from improv.sampling import Sampler, SamplingConfig
 from tests.conftest import REPO
 

@@ -160,8 +160,8 @@ def test_memory_mistakes_give_one_line(tmp_path, capsys, args, message):
 
 
 def test_evaluate_music_reports_motif_reuse_with_and_without_memory():
-    from training.corpus import find_midi_files, load_corpus
-    from training.music import evaluate_music, motif_reuse
+    from improv.corpus import find_midi_files, load_corpus
+    from improv.musicstats import evaluate_music, motif_reuse
 
     call = np.array([[p, 0.2, 0.2, 64] for p in MOTIF], float)
     echo = np.array([[p + 3, 0.2, 0.2, 64] for p in MOTIF[2:9]], float)

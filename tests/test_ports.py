@@ -5,8 +5,15 @@ import sys
 
 import pytest
 
-from improv.ports import (PortError, PortLister, choose_port, get_backend, list_ports,
-                          open_input, open_output)
+from improv.ports import (
+    PortError,
+    PortLister,
+    choose_port,
+    get_backend,
+    list_ports,
+    open_input,
+    open_output,
+)
 from tests.conftest import REPO
 
 
@@ -32,8 +39,9 @@ def test_virtual_ports_are_listed_and_connectable(jack):
         assert any("improvtest out" in p for p in ports["inputs"])
         assert any("improvtest in" in p for p in ports["outputs"])
         to_improv = open_output(backend, "improvtest in")  # by substring
-        import mido
         import time
+
+        import mido
 
         to_improv.send(mido.Message("note_on", note=60, velocity=90))
         time.sleep(0.2)

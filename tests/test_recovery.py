@@ -11,8 +11,7 @@ import time
 import mido
 
 from improv.improviser import MAX_CHORD
-from tests.live import (REPO, Daemon, Listener, Peer, connect_output, jack_connect, play,
-                        wait_until)
+from tests.live import REPO, Daemon, Listener, Peer, connect_output, jack_connect, play, wait_until
 
 
 def test_a_lost_note_off_then_a_phrase_is_answered(jack, call_notes):

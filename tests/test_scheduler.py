@@ -3,28 +3,8 @@ import time
 
 import pytest
 
+from improv.fakes import FakeClock, Sink
 from improv.scheduler import Scheduler
-
-
-class Sink:
-    def __init__(self):
-        self.messages = []
-        self.lock = threading.Lock()
-
-    def __call__(self, msg):
-        with self.lock:
-            self.messages.append((time.monotonic(), msg))
-
-    def kinds(self):
-        return [(m.type, getattr(m, "note", None)) for _, m in self.messages]
-
-
-class FakeClock:
-    def __init__(self, t=1000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 def wait_until(cond, timeout=10.0):

@@ -17,8 +17,8 @@ import tensorflow as tf
 from improv.errors import InvalidValueError
 from improv.features import INTERVAL_RANGE, NO_INTERVAL, pitch_to_input, velocity_to_input
 from improv.timebins import bin_edges
+from improv.trainconfig import TrainConfig
 from improv.velocitybins import velocity_edges
-from training.config import TrainConfig
 
 _SHAPED = tf.data.Options()
 # Start indices are generated, not read from files: shard by element when distributed.

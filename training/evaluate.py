@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from improv.corpus import Corpus
 from improv.errors import InvalidValueError
 from improv.features import VOCAB_SIZE, model_inputs
+from improv.musicstats import context_keys
 from improv.timebins import bin_values
 from improv.velocitybins import velocity_values
-from training.corpus import Corpus
-from training.music import context_keys
 
 #: Notes of context every scored note has, as the protocol asks.
 MIN_CONTEXT = 25

@@ -20,12 +20,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from improv.card import write_card
+from improv.corpus import SPLITS, TEST_PERCENT, VALIDATION_PERCENT, Corpus
 from improv.timebins import bin_values
+from improv.trainconfig import TrainConfig
 from improv.velocitybins import velocity_values
 from improv.weights import FORMAT_VERSION, KERAS_FILE, WEIGHTS_FILE
-from training.card import write_card
-from training.config import TrainConfig
-from training.corpus import SPLITS, TEST_PERCENT, VALIDATION_PERCENT, Corpus
 
 
 def weights_to_arrays(model: keras.Model, config: TrainConfig) -> dict[str, np.ndarray]:

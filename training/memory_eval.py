@@ -254,8 +254,8 @@ def tune(traces: list[dict], notes: list[np.ndarray], bins: int, log=print) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
+    from improv.corpus import find_midi_files, load_corpus
     from improv.paths import default_model_dir, resolve_data
-    from training.corpus import find_midi_files, load_corpus
 
     p = argparse.ArgumentParser(prog="python -m training.memory_eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from improv.features import INTERVAL_CLASSES
-from training.config import TrainConfig
+from improv.trainconfig import TrainConfig
 from training.loss import mse_with_positive_pressure
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.card import read_card, write_card
-from training.config import TrainConfig
-from training.corpus import Corpus
+from improv.card import read_card, write_card
+from improv.corpus import Corpus
+from improv.trainconfig import TrainConfig
 from training.evaluate import MIN_CONTEXT, evaluate_model, frequency_reference
 from training.export import data_card, export_model
 from training.train import TrainResult, train
@@ -26,13 +26,13 @@ def evaluation_card(metrics: dict, corpus: Corpus, split: str) -> dict:
 def write_plots(out: Path, result: TrainResult, card_name: str) -> list[Path]:
     """Draw the history, a piano roll and the distributions of the training data."""
     try:
-        from training import plots
+        from improv import plots
     except ImportError as exc:  # matplotlib is an extra
         print(f"warning: no plots ({exc}); install improv[plots]", file=sys.stderr)
         return []
     import pandas as pd
 
-    from training.notes import notes_from_steps
+    from improv.notetable import notes_from_steps
 
     paths = [plots.plot_history(result.history, out / "history.png", title=card_name)]
     train_part = result.corpus.split("train")

@@ -11,8 +11,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from training.config import TrainConfig
-from training.corpus import Corpus, DataError, find_midi_files, load_corpus, tutorial_files
+from improv.corpus import Corpus, DataError, find_midi_files, load_corpus, tutorial_files
+from improv.trainconfig import TrainConfig
 from training.datasets import make_dataset
 from training.distribute import fit_multi_worker, get_strategy, is_chief
 from training.model import build_model, compile_model

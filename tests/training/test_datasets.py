@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.config import TrainConfig
+from improv.trainconfig import TrainConfig
 from training.datasets import make_dataset, window_starts
 
 

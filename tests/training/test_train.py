@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
+from improv.corpus import find_midi_files, load_corpus
+from improv.trainconfig import TrainConfig
 from tests.conftest import REPO
-from training.config import TrainConfig
-from training.corpus import find_midi_files, load_corpus
 from training.export import export_model, weights_to_arrays
 from training.train import TrainingInterrupted, train
 
@@ -90,7 +90,7 @@ def test_mirrored_strategy_on_two_cpu_replicas(tmp_path, tiny_data):
     """The tf.distribute path, in a fresh process (devices are fixed at TF start)."""
     code = f"""
 import json, sys
-from training.config import TrainConfig
+from improv.trainconfig import TrainConfig
 from training.train import train
 cfg = TrainConfig(arch="tutorial", data=({str(tiny_data)!r},), seq_length=16, units=8,
                   batch_size=16, epochs=1)
@@ -122,7 +122,7 @@ def test_multi_worker_strategy_two_processes_on_localhost(tmp_path, tiny_data):
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     code = f"""
 import json
-from training.config import TrainConfig
+from improv.trainconfig import TrainConfig
 from training.train import train
 cfg = TrainConfig(arch="tutorial", data=({str(tiny_data)!r},), seq_length=16, units=8,
                   batch_size=16, epochs=1)

@@ -74,7 +74,7 @@ def plot_history(history: dict[str, list[float]], path: str | Path, title: str =
 def plot_music(generated: np.ndarray, real: np.ndarray, path: str | Path,
                title: str = "") -> Path:
     """Histograms of real and generated notes side by side, one panel per feature."""
-    from training.music import BINS, features, histogram
+    from improv.musicstats import BINS, features, histogram
 
     plt = _pyplot()
     fg, fr = features(generated), features(real)
@@ -94,7 +94,7 @@ def plot_music(generated: np.ndarray, real: np.ndarray, path: str | Path,
 def plot_music_comparison(rows: dict[str, dict], path: str | Path) -> Path:
     """Bars of how close each model's music is to the real continuations (1 = the same).
 
-    ``rows`` maps a label to a summary row of :func:`training.music.summary`.
+    ``rows`` maps a label to a summary row of :func:`improv.musicstats.summary`.
     """
     plt = _pyplot()
     metrics = {"pitch": "pitch_overlap", "pitch class": "pitch_class_overlap",

@@ -174,7 +174,7 @@ def note_array(notes) -> np.ndarray:
 
 
 def _load_one(path: Path) -> tuple[np.ndarray | None, str | None]:
-    from training.notes import MidiReadError, midi_to_notes
+    from improv.notetable import MidiReadError, midi_to_notes
 
     try:
         cached = _cache_dir() / f"{_cache_key(path)}.npy"

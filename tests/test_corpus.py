@@ -1,9 +1,8 @@
 
 import pytest
 
+from improv.corpus import DataError, find_midi_files, load_corpus, split_for_piece, tutorial_files
 from tests.conftest import DATA, write_midi
-from training.corpus import (DataError, find_midi_files, load_corpus, split_for_piece,
-                             tutorial_files)
 
 
 def test_folder_is_searched_recursively(tmp_path):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from improv.musicstats import KEY_CLASSES, KEY_CONTEXT
 from improv.weights import CARD_FILE
-from training.music import KEY_CLASSES, KEY_CONTEXT
 
 
 def read_card(model_dir: str | Path) -> dict:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from improv.notetable import MidiReadError, midi_to_notes, notes_from_arrays, notes_to_midi
 from tests.conftest import write_midi
-from training.notes import MidiReadError, midi_to_notes, notes_from_arrays, notes_to_midi
 
 KNOWN = [(60, 0.0, 0.5, 80), (64, 0.0, 0.25, 70), (67, 0.5, 1.5, 90), (72, 2.0, 2.125, 100)]
 

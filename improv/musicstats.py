@@ -1,7 +1,7 @@
 """What a model plays, measured against real music (no TensorFlow needed).
 
 Notes are ``(n, 4)`` arrays of pitch, step, duration, velocity (steps and
-durations in seconds), as :mod:`training.corpus` and :mod:`improv.generate`
+durations in seconds), as :mod:`improv.corpus` and :mod:`improv.generate`
 make them. Distributions of generated and real notes are compared with the
 overlap area and the KL divergence of their histograms, after Yang & Lerch
 (2018), "On the evaluation of generative models in music" (they use kernel

@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from training.music import (call_response_fit, compare, failure_signatures, histogram,
-                            kl_divergence, overlap, polyphony)
+from improv.musicstats import (
+    call_response_fit,
+    compare,
+    failure_signatures,
+    histogram,
+    kl_divergence,
+    overlap,
+    polyphony,
+)
 
 
 def notes(pitches, step=0.25, duration=0.2, velocity=80):
@@ -63,7 +70,7 @@ def test_compare_identical_and_different():
 
 
 def test_context_keys_and_out_of_key():
-    from training.music import context_keys, out_of_key
+    from improv.musicstats import context_keys, out_of_key
 
     c_major = [60, 62, 64, 65, 67, 69, 71]
     context = notes(c_major * 9 + [61])  # 64 notes: the 7 white keys, one C#

@@ -1,0 +1,533 @@
+"""A live session: what ``improv run`` and ``improv demo`` drive, and what a test drives.
+
+A :class:`Session` is opened (the model loaded, outputs and the input opened, the
+improviser built, the watchers started), stepped (:meth:`Session.step`: one turn of the
+live loop) and closed (every sounding note ended, all-notes-off and sustain-off sent,
+the recording written, the ports closed), in that order; it is a context manager::
+
+    with Session(options) as session:
+        while session.step() is None:
+            pass
+    print(session.report())
+
+One thread polls the input port (:mod:`improv.midiin`: no Python callback in JACK's
+real-time thread) and the session's inbox takes each message with its arrival time;
+:meth:`~Session.step` hands them to the :class:`~improv.improviser.Improviser` and lets
+time pass; the scheduler's thread sends the notes. Everything that reads the time takes
+the session's ``clock``, and the input and outputs can be given (``source``,
+``outputs``), so a test drives a whole session in-process with a fake clock and fake
+ports (:mod:`improv.fakes`). :attr:`Session.status` and :meth:`Session.report` are
+dataclasses: the human status line and the closing lines are made from them, and
+``--status-json`` prints them as JSON lines for scripts (:func:`json_line`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import mido
+import numpy as np
+
+from improv.config import RunOptions
+from improv.engine import NoteModel
+from improv.improviser import Improviser
+from improv.midiin import POLL, PolledInput
+from improv.outputs import PortOutput, SynthOutput
+from improv.paths import default_model_dir
+from improv.ports import (
+    PortError,
+    api_name,
+    get_backend,
+    open_output,
+    open_polled_input,
+    reopen_polled_input,
+)
+from improv.recorder import Recorder
+from improv.sampling import Sampler
+from improv.scheduler import Scheduler
+from improv.watch import PeerEvent, PeerWatch, PortWatch
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY = 0.5
+#: Exit status when the MIDI system (the JACK server) goes away under a running improv.
+EXIT_MIDI_GONE = 3
+#: Most input messages handled in a row before the main loop lets time pass: under a
+#: flood of input the calls still end and answers still start on time.
+MAX_BATCH = 256
+#: How often time passes for the improviser (calls end, continue mode is fed).
+TICK = 0.001
+#: Real-time priority (SCHED_FIFO) for improv's threads, only when asked for
+#: (``IMPROV_REALTIME=1``) and allowed (root, or an rtprio limit): above every ordinary
+#: process, below JACK's client threads (libjack ran improv's own at 5 here, jackd's
+#: default -P 10 minus 5; at an equal priority a Python thread computing an answer
+#: would keep them off a core). Measured once with two training jobs on the 2 cores
+#: beside it (improv bench live, end-of-call to answer): p99 10.3 ms, max 67 ms without;
+#: 4.1 ms, max 4.4 ms with. Not the default: a process that spins at real-time
+#: priority starves the whole machine (seen here: libjack's threads of a client whose
+#: server died spun at 95% CPU each), and threads and forked children inherit it.
+RT_PRIORITY = 2
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the status line shows, as data (``--status-json`` prints it)."""
+
+    mode: str
+    temperature: float
+    notes_in: int
+    notes_out: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    keys_released: int
+    stall_shifts: int
+
+    def line(self) -> str:
+        """The human status line."""
+        line = (f"{self.mode} | temperature {self.temperature:.2f} | "
+                f"in {self.notes_in} out {self.notes_out} | "
+                f"latency p50 {self.latency_p50_ms:.2f} ms p99 {self.latency_p99_ms:.2f} ms")
+        if self.keys_released:
+            line += f" | {self.keys_released} held key(s) released"
+        if self.stall_shifts:
+            line += f" | delayed {self.stall_shifts}x after stalls"
+        return line
+
+
+@dataclass(frozen=True)
+class Listening:
+    """Where a session listens and plays (its first line; ``event`` "listening")."""
+
+    mode: str
+    input: str
+    api: str
+    outputs: tuple[str, ...]
+
+    def line(self) -> str:
+        return (f"improv: {self.mode}, listening on {self.input!r} ({self.api}), playing to "
+                f"{', '.join(repr(o) for o in self.outputs)}; Ctrl-C to stop")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a closed session did (its last lines; ``event`` "stopped")."""
+
+    messages: int
+    notes_in: int
+    notes_out: int
+    answers: int
+    keys_released: int
+    stall_shifts: int
+    stall_seconds: float
+    jitter_notes: int
+    jitter_p50_ms: float | None
+    jitter_p99_ms: float | None
+    jitter_max_ms: float | None
+    recorded: str | None
+    exit_status: int | None
+
+    def jitter_line(self) -> str | None:
+        if not self.jitter_notes:
+            return None
+        return (f"improv: scheduling jitter p50 {self.jitter_p50_ms:.3f} ms, p99 "
+                f"{self.jitter_p99_ms:.3f} ms, max {self.jitter_max_ms:.3f} ms "
+                f"({self.jitter_notes} notes)")
+
+    def line(self) -> str:
+        dropped = (f", answer delayed {self.stall_shifts} time(s) by {self.stall_seconds:.2f} s "
+                   "after stalls" if self.stall_shifts else "")
+        return (f"improv: stopped; {self.messages} messages heard, {self.notes_in} "
+                f"notes in, {self.notes_out} out{dropped}")
+
+
+def json_line(event: str, data) -> str:
+    """One ``--status-json`` line: ``{"event": ..., **fields}``."""
+    return json.dumps({"event": event, **asdict(data)})
+
+
+def _realtime() -> bool:
+    """Ask for real-time scheduling for this thread and the threads it starts (a
+    forked child is reset to ordinary scheduling); return whether it was granted."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK,
+                              os.sched_param(RT_PRIORITY))
+        return True
+    except (AttributeError, OSError):  # not Linux, or not allowed: ordinary scheduling
+        return False
+
+
+def _ordinary() -> None:
+    """Back to ordinary scheduling (the caller may go on, e.g. a test run in-process)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
+class FanOut:
+    """Send each message to every output, one at a time (ports are not thread-safe)."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+        self.lock = threading.Lock()
+        self.errors = 0
+
+    def __call__(self, msg) -> None:
+        with self.lock:
+            for out in self.outputs:
+                try:
+                    out.send(msg)
+                except Exception as exc:  # a vanished port must not kill the scheduler
+                    self.errors += 1
+                    if self.errors <= 3:
+                        print(f"\nimprov: cannot send to {out.name}: {exc}",
+                              file=SafeLog(sys.stderr))
+
+
+class SafeLog:
+    """A log stream whose failures are ignored: a closed or broken stderr (the program
+    that started improv died) must not abort the shutdown that ends improv's notes."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except (OSError, ValueError):
+            return 0
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (OSError, ValueError, AttributeError):
+            return False
+
+
+def make_inbox() -> queue.Queue:
+    """Make the main loop's inbox of (arrival time, message) pairs.
+
+    Not ``queue.SimpleQueue``: on CPython 3.11 its ``get(timeout=...)``, interrupted
+    by a signal near the deadline, computes a negative timeout and waits forever, so
+    a SIGTERM could hang improv (1 stop in ~20 here). ``queue.Queue`` waits correctly.
+    """
+    return queue.Queue()
+
+
+def open_synth(options: RunOptions) -> list:
+    """Open FluidSynth if asked for (before any port: a bad soundfont fails fast)."""
+    if not options.synth:
+        return []
+    from improv.soundfont import find_soundfont
+
+    return [SynthOutput(find_soundfont(options.soundfont or None), options.audio_driver or None,
+                        settings=dict(options.synth_settings))]
+
+
+def open_port_output(options: RunOptions, backend) -> list:
+    """Open the MIDI output, unless only --synth was asked for."""
+    if options.synth and not (options.output or options.virtual):
+        return []
+    if options.output:
+        return [PortOutput(open_output(backend, options.output), wanted=options.output)]
+    # no output named: a virtual one (on JACK, ALSA, CoreMIDI a DAW can connect)
+    port = open_output(backend, f"{options.virtual or 'improv'} out", virtual=True)
+    out = PortOutput(port)
+    out.name = getattr(port, "real_name", port.name)  # the name others connect to
+    return [out]
+
+
+class Session:
+    """One live session: open, step until it ends, close, report.
+
+    ``source(enqueue, improviser)`` may replace the input port: it must call
+    ``enqueue(msg)`` for each message and return an object with ``name`` and ``close()``
+    (``improv demo`` plays its built-in pianist this way; a test plays its fake keys).
+    ``outputs`` may replace the outputs the options name (objects with ``name``,
+    ``send(msg)`` and ``close()``). ``model`` may replace the one the options name,
+    ``clock`` the monotonic clock. ``status_json``, a stream, gets the session's
+    :class:`Listening`, :class:`Status` and :class:`Report` as JSON lines.
+    """
+
+    def __init__(self, options: RunOptions, *, log=None, source=None,
+                 outputs: list | None = None, model: NoteModel | None = None,
+                 clock=time.monotonic, status_json=None):
+        self.options = options
+        self.log = SafeLog(log if log is not None else sys.stderr)
+        self.source, self.clock, self.model = source, clock, model
+        self.status_json = SafeLog(status_json) if status_json is not None else None
+        self._own_outputs = outputs is None
+        self.outputs: list = [] if outputs is None else outputs
+        self.backend = None
+        self.inport = None
+        self.improviser: Improviser | None = None
+        self.scheduler: Scheduler | None = None
+        self.recorder: Recorder | None = None
+        self.listening: Listening | None = None
+        self.exit_status: int | None = None
+        self.midi_gone = False
+        self.failures = 0
+        self.latencies: list[float] = []
+        self._inbox = make_inbox()
+        self._watch = None
+        self._peers = None
+        self._realtime = False
+        self._opened = False
+        self._closed = False
+        self._polled = None
+        self._next_tick = 0.0
+        self._next_status = 0.0
+        self._every = STATUS_EVERY
+
+    # -- open ---------------------------------------------------------------------------
+    def open(self) -> Session:
+        """Load the model, open the outputs and the input, start the watchers."""
+        options, clock = self.options, self.clock
+        self.model = self.model or NoteModel.load(options.model or default_model_dir())
+        self._realtime = (threading.current_thread() is threading.main_thread()
+                          and os.environ.get("IMPROV_REALTIME") == "1" and _realtime())
+        # (before any thread starts: they inherit it)
+        if self._own_outputs:
+            self.outputs = open_synth(options)
+        try:
+            if self.source is None or self._own_outputs:
+                self.backend = get_backend(options.api or None)
+            if self._own_outputs:
+                self.outputs += open_port_output(options, self.backend)
+        except Exception:
+            for out in self.outputs:
+                out.close()
+            raise
+        self._opened = True
+        send = FanOut(self.outputs)
+        self._send = send
+        self.scheduler = Scheduler(send, channel=options.channel, voices=options.voices,
+                                   clock=clock)
+        self.recorder = Recorder(options.record, clock()) if options.record else None
+        recorder = self.recorder
+        self.improviser = Improviser(
+            self.model, Sampler(options.sampling, options.random_seed), self.scheduler,
+            options.settings, options.controls, passthrough=send,
+            on_note=recorder.add if recorder else None, clock=clock,
+            log=lambda text: print(f"\nimprov: {text}", file=self.log, flush=True))
+        try:
+            self._open_input()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _open_input(self) -> None:
+        options, clock, backend = self.options, self.clock, self.backend
+        # Scheduler panics first: a previous run killed hard may have left notes on.
+        self.scheduler.panic()
+        if self.source is not None:
+            self.inport = self.source(self.enqueue, self.improviser)
+        elif options.input:
+            self.inport = open_polled_input(backend, name=options.input)
+        else:
+            self.inport = open_polled_input(backend, name=f"{options.virtual or 'improv'} in",
+                                            virtual=True)
+        api = api_name(backend) if backend is not None else "built in"
+        self.listening = Listening(options.settings.mode, self.inport.name, api,
+                                   tuple(o.name for o in self.outputs))
+        print(self.listening.line(), file=self.log, flush=True)
+        self._json("listening", self.listening)
+        self._every = STATUS_EVERY if self.log.isatty() else 10 * STATUS_EVERY
+        self._next_status = clock() + self._every
+        post = lambda item: self._inbox.put((clock(), item))  # noqa: E731
+        if backend is not None:  # also with only virtual ports: it sees the server go
+            self._watch = PortWatch(backend, self.improviser, self._send, post, self.log)
+            self._watch.start()
+        if backend is not None and api_name(backend) == "JACK":
+            self._peers = _peer_watch(options, self.inport, self.outputs, post, self.log)
+        self._polled = self.inport if isinstance(self.inport, PolledInput) else None
+        self._next_tick = clock()
+
+    def enqueue(self, msg) -> None:
+        """Hand the session a message now (any thread): what a source calls."""
+        self._inbox.put((self.clock(), msg))
+
+    def __enter__(self) -> Session:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- step ---------------------------------------------------------------------------
+    def step(self, now: float | None = None) -> int | None:
+        """One turn of the live loop; return an exit status when the session must end.
+
+        At most MAX_BATCH input events, then whatever the other threads posted, then
+        time passes (at ``now``, else the clock's time): the work of one turn is
+        bounded, floods included. With nothing to do, a turn waits a moment (a few ms).
+        """
+        items = self._polled.poll(MAX_BATCH) if self._polled is not None else []
+        for _ in range(MAX_BATCH):
+            try:
+                items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        if not items and self._polled is None:  # a built-in source posts to the inbox: wait
+            try:
+                items.append(self._inbox.get(timeout=0.002))
+            except queue.Empty:
+                pass
+        for t, msg in items:
+            code = self._dispatch(t, msg)
+            if code is not None:
+                self.exit_status = code
+                return code
+        if now is None:
+            now = self.clock()
+        if not items and self._polled is not None and now < self._next_tick:
+            time.sleep(POLL)
+            return None
+        if now < self._next_tick:
+            return None
+        self._next_tick = now + TICK
+        self.improviser.tick(now)
+        if self.recorder:
+            self.recorder.maybe_write(now)
+        if now >= self._next_status and (self.options.status or self.status_json):
+            self._next_status = now + self._every
+            status = self.status
+            if self.options.status:
+                end = "\r" if self.log.isatty() else "\n"
+                print(status.line(), end=end, file=self.log, flush=True)
+            self._json("status", status)
+        return None
+
+    def _dispatch(self, t: float, msg) -> int | None:
+        """Act on one inbox item; return an exit status to end the run."""
+        if isinstance(msg, PeerEvent):
+            if msg.kind == "server gone":
+                self.midi_gone = True  # first: nothing may touch the ports of a dead server
+                print("\nimprov: error: the MIDI system went away (improv's ports "
+                      "vanished: the JACK server stopped?)", file=self.log)
+                return EXIT_MIDI_GONE
+            self._on_peers(msg)
+            return None
+        if not isinstance(msg, mido.Message):  # what the port watch saw
+            try:
+                self.inport = self._watch.apply(msg, self.inport, self.options.input,
+                                                self._reopen_input)
+            except PortError as exc:
+                self.midi_gone = True
+                print(f"\nimprov: error: the MIDI system went away ({exc})", file=self.log)
+                return EXIT_MIDI_GONE
+            return None
+        try:
+            self.improviser.handle(msg, t)
+        except Exception as exc:  # one bad message must not end the session
+            self.failures += 1
+            if self.failures <= 3:
+                print(f"\nimprov: error handling {msg}: {exc!r}", file=self.log, flush=True)
+        self.latencies.append(self.clock() - t)
+        if len(self.latencies) > 2000:
+            del self.latencies[:1000]
+        return None
+
+    def _reopen_input(self):
+        reopen_polled_input(self.backend, self.inport, self.options.input)
+        return self.inport
+
+    def _on_peers(self, event: PeerEvent) -> None:
+        if event.kind == "input gone":
+            self.improviser.release_keys(self.clock(), f"{', '.join(event.peers)} disconnected")
+        else:
+            self.scheduler.reset_listeners()
+            print(f"\nimprov: {', '.join(event.peers)} connected; sent all-notes-off",
+                  file=self.log, flush=True)
+
+    @property
+    def status(self) -> Status:
+        """The session's status now (what the status line shows)."""
+        improviser = self.improviser
+        lat = (np.asarray(self.latencies[-500:]) * 1e3 if self.latencies else np.zeros(1))
+        return Status(improviser.settings.mode, float(improviser.temperature),
+                      improviser.notes_in, improviser.notes_out,
+                      float(np.percentile(lat, 50)), float(np.percentile(lat, 99)),
+                      improviser.keys_released, improviser.scheduler.shifts)
+
+    # -- close --------------------------------------------------------------------------
+    def close(self) -> None:
+        """End every note, write the recording, close the ports, print the report."""
+        if self._closed or not self._opened:
+            return
+        self._closed = True
+        log = self.log
+        if self._realtime:
+            _ordinary()
+        if self._watch is not None:
+            self._watch.stop()
+        if self._peers is not None:
+            self._peers.dead |= self.midi_gone
+            self._peers.stop()
+        self.improviser.panic()  # note-offs first, before anything that could fail or block
+        self.scheduler.close()
+        if self.recorder:
+            self.recorder.write()
+            print(f"\nimprov: recorded {self.recorder.path}", file=log)
+        for port in ([self.inport] if self.inport is not None else []) + self.outputs:
+            if not (self.midi_gone and not isinstance(port, SynthOutput)):
+                _close(port)  # ports of a vanished JACK server must not be touched: libjack
+                # has freed their clients already
+        report = self.report()
+        if report.jitter_line():
+            print(f"\n{report.jitter_line()}", file=log)
+        print(f"\n{report.line()}", file=log, flush=True)
+        self._json("stopped", report)
+
+    def report(self) -> Report:
+        """What the session did so far (final once it is closed)."""
+        improviser, scheduler = self.improviser, self.scheduler
+        jitter = [None, None, None]
+        if scheduler.jitter:
+            ms = np.asarray(scheduler.jitter) * 1e3
+            jitter = [float(np.percentile(ms, 50)), float(np.percentile(ms, 99)),
+                      float(ms.max())]
+        return Report(improviser.messages, improviser.notes_in, improviser.notes_out,
+                      improviser.answers, improviser.keys_released, scheduler.shifts,
+                      float(scheduler.shifted), len(scheduler.jitter), *jitter,
+                      str(self.recorder.path) if self.recorder else None, self.exit_status)
+
+    def _json(self, event: str, data) -> None:
+        if self.status_json is not None:
+            print(json_line(event, data), file=self.status_json, flush=True)
+
+
+def _peer_watch(options: RunOptions, inport, outputs: list, post, log) -> PeerWatch | None:
+    """Start watching the virtual ports' peers (JACK only); None if nothing to watch."""
+    vin = "" if options.input else inport.name
+    vout = next((o.name for o in outputs if isinstance(o, PortOutput) and not o.wanted), "")
+    if not (vin or vout):
+        return None
+    try:
+        watch = PeerWatch(vin, vout, post, ignore=f"improv probe {os.getpid()}:")
+    except OSError as exc:  # improv works without it; say what is missing
+        print(f"improv: warning: cannot watch the virtual ports' connections ({exc})",
+              file=log)
+        return None
+    watch.start()
+    return watch
+
+
+def _close(port, timeout: float = 2.0) -> None:
+    """Close a port, but never hang the exit on it (a starved JACK server can)."""
+    closer = threading.Thread(target=port.close, daemon=True)
+    closer.start()
+    closer.join(timeout)

@@ -1,0 +1,148 @@
+"""Watchers of the MIDI system, each a thread that posts what it saw to a session's inbox.
+
+:class:`PortWatch` notices named ports that go away and come back (and the MIDI system
+itself going); :class:`PeerWatch` follows who is connected to improv's virtual ports on
+JACK. The session acts on what they post, from its own thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from improv.outputs import PortOutput
+from improv.ports import PortError, PortLister, list_ports, open_output
+
+#: How often named ports are checked for having gone away (or come back).
+WATCH_EVERY = 1.0
+#: How often the virtual ports' connections are read (17 µs a read, measured).
+PEERS_EVERY = 0.2
+
+
+class PeerEvent:
+    """Posted by :class:`PeerWatch`: the virtual input lost its last peer
+    (``kind == "input gone"``), the virtual output gained ones (``"output new"``), or
+    improv's own ports vanished: the JACK server went away (``"server gone"``)."""
+
+    def __init__(self, kind: str, peers: list[str]):
+        self.kind, self.peers = kind, peers
+
+
+class PeerWatch:
+    """Follow the connections of improv's virtual ports on JACK (:mod:`improv.jackgraph`).
+
+    A peer of the virtual input that goes away may have left keys held (its
+    note-offs will never come): when the last one goes, the held keys are
+    released. A new peer of the virtual output has heard nothing: it first gets
+    sustain-off and all-notes-off on every channel (after a ``kill -9`` the
+    previous improv may have left its notes on there; the startup panic went out
+    before anything was connected).
+    """
+
+    def __init__(self, input_port: str, output_port: str, post, ignore: str):
+        from improv.jackgraph import JackGraph
+
+        self.graph = JackGraph(f"improv watch {os.getpid()}")
+        self.input_port, self.output_port, self.post, self.ignore = (input_port, output_port,
+                                                                     post, ignore)
+        self._stop = threading.Event()
+        self.dead = False  # the server went: never call into libjack again
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="improv-peers")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+        if not self.dead:  # closing a client of a vanished server crashes libjack
+            self.graph.close()
+
+    def _peers(self, port: str) -> list[str] | None:
+        found = self.graph.connections(port) if port else None
+        return None if found is None else [p for p in found if not p.startswith(self.ignore)]
+
+    def _watch(self) -> None:
+        had_input, had_output = [], []
+        while not self._stop.wait(PEERS_EVERY):
+            found = [self._peers(port) if port else [] for port in (self.input_port,
+                                                                    self.output_port)]
+            if None in found:  # our own port is gone: so is the server (measured: the
+                self.dead = True  # lookups return nothing then, closing the client crashes)
+                self.post(PeerEvent("server gone", []))
+                return
+            peers, outs = found
+            if had_input and not peers:
+                self.post(PeerEvent("input gone", had_input))
+            had_input = peers
+            new = [p for p in outs if p not in had_output]
+            if new:
+                self.post(PeerEvent("output new", new))
+            had_output = outs
+
+
+class PortWatch:
+    """Notice named ports that go away and come back; reconnect to them by name.
+
+    A thread of its own looks every WATCH_EVERY seconds through a
+    :class:`~improv.ports.PortLister` and posts what it saw to the main loop's inbox;
+    the main loop then silences, reports and reconnects (:meth:`apply`). When the
+    listing changes, mido lists again from scratch: that is slow (so only then) but
+    raises :class:`PortError` if the MIDI system itself went (the JACK server
+    stopped), and the run ends with status 3.
+    """
+
+    def __init__(self, backend, improviser, send, post, log):
+        self.backend, self.improviser, self.send, self.log = backend, improviser, send, log
+        self.missing: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(post,), daemon=True,
+                                        name="improv-port-watch")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self, post) -> None:
+        try:
+            lister = PortLister(self.backend)
+            last = None
+            while not self._stop.wait(WATCH_EVERY):
+                seen = lister.list()
+                if seen != last:  # a port came or went: confirm from scratch
+                    last = seen
+                    seen = list_ports(self.backend)
+                post(seen)
+        except PortError as exc:
+            post(exc)
+
+    def _say(self, text: str) -> None:
+        print(f"\nimprov: {text}", file=self.log, flush=True)
+
+    def apply(self, ports, inport, input_wanted: str, reopen_input):
+        """Act on a listing (or a PortError) from the watch thread; return the input port."""
+        if isinstance(ports, PortError):
+            raise ports
+        watched = [("input", inport, input_wanted, ports["inputs"])] if input_wanted else []
+        watched += [("output", out, out.wanted, ports["outputs"]) for out in self.send.outputs
+                    if isinstance(out, PortOutput) and out.wanted]
+        for kind, port, wanted, present in watched:
+            key = (kind, wanted)
+            if port.name not in present and key not in self.missing:
+                self.missing.add(key)
+                self.improviser.panic()
+                self.improviser.tracker.flush(time.monotonic())
+                self._say(f"{kind} port {port.name!r} went away; silenced; waiting for it")
+            elif port.name in present and key in self.missing:
+                self.missing.discard(key)
+                if kind == "input":
+                    inport = reopen_input()
+                else:
+                    with self.send.lock:
+                        port.reopen(open_output(self.backend, wanted))
+                    self.improviser.panic()  # whatever the port's owner heard last, end it
+                self._say(f"{kind} port {port.name!r} is back; reconnected")
+        return inport

@@ -1,0 +1,117 @@
+"""A whole live session in-process: fake clock, fake keys, an in-memory output (no JACK)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import mido
+import pytest
+
+from improv.config import RunOptions
+from improv.controls import Controls
+from improv.fakes import FakeClock, FakeKeys, Sink
+from improv.improviser import Settings
+from improv.session import Session
+from tests.conftest import REPO
+
+MODEL = str(REPO / "models" / "tutorial-5files")  # small: loads in milliseconds
+
+
+def wait_until(cond, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return bool(cond())
+
+
+def options(**settings) -> RunOptions:
+    base = dict(silence=0.5, answer_notes=4, gap=0.1)
+    return RunOptions(model=MODEL, random_seed=0, status=False,
+                      settings=Settings(**{**base, **settings}))
+
+
+def play_call(session, keys, clock, pitches=(60, 64, 67, 72), every=0.2, held=0.1):
+    for pitch in pitches:
+        keys.note(pitch)
+        session.step()
+        clock.advance(held)
+        keys.note(pitch, 0)
+        session.step()
+        clock.advance(every - held)
+        session.step()
+
+
+def run_until(session, clock, cond, dt: float = 0.01, limit: int = 20000) -> bool:
+    """Step the session, moving the fake clock ``dt`` a step, until ``cond()``."""
+    for _ in range(limit):
+        if cond():
+            return True
+        clock.advance(dt)
+        session.step()
+        time.sleep(0.0005)  # the scheduler's thread follows the fake clock
+    return cond()
+
+
+@pytest.fixture
+def parts():
+    return FakeClock(), FakeKeys(), Sink("fake synth")
+
+
+def test_a_call_is_answered_after_its_silence(parts):
+    clock, keys, sink = parts
+    status = io.StringIO()
+    with Session(options(), source=keys, outputs=[sink], clock=clock, log=io.StringIO(),
+                 status_json=status) as session:
+        play_call(session, keys, clock)
+        assert session.improviser.notes_in == 4 and session.improviser.answers == 0
+        clock.advance(0.3)  # 0.4 s of silence: less than the 0.5 s that ends the call
+        session.step()
+        assert session.improviser.answers == 0
+        assert run_until(session, clock, lambda: len(sink.notes()) == 4)
+        assert session.improviser.answers == 1 and session.improviser.notes_out == 4
+        assert run_until(session, clock, lambda: not sink.stuck())
+    assert sink.closed and keys.closed
+    events = [json.loads(line) for line in status.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["listening", "stopped"]
+    assert events[0]["input"] == "fake keys" and events[0]["outputs"] == ["fake synth"]
+    stopped = events[-1]
+    assert (stopped["messages"], stopped["notes_in"], stopped["notes_out"]) == (8, 4, 4)
+    report = session.report()
+    assert report.answers == 1 and report.exit_status is None
+
+
+def test_playing_again_stops_the_answer(parts):
+    clock, keys, sink = parts
+    with Session(options(answer_notes=32, gap=0.5), source=keys, outputs=[sink], clock=clock,
+                 log=io.StringIO()) as session:
+        play_call(session, keys, clock)
+        assert run_until(session, clock, lambda: session.improviser.answers == 1)
+        assert session.scheduler.busy
+        keys.note(50)  # barge in before the answer's first note
+        session.step()
+        assert not session.scheduler.busy
+        assert run_until(session, clock, lambda: not sink.stuck(), limit=200)
+        assert len(sink.notes()) < 32
+
+
+def test_the_mode_control_switches_to_continue_and_it_plays_on(parts):
+    clock, keys, sink = parts
+    with Session(options(), source=keys, outputs=[sink], clock=clock,
+                 log=io.StringIO()) as session:
+        keys.play(mido.Message("control_change", control=Controls().mode, value=127))
+        session.step()
+        assert session.improviser.settings.mode == "continue"
+        assert run_until(session, clock, lambda: len(sink.notes()) >= 20)
+    assert session.status.mode == "continue"
+
+
+def test_status_is_data_and_the_line_is_made_from_it(parts):
+    clock, keys, sink = parts
+    with Session(options(), source=keys, outputs=[sink], clock=clock,
+                 log=io.StringIO()) as session:
+        play_call(session, keys, clock)
+        status = session.status
+    assert (status.mode, status.notes_in, status.notes_out) == ("call-response", 4, 0)
+    assert status.line().startswith("call-response | temperature 0.90 | in 4 out 0 | latency")

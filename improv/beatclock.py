@@ -1,0 +1,386 @@
+"""The beat clock: tempo and beat phase from MIDI clock, a fixed tempo, or the player's onsets.
+
+One :class:`BeatClock` answers "what beat is it at time t" and "when is beat b" for the
+scheduler, from the first source that is available, in this order of precedence:
+
+1. **MIDI clock** at the input (24 pulses per quarter note, ``0xF8``; start ``0xFA``, continue
+   ``0xFB``, stop ``0xFC``, song position pointer ``0xF2``). The tempo is a least-squares line
+   through the last ``pulse_window`` pulses (default 36, 1.5 beats). Measured in
+   ``improv.tempo_eval`` with USB-like jitter of +-4 ms a pulse (19% of a pulse at 120 bpm):
+   a window of 24 pulses wanders up to 1.0% (so it can leave the 1% band), 36 up to 0.57%
+   (std 0.17%) and follows 120 -> 90 bpm to within 1% after 1.33 beats; 48 is smoother
+   still but needs 1.75 beats, too close to the issue's limit of 2. The beat position counts
+   pulses from start (or from the song position pointer), so bars follow the DAW's. The clock is present while
+   pulses keep coming (``clock_timeout``); a DAW that stops its transport often keeps sending
+   pulses: then the clock gives the tempo and the onsets the phase.
+2. **A fixed tempo** (``--tempo BPM``): the period is fixed; the phase comes from the player's
+   onsets when there are enough, else from the moment the tempo was set.
+3. **The player's onsets** (:class:`improv.tempo.TempoTracker`).
+
+Everything takes an explicit ``now`` (seconds on the daemon's clock, the arrival stamps of
+:mod:`improv.midiin`), never reads a clock itself, so a fake clock drives it in tests.
+
+How the daemon uses it: every input message whose status is ``0xF8``, ``0xFA``, ``0xFB``,
+``0xFC`` or ``0xF2`` goes to :meth:`BeatClock.midi` with its arrival time (python-rtmidi drops
+them unless ``ignore_types(timing=False)``); a returned :class:`ClockEvent` of kind ``stop`` ends
+improv's sounding notes, ``start``/``continue`` resume. Every note-on of the player goes to
+:meth:`BeatClock.onset`. An answer starts at :meth:`next_beat` (or :meth:`next_bar`) with
+``lead`` = what the engine needs; its notes are kept in beats and converted with
+:meth:`time_at` when they are due, so a tempo change re-times the notes still to come.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+from improv.tempo import TempoEstimate, TempoTracker
+
+#: MIDI clock pulses per quarter note.
+PPQN = 24
+CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+#: The status bytes :meth:`BeatClock.midi` takes.
+CLOCK_STATUSES = frozenset({CLOCK, START, CONTINUE, STOP, SONG_POSITION})
+
+
+class Source(str, Enum):
+    """Where the tempo in use comes from."""
+
+    CLOCK = "clock"
+    FIXED = "tempo"
+    ONSETS = "onsets"
+    NONE = "none"
+
+
+class Transport(str, Enum):
+    """The MIDI clock's transport: never seen, stopped or running."""
+
+    NONE = "none"
+    STOPPED = "stopped"
+    RUNNING = "running"
+
+
+@dataclass(frozen=True)
+class Meter:
+    """A time signature; the beat is a quarter note (MIDI clock's unit)."""
+
+    numerator: int = 4
+    denominator: int = 4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.numerator, int) or not 1 <= self.numerator <= 32:
+            raise ValueError(f"Meter.numerator must be an int 1-32, got {self.numerator!r}")
+        if self.denominator not in (1, 2, 4, 8, 16):
+            raise ValueError(f"Meter.denominator must be 1, 2, 4, 8 or 16, got "
+                             f"{self.denominator!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> Meter:
+        """``"3/4"`` -> ``Meter(3, 4)``."""
+        try:
+            num, den = (int(x) for x in text.strip().split("/"))
+        except ValueError:
+            raise ValueError(f"meter {text!r}: expected N/D such as 4/4 or 6/8") from None
+        return cls(num, den)
+
+    @property
+    def bar_beats(self) -> float:
+        """Quarter-note beats per bar (6/8: 3)."""
+        return self.numerator * 4 / self.denominator
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    """Settings of :class:`BeatClock`."""
+
+    #: Pulses in the least-squares tempo line (36: 1.5 beats; see the module docstring).
+    pulse_window: int = 36
+    #: The clock is absent when no pulse came for this long (s); 20 bpm pulses every 0.125 s.
+    clock_timeout: float = 0.5
+    meter: Meter = Meter()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pulse_window, int) or not 2 <= self.pulse_window <= 4 * PPQN:
+            raise ValueError(f"ClockConfig.pulse_window must be an int 2-{4 * PPQN}, got "
+                             f"{self.pulse_window!r}")
+        if not (isinstance(self.clock_timeout, (int, float)) and 0 < self.clock_timeout <= 10):
+            raise ValueError(f"ClockConfig.clock_timeout must be in (0, 10] s, got "
+                             f"{self.clock_timeout!r}")
+        if not isinstance(self.meter, Meter):
+            raise ValueError(f"ClockConfig.meter must be a Meter, got {self.meter!r}")
+
+
+@dataclass(frozen=True)
+class ClockEvent:
+    """A transport change: ``kind`` is "start", "stop", "continue" or "position"."""
+
+    kind: str
+    time: float
+    #: Song position in beats after the event.
+    beat: float
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A linear map between seconds and beats: ``beat`` falls at ``time``."""
+
+    time: float
+    beat: float
+    period: float
+
+    def beat_at(self, t: float) -> float:
+        return self.beat + (t - self.time) / self.period
+
+    def time_at(self, beat: float) -> float:
+        return self.time + (beat - self.beat) * self.period
+
+
+def check_bpm(bpm: float, name: str = "tempo") -> float:
+    """Return ``bpm`` as a float if it is a tempo improv can play (20-400), else raise."""
+    if isinstance(bpm, bool) or not isinstance(bpm, (int, float)) or not 20 <= bpm <= 400:
+        raise ValueError(f"{name} must be 20-400 bpm, got {bpm!r}")
+    return float(bpm)
+
+
+class PulseSmoother:
+    """Least-squares period and phase of the last ``window`` clock pulses."""
+
+    def __init__(self, window: int = PPQN) -> None:
+        self.window = window
+        self._times: deque[float] = deque(maxlen=window)
+
+    def reset(self) -> None:
+        self._times.clear()
+
+    def add(self, t: float) -> None:
+        """A pulse arrived at ``t``; a gap over 10 pulses at the current rate starts afresh."""
+        if self._times:
+            gap = t - self._times[-1]
+            period = self.period()
+            if gap <= 0 or (period is not None and gap > 10 * period):
+                self._times.clear()
+        self._times.append(t)
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def _fit(self) -> tuple[float, float] | None:
+        n = len(self._times)
+        if n < 2:
+            return None
+        xm = (n - 1) / 2
+        ym = sum(self._times) / n
+        sxx = sum((i - xm) ** 2 for i in range(n))
+        sxy = sum((i - xm) * (t - ym) for i, t in enumerate(self._times))
+        slope = sxy / sxx
+        return slope, ym + slope * (n - 1 - xm)
+
+    def period(self) -> float | None:
+        """Seconds per pulse, or None before two pulses."""
+        fit = self._fit()
+        return None if fit is None or fit[0] <= 0 else fit[0]
+
+    def last_time(self) -> float | None:
+        """The smoothed time of the latest pulse (the line's value there)."""
+        fit = self._fit()
+        return None if fit is None else fit[1]
+
+
+class BeatClock:
+    """Tempo and beat phase from MIDI clock, a fixed tempo or the player's onsets."""
+
+    def __init__(self, config: ClockConfig | None = None, tempo: float | None = None,
+                 tracker: TempoTracker | None = None) -> None:
+        self.config = config or ClockConfig()
+        self.tracker = tracker or TempoTracker()
+        self._smoother = PulseSmoother(self.config.pulse_window)
+        self._fixed: float | None = None
+        self._fixed_since = 0.0
+        self._last_pulse: float | None = None
+        self._transport = Transport.NONE
+        self._position = 0  # song position in pulses of the latest pulse (or the next one)
+        self._pending = True  # the next pulse is at _position (after start/continue/SPP)
+        self._onsets = 0
+        self._cache: tuple[tuple[int, float | None], TempoEstimate | None] | None = None
+        self._free: Timeline | None = None  # the last timeline from onsets or a fixed tempo
+        self._bar_offset = 0.0
+        if tempo is not None:
+            self.set_tempo(tempo, 0.0)
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def set_tempo(self, bpm: float | None, now: float) -> None:
+        """Fix the tempo (``--tempo``, a CC), or None to go back to the onsets."""
+        self._fixed = None if bpm is None else check_bpm(bpm)
+        self._fixed_since = now
+
+    def onset(self, now: float, weight: float = 1.0) -> None:
+        """The player's note-on at ``now``."""
+        self.tracker.add(now, weight)
+        self._onsets += 1
+
+    def midi(self, message: bytes | bytearray | list[int] | tuple[int, ...], now: float
+             ) -> ClockEvent | None:
+        """Feed one MIDI system real-time or song-position message; return a transport change.
+
+        Other messages are ignored (None). ``stop`` means: end improv's sounding notes.
+        """
+        if not message:
+            return None
+        status = message[0]
+        if status == CLOCK:
+            self._pulse(now)
+            return None
+        if status == START:
+            self._position, self._pending = 0, True
+            self._transport = Transport.RUNNING
+            return ClockEvent("start", now, 0.0)
+        if status == CONTINUE:
+            self._transport = Transport.RUNNING
+            return ClockEvent("continue", now, self._position / PPQN)
+        if status == STOP:
+            if self._transport is Transport.RUNNING and not self._pending:
+                self._position += 1  # the next pulse after a continue is the following one
+                self._pending = True
+            self._transport = Transport.STOPPED
+            return ClockEvent("stop", now, self._position / PPQN)
+        if status == SONG_POSITION and len(message) >= 3:
+            sixteenths = (message[1] & 0x7F) | ((message[2] & 0x7F) << 7)
+            self._position, self._pending = sixteenths * (PPQN // 4), True
+            return ClockEvent("position", now, self._position / PPQN)
+        return None
+
+    def _pulse(self, now: float) -> None:
+        if self._last_pulse is not None and now - self._last_pulse > self.config.clock_timeout:
+            self._smoother.reset()
+        self._smoother.add(now)
+        self._last_pulse = now
+        if self._transport is Transport.RUNNING:
+            if self._pending:
+                self._pending = False
+            else:
+                self._position += 1
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    def clock_present(self, now: float) -> bool:
+        """Pulses are arriving (the latest within ``clock_timeout``) and give a tempo."""
+        return (self._last_pulse is not None and now - self._last_pulse
+                <= self.config.clock_timeout and self._smoother.period() is not None)
+
+    def source(self, now: float) -> Source:
+        """The source of the tempo in use at ``now``."""
+        if self.clock_present(now):
+            return Source.CLOCK
+        if self._fixed is not None:
+            return Source.FIXED
+        if self._estimate(now) is not None:
+            return Source.ONSETS
+        return Source.NONE
+
+    def _estimate(self, now: float, period: float | None = None) -> TempoEstimate | None:
+        key = (self._onsets, period)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.tracker.estimate(period=period))
+        return self._cache[1]
+
+    def timeline(self, now: float) -> Timeline | None:
+        """The seconds-to-beats map in use at ``now``, or None with no tempo at all."""
+        if self.clock_present(now):
+            period = self._smoother.period() * PPQN
+            if self._transport is Transport.RUNNING:
+                pos = self._position if not self._pending else self._position - 1
+                return Timeline(self._smoother.last_time(), pos / PPQN, period)
+            return self._free_timeline(now, period)
+        if self._fixed is not None:
+            return self._free_timeline(now, 60.0 / self._fixed)
+        return self._free_timeline(now, None)
+
+    def _free_timeline(self, now: float, period: float | None) -> Timeline | None:
+        """A timeline whose phase comes from the onsets (beat numbers kept continuous)."""
+        est = self._estimate(now, period)
+        if est is None:
+            if period is None:
+                return self._free if self._free is not None and self._fixed is None else None
+            anchor = self._free.time if self._free is not None else self._fixed_since
+            beat = self._free.beat if self._free is not None else 0.0
+            return Timeline(anchor, beat, period)
+        beat = 0.0 if self._free is None else float(round(self._free.beat_at(est.beat_time)))
+        line = Timeline(est.beat_time, beat, est.period)
+        self._free = line
+        return line
+
+    # -- conversions ----------------------------------------------------------------------
+
+    def tempo(self, now: float) -> float | None:
+        """Tempo in use at ``now`` in bpm, or None."""
+        line = self.timeline(now)
+        return None if line is None else 60.0 / line.period
+
+    def beat_at(self, now: float) -> float | None:
+        """The beat position at ``now`` (song position with a running clock), or None."""
+        line = self.timeline(now)
+        return None if line is None else line.beat_at(now)
+
+    def time_at(self, beat: float, now: float) -> float | None:
+        """When ``beat`` falls, by the tempo in use at ``now`` (re-ask as the tempo changes)."""
+        line = self.timeline(now)
+        return None if line is None else line.time_at(beat)
+
+    def beats_to_seconds(self, beats: float, now: float) -> float | None:
+        """A duration in beats, in seconds at the tempo in use at ``now``."""
+        line = self.timeline(now)
+        return None if line is None else beats * line.period
+
+    def seconds_to_beats(self, seconds: float, now: float) -> float | None:
+        """A duration in seconds, in beats at the tempo in use at ``now``."""
+        line = self.timeline(now)
+        return None if line is None else seconds / line.period
+
+    def next_beat(self, now: float, lead: float = 0.0) -> tuple[float, float] | None:
+        """(time, beat) of the first beat at or after ``now + lead``; None without a tempo."""
+        return self._next(now, lead, 1.0, 0.0)
+
+    def next_bar(self, now: float, lead: float = 0.0) -> tuple[float, float] | None:
+        """(time, beat) of the first bar line at or after ``now + lead``.
+
+        With MIDI clock, bars count from the song's start; otherwise from :meth:`downbeat`.
+        """
+        return self._next(now, lead, self.config.meter.bar_beats, self._bar_offset)
+
+    def _next(self, now: float, lead: float, step: float, offset: float
+              ) -> tuple[float, float] | None:
+        line = self.timeline(now)
+        if line is None:
+            return None
+        at = line.beat_at(now + lead)
+        beat = offset + math.ceil((at - offset) / step - 1e-9) * step
+        return line.time_at(beat), beat
+
+    def downbeat(self, t: float) -> None:
+        """Take the beat nearest ``t`` as a bar line (without a clock: a call's first note)."""
+        line = self.timeline(t)
+        if line is not None:
+            self._bar_offset = float(round(line.beat_at(t))) % self.config.meter.bar_beats
+
+    def status(self, now: float) -> str:
+        """A status-line summary: tempo, source, transport, and a double/half ambiguity."""
+        source = self.source(now)
+        bpm = self.tempo(now)
+        if bpm is None:
+            return "tempo: none"
+        text = f"{bpm:.1f} bpm ({source.value}"
+        if source is Source.CLOCK:
+            text += f", {self._transport.value}" if self._transport is not Transport.NONE else ""
+        text += ")"
+        if source is Source.ONSETS:
+            est = self._estimate(now)
+            if est is not None and est.alternative is not None:
+                text += f" or {est.alternative:.0f}"
+        return text

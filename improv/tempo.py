@@ -1,0 +1,262 @@
+"""Tempo and beat phase from the player's own onsets (symbolic beat tracking).
+
+:class:`TempoTracker` keeps the note-on times of the last few seconds and, when asked, finds
+the beat period and phase that best explain them. It runs in the live loop, so it is pure
+NumPy, costs nothing per note (``add`` appends to a deque) and does its work in ``estimate``,
+which the clock calls when it needs a beat (an answer about to start, a status line).
+
+How ``estimate`` works:
+
+1. Notes within ``chord_merge`` seconds are one event (a chord, a spread chord); its time is
+   the mean of its notes and its weight grows with its size. Recent events weigh more.
+2. Every candidate period on a log grid (about 1% apart) and every phase is scored with a
+   metrical comb: ``score(P, phi) = sum_i w_i K(t_i / P - phi)`` where ``K`` has a peak on the
+   beat, a smaller one on the half beat and smaller ones on quarters and thirds, each as wide as
+   human timing (``jitter`` seconds, or a share of the beat). ``K`` is a short Fourier series,
+   so a period's scores at all phases cost one sum per harmonic. A log-normal prior on tempo
+   chooses between metrical levels that explain the notes equally well (the beat, its double,
+   its half); when the rival level scores close, the estimate names it (``alternative``), so a
+   status line can show "120 bpm (or 60)".
+3. The winner is refined by weighted least squares: events near a beat or half beat of the
+   chosen grid are assigned their metrical position and ``t = a + P * position`` is fitted,
+   recent events weighing more (``halflife`` beats), so the period and phase follow the end of
+   the call, where the answer will start.
+
+The issue's tests and measured numbers are in ``improv/tempo_eval.py``
+(``python -m improv.tempo_eval``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Metrical positions (in beats) of the comb ``K`` and their weights: beat, half beat,
+#: quarters, triplet thirds.
+_COMB = ((0.0, 1.0), (0.5, 0.5), (0.25, 0.25), (0.75, 0.25), (1 / 3, 0.2), (2 / 3, 0.2))
+#: Harmonics kept of ``K``'s Fourier series: 12 covers quarters and thirds, and at the narrowest
+#: peak (``min_width``) harmonic 12 is already below 1% of the first.
+_HARMONICS = 12
+#: Phases tried per candidate period (the least-squares refinement finds the exact phase).
+_PHASES = 48
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Settings of :class:`TempoTracker` (times in seconds)."""
+
+    #: Seconds of onsets before the last one that are considered.
+    window: float = 10.0
+    #: Tempo range searched, in beats per minute.
+    min_bpm: float = 40.0
+    max_bpm: float = 240.0
+    #: Centre of the log-normal tempo prior and its width in octaves.
+    prior_bpm: float = 110.0
+    prior_octaves: float = 1.0
+    #: Notes closer than this are one event (a chord).
+    chord_merge: float = 0.04
+    #: Human timing spread (seconds) and the narrowest peak of the comb, as a share of a beat.
+    jitter: float = 0.02
+    min_width: float = 0.025
+    #: Fewest events for an estimate.
+    min_events: int = 4
+    #: Half-life, in beats, of an event's weight in the least-squares refinement.
+    halflife: float = 6.0
+    #: A rival metrical level (double or half) scoring at least this share of the best is named.
+    ambiguity: float = 0.85
+
+    def __post_init__(self) -> None:
+        for name in ("window", "min_bpm", "max_bpm", "prior_bpm", "prior_octaves", "jitter",
+                     "min_width", "halflife"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"TrackerConfig.{name} must be a number > 0, got {value!r}")
+        if self.min_bpm >= self.max_bpm:
+            raise ValueError(f"TrackerConfig: min_bpm {self.min_bpm} must be below max_bpm "
+                             f"{self.max_bpm}")
+        if not 0 <= self.chord_merge < 0.2:
+            raise ValueError(f"TrackerConfig.chord_merge must be in [0, 0.2) s, got "
+                             f"{self.chord_merge!r}")
+        if not isinstance(self.min_events, int) or self.min_events < 2:
+            raise ValueError(f"TrackerConfig.min_events must be an int >= 2, got "
+                             f"{self.min_events!r}")
+        if not 0 < self.ambiguity <= 1:
+            raise ValueError(f"TrackerConfig.ambiguity must be in (0, 1], got {self.ambiguity!r}")
+
+
+@dataclass(frozen=True)
+class TempoEstimate:
+    """A beat grid: one beat at ``beat_time``, then one every ``period`` seconds."""
+
+    period: float
+    beat_time: float
+    #: Share of the events' weight the grid explains (0-1).
+    confidence: float
+    #: Events (merged chords) the estimate used.
+    events: int
+    #: Tempo in bpm of a rival metrical level (double or half) that scored close, else None.
+    alternative: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.period) and self.period > 0):
+            raise ValueError(f"TempoEstimate.period must be > 0, got {self.period!r}")
+        if not math.isfinite(self.beat_time):
+            raise ValueError(f"TempoEstimate.beat_time must be finite, got {self.beat_time!r}")
+
+    @property
+    def bpm(self) -> float:
+        """Tempo in beats per minute."""
+        return 60.0 / self.period
+
+    def beat_after(self, t: float) -> float:
+        """The time of the first beat at or after ``t``."""
+        k = math.ceil((t - self.beat_time) / self.period - 1e-9)
+        return self.beat_time + k * self.period
+
+
+def _comb_coefficients(width: np.ndarray) -> np.ndarray:
+    """Fourier coefficients (periods x harmonics) of the comb with peaks ``width`` beats wide."""
+    h = np.arange(1, _HARMONICS + 1)
+    shape = np.zeros(_HARMONICS, np.complex128)
+    for pos, weight in _COMB:
+        shape += weight * np.exp(-2j * np.pi * h * pos)
+    damp = np.exp(-2 * np.pi ** 2 * (h[None, :] * width[:, None]) ** 2)
+    coef = damp * shape[None, :]
+    # Every period's comb peaks at 1 above its mean: wider peaks (fast tempi, where the jitter
+    # is a larger share of the beat) must not score lower for being wider.
+    return coef / (2 * np.real(coef.sum(axis=1, keepdims=True)))
+
+
+class TempoTracker:
+    """Note-on times in, a beat grid out (see the module docstring)."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        cfg = self.config
+        self._periods = np.exp(np.arange(math.log(60 / cfg.max_bpm), math.log(60 / cfg.min_bpm),
+                                         0.01))
+        width = np.maximum(cfg.min_width, cfg.jitter / self._periods)
+        self._coef = _comb_coefficients(width)
+        octaves = np.log2(60 / self._periods / cfg.prior_bpm) / cfg.prior_octaves
+        self._prior = np.exp(-0.5 * octaves ** 2)
+        phases = np.arange(_PHASES) / _PHASES
+        h = np.arange(1, _HARMONICS + 1)
+        self._phase_rot = np.exp(-2j * np.pi * phases[:, None] * h[None, :])  # phases x h
+        self._onsets: deque[tuple[float, float]] = deque()
+
+    def add(self, t: float, weight: float = 1.0) -> None:
+        """Record a note-on at time ``t`` (seconds, any clock) with a salience ``weight``."""
+        self._onsets.append((float(t), float(weight)))
+        horizon = t - 2 * self.config.window
+        while self._onsets and self._onsets[0][0] < horizon:
+            self._onsets.popleft()
+
+    def clear(self) -> None:
+        """Forget every onset (a new piece, a new player)."""
+        self._onsets.clear()
+
+    def __len__(self) -> int:
+        return len(self._onsets)
+
+    def events(self, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The merged events (times, weights) of the window that ends at the last onset."""
+        if not self._onsets:
+            return np.zeros(0), np.zeros(0)
+        arr = np.array(self._onsets)
+        end = arr[:, 0].max() if now is None else min(now, arr[:, 0].max())
+        keep = (arr[:, 0] <= end) & (arr[:, 0] >= end - self.config.window)
+        arr = arr[keep]
+        arr = arr[np.argsort(arr[:, 0], kind="stable")]
+        if len(arr) == 0:
+            return np.zeros(0), np.zeros(0)
+        new = np.ones(len(arr), bool)
+        new[1:] = np.diff(arr[:, 0]) > self.config.chord_merge
+        group = np.cumsum(new) - 1
+        n = group[-1] + 1
+        wsum = np.bincount(group, arr[:, 1], n)
+        times = np.bincount(group, arr[:, 0] * arr[:, 1], n) / np.maximum(wsum, 1e-12)
+        size = np.bincount(group, minlength=n)
+        return times, np.sqrt(size) * wsum / size
+
+    def estimate(self, now: float | None = None, period: float | None = None
+                 ) -> TempoEstimate | None:
+        """Return the beat grid that best explains the recent onsets, or None with too few.
+
+        ``now`` ignores onsets after it (default: all); ``period`` fixes the beat period (a
+        tempo set by hand) so that only the phase is estimated.
+        """
+        cfg = self.config
+        times, weights = self.events(now)
+        if len(times) < cfg.min_events:
+            return None
+        last = times[-1]
+        rel = times - last  # <= 0; phases are measured from the last event
+        total = float(weights.sum())
+        if period is None:
+            periods, coef, prior = self._periods, self._coef, self._prior
+        else:
+            if not period > 0:
+                raise ValueError(f"period must be > 0, got {period!r}")
+            periods = np.array([float(period)])
+            coef = _comb_coefficients(np.maximum(cfg.min_width, cfg.jitter / periods))
+            prior = np.ones(1)
+        # z[p, h] = sum_i w_i exp(2 pi i h t_i / P_p)
+        base = np.exp(2j * np.pi * rel[None, :] / periods[:, None])  # periods x events
+        z = np.empty((len(periods), _HARMONICS), np.complex128)
+        power = base.copy()
+        for k in range(_HARMONICS):
+            z[:, k] = power @ weights
+            power *= base
+        # score[p, phase]: the comb's base level (its mean) is the same for every candidate
+        score = 2 * np.real((coef * z) @ self._phase_rot.T) / total
+        best_phase = score.argmax(axis=1)
+        strength = score[np.arange(len(periods)), best_phase]
+        ranked = strength * prior
+        p = int(ranked.argmax())
+        base_period = float(periods[p])
+        phase = best_phase[p] / _PHASES
+        grid_period, anchor = self._refine(rel, weights, base_period, phase, period is not None)
+        alternative = None
+        if period is None:
+            for factor in (2.0, 0.5):
+                q = int(np.abs(np.log(periods / (base_period * factor))).argmin())
+                if abs(math.log(periods[q] / (base_period * factor))) < 0.03 and \
+                        ranked[q] >= cfg.ambiguity * ranked[p]:
+                    alternative = 60.0 / (grid_period * factor)
+        confidence = float(np.clip(strength[p] / 2.5, 0.0, 1.0))
+        return TempoEstimate(period=grid_period, beat_time=float(anchor + last),
+                             confidence=confidence, events=len(times), alternative=alternative)
+
+    def _refine(self, rel: np.ndarray, weights: np.ndarray, period: float, phase: float,
+                fixed: bool) -> tuple[float, float]:
+        """Least-squares period and the time (relative to the last event) of the last beat."""
+        cfg = self.config
+        origin = phase * period  # a beat lies at rel == origin (mod period)
+        for _ in range(3):
+            pos = (rel - origin) / period
+            half = np.round(pos * 2) / 2
+            dev = np.abs(pos - half)
+            on_beat = half == np.round(half)
+            near = np.where(on_beat, dev < 0.12, dev < 0.08)
+            if near.sum() < 2 or (not fixed and len(np.unique(half[near])) < 2):
+                break
+            recency = 0.5 ** (-rel / (cfg.halflife * period))
+            w = weights * recency * np.where(on_beat, 1.0, 0.5) * near
+            if fixed:
+                origin = float(np.sum(w * (rel - half * period)) / w.sum())
+                continue
+            x, y = half[near], rel[near]
+            ww = w[near]
+            xm, ym = np.average(x, weights=ww), np.average(y, weights=ww)
+            var = np.sum(ww * (x - xm) ** 2)
+            if var <= 0:
+                break
+            slope = float(np.sum(ww * (x - xm) * (y - ym)) / var)
+            if not 0.9 * period < slope < 1.1 * period:
+                break
+            period, origin = slope, float(ym - slope * xm)
+        last_beat = origin + math.floor(-origin / period + 1e-9) * period
+        return period, last_beat

@@ -1,0 +1,196 @@
+"""BeatClock: MIDI clock smoothing and transport, fixed tempo, onsets, conversions (fake clock)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from improv.beatclock import (
+    BeatClock,
+    ClockConfig,
+    Meter,
+    PulseSmoother,
+    Source,
+    Transport,
+    check_bpm,
+)
+from improv.tempo_eval import clock_pulses
+
+START, CONT, STOP, PULSE = [0xFA], [0xFB], [0xFC], [0xF8]
+
+
+def run_clock(clock: BeatClock, times: np.ndarray) -> None:
+    for t in times:
+        clock.midi(PULSE, float(t))
+
+
+def test_steady_clock_with_usb_jitter_gives_tempo_and_song_position():
+    arrive, true = clock_pulses(np.random.default_rng(1), [(120.0, 8)], jitter=0.004)
+    clock = BeatClock()
+    event = clock.midi(START, arrive[0] - 0.005)
+    assert event.kind == "start" and event.beat == 0.0
+    for i, t in enumerate(arrive):
+        clock.midi(PULSE, float(t))
+        if i >= 48:  # two beats in
+            assert clock.tempo(float(t)) == pytest.approx(120.0, rel=0.006)
+            # the smoothed beat of this pulse lies within 3 ms of the true one
+            assert abs(clock.time_at(i / 24, float(t)) - true[i]) < 0.003
+    assert clock.source(float(arrive[-1])) is Source.CLOCK
+    assert clock.transport is Transport.RUNNING
+    assert clock.beat_at(float(true[-1])) == pytest.approx((len(true) - 1) / 24, abs=0.01)
+
+
+def test_tempo_change_120_to_90_is_followed_within_two_beats():
+    arrive, _ = clock_pulses(np.random.default_rng(2), [(120.0, 8), (90.0, 4)], jitter=0.004)
+    clock = BeatClock()
+    clock.midi(START, 0.0)
+    change = 8 * 24
+    for i, t in enumerate(arrive):
+        clock.midi(PULSE, float(t))
+        if i >= change + 2 * 24:
+            assert clock.tempo(float(t)) == pytest.approx(90.0, rel=0.01)
+
+
+def test_notes_kept_in_beats_are_retimed_by_a_tempo_change():
+    arrive, _ = clock_pulses(np.random.default_rng(3), [(120.0, 4)], jitter=0.0)
+    clock = BeatClock()
+    clock.midi(START, 0.0)
+    run_clock(clock, arrive)
+    now = float(arrive[-1])
+    beat = clock.beat_at(now) + 2
+    at_120 = clock.time_at(beat, now)
+    assert at_120 - now == pytest.approx(1.0, abs=0.002)  # two beats at 120 bpm
+    more, _ = clock_pulses(np.random.default_rng(3), [(90.0, 2)], jitter=0.0,
+                           start=now + 60 / 90 / 24)
+    run_clock(clock, more)
+    assert clock.time_at(beat, float(more[-1])) > at_120 + 0.1  # later at 90 bpm
+
+
+def test_stop_continue_and_song_position():
+    clock = BeatClock()
+    arrive, _ = clock_pulses(np.random.default_rng(0), [(120.0, 2)], jitter=0.0)
+    clock.midi(START, 0.0)
+    run_clock(clock, arrive)  # 48 pulses: positions 0..47
+    now = float(arrive[-1])
+    stop = clock.midi(STOP, now + 0.005)
+    assert stop.kind == "stop" and clock.transport is Transport.STOPPED
+    assert stop.beat == pytest.approx(48 / 24)  # a continue resumes on the next pulse
+    spp = clock.midi([0xF2, 16, 0], now + 0.01)  # 16 sixteenths = beat 4
+    assert spp.kind == "position" and spp.beat == 4.0
+    cont = clock.midi(CONT, now + 0.02)
+    assert cont.kind == "continue" and cont.beat == 4.0
+    clock.midi(PULSE, now + 0.021)
+    assert clock.transport is Transport.RUNNING
+    assert clock.beat_at(now + 0.021) == pytest.approx(4.0, abs=0.01)
+    assert clock.midi([0x90, 60, 100], now) is None  # not a clock message
+
+
+def test_clock_wins_over_a_fixed_tempo_and_falls_back_when_it_stops():
+    clock = BeatClock(tempo=100.0)
+    assert clock.source(0.0) is Source.FIXED and clock.tempo(0.0) == pytest.approx(100.0)
+    arrive, _ = clock_pulses(np.random.default_rng(0), [(130.0, 2)], jitter=0.0)
+    clock.midi(START, 0.0)
+    run_clock(clock, arrive)
+    last = float(arrive[-1])
+    assert clock.source(last) is Source.CLOCK and clock.tempo(last) == pytest.approx(130.0)
+    later = last + ClockConfig().clock_timeout + 0.01
+    assert clock.source(later) is Source.FIXED and clock.tempo(later) == pytest.approx(100.0)
+    assert clock.status(later) == "100.0 bpm (tempo)"
+
+
+def test_a_stopped_clock_gives_the_tempo_and_the_onsets_the_phase():
+    clock = BeatClock()
+    arrive, _ = clock_pulses(np.random.default_rng(0), [(120.0, 4)], jitter=0.0)
+    for t in arrive:  # DAWs send pulses while stopped
+        clock.midi(PULSE, float(t))
+    assert clock.transport is Transport.NONE
+    for k in range(8):
+        clock.onset(1.0 + 0.013 + 0.5 * k)
+    now = float(arrive[-1])
+    t, _ = clock.next_beat(now)
+    assert (t - 1.013) / 0.5 == pytest.approx(round((t - 1.013) / 0.5), abs=0.01)
+    assert clock.status(now) == "120.0 bpm (clock)"
+
+
+def test_fixed_tempo_phase_comes_from_the_onsets():
+    clock = BeatClock(tempo=90.0)
+    period = 60 / 90
+    for k in range(6):
+        clock.onset(10.2 + period * k)
+    t, beat = clock.next_beat(14.0)
+    assert t >= 14.0 and (t - 10.2) / period == pytest.approx(round((t - 10.2) / period),
+                                                              abs=0.005)
+    t2, beat2 = clock.next_beat(14.0, lead=period)
+    assert beat2 == beat + 1 and t2 - t == pytest.approx(period)
+
+
+def test_fixed_tempo_without_onsets_counts_from_when_it_was_set():
+    clock = BeatClock()
+    assert clock.next_beat(1.0) is None and clock.status(1.0) == "tempo: none"
+    clock.set_tempo(120.0, 2.0)
+    assert clock.next_beat(2.1) == (pytest.approx(2.5), pytest.approx(1.0))
+    clock.set_tempo(None, 3.0)
+    assert clock.source(3.0) is Source.NONE
+
+
+def test_onsets_alone_give_tempo_phase_and_status():
+    clock = BeatClock()
+    for k in range(12):
+        clock.onset(5.0 + 0.5 * k)
+    assert clock.source(11.0) is Source.ONSETS
+    assert clock.tempo(11.0) == pytest.approx(120.0, rel=0.005)
+    t, _ = clock.next_beat(11.2)
+    assert t == pytest.approx(11.5, abs=0.002)
+    assert clock.status(11.2).startswith("120.0 bpm (onsets")
+
+
+def test_conversions_are_paired_and_bars_follow_the_meter():
+    clock = BeatClock(ClockConfig(meter=Meter.parse("3/4")))
+    arrive, _ = clock_pulses(np.random.default_rng(0), [(120.0, 4)], jitter=0.0)
+    clock.midi(START, 0.0)
+    run_clock(clock, arrive)
+    now = float(arrive[-1])  # beat 4 - 1/24
+    assert clock.beats_to_seconds(2.0, now) == pytest.approx(1.0)
+    assert clock.seconds_to_beats(clock.beats_to_seconds(1.5, now), now) == pytest.approx(1.5)
+    assert clock.time_at(clock.beat_at(now + 0.3), now) == pytest.approx(now + 0.3)
+    assert clock.next_bar(now)[1] == 6.0  # bars of 3 beats from the song's start
+    assert clock.next_beat(now)[1] == 4.0
+
+
+def test_downbeat_sets_bars_without_a_clock():
+    clock = BeatClock(tempo=120.0)
+    for k in range(8):
+        clock.onset(1.0 + 0.5 * k)
+    clock.downbeat(1.5)  # the call's first note: the beat at 1.5 s starts a bar
+    t, _ = clock.next_bar(4.6)
+    assert t == pytest.approx(5.5, abs=0.002)  # 1.5 + 2 bars of 4 beats at 0.5 s
+
+
+def test_pulse_smoother_restarts_after_a_gap():
+    s = PulseSmoother(24)
+    for k in range(30):
+        s.add(k * 0.02)
+    assert s.period() == pytest.approx(0.02)
+    s.add(30 * 0.02 + 5.0)  # the clock went away and came back
+    assert len(s) == 1 and s.period() is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"pulse_window": 1}, "pulse_window"),
+    ({"clock_timeout": 0}, "clock_timeout"),
+    ({"meter": "4/4"}, "meter"),
+])
+def test_clock_config_checks_its_fields(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ClockConfig(**kwargs)
+
+
+def test_meter_and_tempo_checks():
+    assert Meter.parse("6/8").bar_beats == 3.0
+    for bad in ("4", "x/4", "4/3", "0/4"):
+        with pytest.raises(ValueError, match="[Mm]eter"):
+            Meter.parse(bad)
+    with pytest.raises(ValueError, match="20-400 bpm"):
+        check_bpm(10)
+    with pytest.raises(ValueError, match="20-400 bpm"):
+        BeatClock(tempo=True)

@@ -10,9 +10,9 @@ scheduler, from the first source that is available, in this order of precedence:
    a window of 24 pulses wanders up to 1.0% (so it can leave the 1% band), 36 up to 0.57%
    (std 0.17%) and follows 120 -> 90 bpm to within 1% after 1.33 beats; 48 is smoother
    still but needs 1.75 beats, too close to the issue's limit of 2. The beat position counts
-   pulses from start (or from the song position pointer), so bars follow the DAW's. The clock is present while
-   pulses keep coming (``clock_timeout``); a DAW that stops its transport often keeps sending
-   pulses: then the clock gives the tempo and the onsets the phase.
+   pulses from start (or from the song position pointer), so bars follow the DAW's. The clock
+   is present while pulses keep coming (``clock_timeout``); a DAW that stops its transport
+   often keeps sending pulses: then the clock gives the tempo and the onsets the phase.
 2. **A fixed tempo** (``--tempo BPM``): the period is fixed; the phase comes from the player's
    onsets when there are enough, else from the moment the tempo was set.
 3. **The player's onsets** (:class:`improv.tempo.TempoTracker`).

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from improv.engine import NoteModel
-from improv.features import pitch_to_input
 from improv.generate import seed_notes
+from improv.harness import Daemon
 from improv.paths import MODELS_DIR, default_model_dir
 from improv.progress import progress
 from improv.sampling import Sampler
@@ -70,29 +70,6 @@ def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, flo
         t2 = time.perf_counter()
         memory.learn(pitch, step, duration, own=True)
         times.append(time.perf_counter() - t2 + t1 - t0)
-    return _stats(times)
-
-
-def time_keras_predict(model_dir: Path, notes: int) -> dict[str, float]:
-    """Time the tutorial's way: ``model.predict`` on the 25-note window, argmax feedback."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    model = keras.models.load_model(model_dir / "model.keras", compile=False)
-    seq = model.input_shape[1]
-    seed = seed_notes()[:, :3]
-    window = np.stack([pitch_to_input(seed[-seq:, 0]), seed[-seq:, 1], seed[-seq:, 2]], axis=1)
-    window = window.astype(np.float32)[None]
-    model.predict(window, verbose=0)  # the first call builds the graph
-    times = []
-    for _ in progress(range(notes), desc="model.predict", unit="note"):
-        t0 = time.perf_counter()
-        out = model.predict(window, verbose=0)
-        pitch = int(np.argmax(out["pitch"][0]))
-        new = [pitch_to_input(pitch), max(0.0, float(out["step"][0, 0])),
-               max(0.0, float(out["duration"][0, 0]))]
-        window = np.concatenate([window[:, 1:], np.array([[new]], np.float32)], axis=1)
-        times.append(time.perf_counter() - t0)
     return _stats(times)
 
 
@@ -161,6 +138,8 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
     }
     predict_name = f"model.predict on the window, TensorFlow ({tutorial.name})"
     if predict_notes:
+        from training.keras_timing import time_keras_predict  # TensorFlow: lazily
+
         rows[predict_name] = time_keras_predict(tutorial, predict_notes)
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "rows": rows, "generate_startup": startup,
@@ -186,29 +165,23 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
     return result
 
 
-def _jack_running() -> bool:
-    from improv.ports import PortError, get_backend, list_ports
-    from improv.quiet import quiet_stderr
+def _jack():
+    """A JACK server for a benchmark: None if one runs, else a new ``jackd -d dummy``
+    (period 64 at 48 kHz, improv.harness) that this process and its children use."""
+    from improv.harness import JackMissing, JackServer, jack_running
 
-    try:
-        with quiet_stderr():  # libjack explains at length that no server runs
-            list_ports(get_backend("jack"))
-        return True
-    except PortError:
-        return False
-
-
-def _start_jack():
-    """Start ``jackd -d dummy`` (period 64 at 48 kHz) for the benchmark; return the process."""
     os.environ["JACK_NO_START_SERVER"] = "1"
-    proc = subprocess.Popen(["jackd", "-d", "dummy", "-r", "48000", "-p", "64"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not _jack_running():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("could not start jackd -d dummy (install jackd2)")
-        time.sleep(0.1)
-    return proc
+    if jack_running():
+        return None
+    try:
+        return JackServer(prefix="improvbench")
+    except JackMissing:
+        raise RuntimeError("could not start jackd -d dummy (install jackd2)") from None
+
+
+def _stop(jackd) -> None:
+    if jackd is not None:
+        jackd.stop()
 
 
 def _round_trips(to_port, listener_msgs, make_msg, count: int, wait_for, settle: float = 0.02):
@@ -236,7 +209,7 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
 
     from improv.ports import get_backend, open_input, open_output
 
-    jackd = None if _jack_running() else _start_jack()
+    jackd = _jack()
     backend = get_backend("jack")
     arrivals: list[tuple[float, mido.Message]] = []
     record = lambda m: arrivals.append((time.monotonic(), m))  # noqa: E731
@@ -256,15 +229,8 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
         result["echo_floor"] = _stats(echo)
 
         # 2. improv: a one-note call, then the end-call control; time to the answer's note.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "improv", "run", "--api", "jack", "--virtual", "benchimprov",
-             "--no-status", "--silence", "60", "--answer-notes", "1", "--gap", "0",
-             "--random-seed", "0"], stderr=subprocess.PIPE, text=True)
-        lines = []
-        for line in proc.stderr:
-            lines.append(line)
-            if "listening on" in line:
-                break
+        daemon = Daemon("--api", "jack", "--virtual", "benchimprov", "--silence", "60",
+                        "--answer-notes", "1", "--gap", "0", "--random-seed", "0")
         sender = open_output(backend, "benchimprov in")
         listener = open_input(backend, "benchimprov out", callback=record)
         time.sleep(0.2)
@@ -277,18 +243,13 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
         answers = _round_trips(sender, arrivals, call_then_end, count, first_on, settle=0.05)
         sender.close()
         listener.close()
-        proc.terminate()
-        lines += proc.stderr.readlines()
-        proc.wait(10)
+        daemon.stop(timeout=10)
         result["improv_answer"] = _stats(answers)
         result["improv_over_floor_p99_ms"] = (result["improv_answer"]["p99_ms"]
                                               - result["echo_floor"]["p99_ms"])
-        jitter = next((line for line in lines if "scheduling jitter" in line), "")
-        result["scheduler_jitter"] = jitter.strip().removeprefix("improv: ")
+        result["scheduler_jitter"] = _jitter(daemon.last("stopped"))
     finally:
-        if jackd is not None:
-            jackd.terminate()
-            jackd.wait(10)
+        _stop(jackd)
     print(f"{'path (JACK dummy, period 64 = 1.33 ms)':<52} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8} {'n':>5}")
     for name, key in (("bare echo client (floor)", "echo_floor"),
@@ -304,6 +265,15 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
     return result
 
 
+def _jitter(stopped: dict | None) -> str:
+    """The scheduler's jitter as the daemon's report gives it (its ``stopped`` event)."""
+    if not stopped or not stopped.get("jitter_notes"):
+        return ""
+    return (f"scheduling jitter p50 {stopped['jitter_p50_ms']:.3f} ms, p99 "
+            f"{stopped['jitter_p99_ms']:.3f} ms, max {stopped['jitter_max_ms']:.3f} ms "
+            f"({stopped['jitter_notes']} notes)")
+
+
 def _rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -317,10 +287,9 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
     """Play a real MIDI file into ``improv run`` in a loop over real JACK ports.
 
     Every ``every`` seconds print the daemon's RSS, its message-handling latency p99
-    (from its status line), notes in/out, and the notes sounding longer than any note
-    improv plays (stuck notes) at the synth it plays into.
+    (from its status events, :class:`improv.session.Status`), notes in/out, and the notes
+    sounding longer than any note improv plays (stuck notes) at the synth it plays into.
     """
-    import re
     import threading
 
     import mido
@@ -332,7 +301,7 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
     cols = read_midi(midi or BUILTIN_SEED)
     notes = list(zip(cols["pitch"].tolist(), cols["start"].tolist(), cols["end"].tolist(),
                      cols["velocity"].tolist()))
-    jackd = None if _jack_running() else _start_jack()
+    jackd = _jack()
     backend = get_backend("jack")
     sounding: dict[int, float] = {}
     lock = threading.Lock()
@@ -347,21 +316,8 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
                 sounding.clear()
 
     sink = open_input(backend, "soak synth", virtual=True, callback=synth)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "improv", "run", "--api", "jack", "--virtual", "soakimprov",
-         "--output", "soak synth", "--silence", "0.8", "--random-seed", "0"],
-        stderr=subprocess.PIPE, text=True)
-    status: list[str] = []
-
-    def read_log():
-        for line in proc.stderr:
-            status.append(line.strip())
-
-    threading.Thread(target=read_log, daemon=True).start()
-    while not any("listening on" in s for s in status):
-        if proc.poll() is not None:
-            raise RuntimeError("improv run did not start:\n" + "\n".join(status))
-        time.sleep(0.05)
+    daemon = Daemon("--api", "jack", "--virtual", "soakimprov", "--output", "soak synth",
+                    "--silence", "0.8", "--random-seed", "0", status=True)
     pianist = open_output(backend, "soakimprov in")
     rows = []
     stop_at = time.monotonic() + minutes * 60
@@ -385,26 +341,23 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
             time.sleep(4.0)  # improv answers
             if time.monotonic() >= next_row:
                 next_row += every
-                line = next((s for s in reversed(status) if "latency" in s), "")
-                m = re.search(r"in (\d+) out (\d+) \| latency p50 ([\d.]+) ms p99 ([\d.]+)", line)
+                status = daemon.last("status") or {}
                 with lock:
                     stuck = sum(time.monotonic() - t > 6.0 for t in sounding.values())
-                row = {"minute": (time.monotonic() - t0) / 60, "rss_mb": _rss_mb(proc.pid),
-                       "p99_ms": float(m.group(4)) if m else float("nan"),
-                       "notes_in": int(m.group(1)) if m else 0,
-                       "notes_out": int(m.group(2)) if m else 0, "stuck": stuck}
+                row = {"minute": (time.monotonic() - t0) / 60,
+                       "rss_mb": _rss_mb(daemon.proc.pid),
+                       "p99_ms": status.get("latency_p99_ms", float("nan")),
+                       "notes_in": status.get("notes_in", 0),
+                       "notes_out": status.get("notes_out", 0), "stuck": stuck}
                 rows.append(row)
                 print(f"{row['minute']:>6.1f} {row['rss_mb']:>8.1f} {row['p99_ms']:>8.3f} "
                       f"{row['notes_in']:>9} {row['notes_out']:>10} {row['stuck']:>6}", flush=True)
     finally:
         pianist.close()
-        proc.terminate()
-        code = proc.wait(30)
+        code = daemon.stop(timeout=30)
         time.sleep(0.5)
         sink.close()
-        if jackd is not None:
-            jackd.terminate()
-            jackd.wait(10)
+        _stop(jackd)
     result = {"minutes": minutes, "rows": rows, "exit_status": code,
               "sounding_after_exit": len(sounding)}
     print(f"improv exited with status {code}; notes left sounding after exit: {len(sounding)}")
@@ -473,11 +426,9 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
     counts end to end (its input, then its passthrough output), so it is an upper
     bound on what its input lost.
     """
-    import re
-
     import rtmidi
 
-    jackd = None if _jack_running() else _start_jack()
+    jackd = _jack()
     result: dict = {"seconds": seconds, "rows": []}
     print(f"{'rate msg/s':>10} {'seconds':>8} {'sent':>8} {'tap lost':>9} {'tap dup':>8} "
           f"{'improv lost':>12} {'improv dup':>11} {'improv heard':>13}", flush=True)
@@ -486,18 +437,9 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
             sink = _PolledCounter("benchin sink")
             tap = _PolledCounter("benchin tap")
             name = f"benchin{rate}"  # a name per row: the last row's may still be going
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "improv", "run", "--api", "jack", "--virtual", name,
-                 "--output", "benchin sink", "--passthrough", "--silence", "600",
-                 "--held-keys", "3600", "--answer-notes", "1", "--no-status"],
-                stderr=subprocess.PIPE, text=True)
-            lines = []
-            for line in proc.stderr:
-                lines.append(line)
-                if "listening on" in line:
-                    break
-            else:
-                raise RuntimeError("improv run did not start:\n" + "".join(lines))
+            daemon = Daemon("--api", "jack", "--virtual", name, "--output", "benchin sink",
+                            "--passthrough", "--silence", "600", "--held-keys", "3600",
+                            "--answer-notes", "1")
             keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "benchin keys")
             keys.open_virtual_port("keys")
             for target in (f"{name} in:{name} in", "benchin tap:benchin tap"):
@@ -518,15 +460,13 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
             while time.monotonic() < settle and last != (len(sink.seen), len(tap.seen)):
                 last = (len(sink.seen), len(tap.seen))
                 time.sleep(1.0)
-            proc.terminate()
-            lines += proc.stderr.readlines()
-            proc.wait(30)
+            daemon.stop(timeout=30)
             keys.close_port()
             keys.delete()
-            heard = re.search(r"(\d+) messages heard", "".join(lines))
+            stopped = daemon.last("stopped")
             row = {"rate": rate, "sent": len(sent), "tap": _loss(sent, tap.seen),
                    "improv": _loss(sent, [m for m in sink.seen if m[0] & 0xF0 in (0x80, 0x90)]),
-                   "improv_heard": int(heard.group(1)) if heard else -1}
+                   "improv_heard": stopped["messages"] if stopped else -1}
             sink.close()
             tap.close()
             result["rows"].append(row)
@@ -534,9 +474,7 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
                   f"{row['tap']['duplicated']:>8} {row['improv']['lost']:>12} "
                   f"{row['improv']['duplicated']:>11} {row['improv_heard']:>13}", flush=True)
     finally:
-        if jackd is not None:
-            jackd.terminate()
-            jackd.wait(10)
+        _stop(jackd)
     if out:
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")

@@ -9,6 +9,12 @@ from improv.errors import InvalidValueError
 ARCHITECTURES = ("tutorial", "streaming")
 
 
+def flag(default, help: str | None, **argparse_options):
+    """A field that is also an ``improv train`` flag, with its help (and argparse options
+    such as ``choices``) in the field's metadata."""
+    return field(default=default, metadata={"flag": help, **argparse_options})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a model and how it is trained.
@@ -17,43 +23,47 @@ class TrainConfig:
     each ``seq_length``-note window, one target per window. ``arch="streaming"``
     predicts the next note at every position of ``seq_length``-note sequences,
     so running it one step per note with the state carried is how it was trained.
+
+    A field whose metadata has ``"flag"`` is also an ``improv train`` flag (``--seq-length``
+    for ``seq_length``), with that help text (:func:`improv.commands.common.add_fields`):
+    a new field is one edit.
     """
 
-    arch: str = "streaming"
-    seq_length: int = 128
-    units: int = 128
+    arch: str = flag("streaming", None, choices=ARCHITECTURES)
+    seq_length: int = flag(128, "notes per window/sequence")
+    units: int = flag(128, "LSTM units")
     vocab_size: int = 128
-    learning_rate: float = 0.005
-    batch_size: int = 64
-    epochs: int = 50
-    pitch_weight: float = 0.05
-    step_weight: float = 1.0
-    duration_weight: float = 1.0
-    patience: int = 5
+    learning_rate: float = flag(0.005, "Adam learning rate")
+    batch_size: int = flag(64, "batch size")
+    epochs: int = flag(50, "maximum epochs")
+    pitch_weight: float = flag(0.05, "loss weight of the pitch head")
+    step_weight: float = flag(1.0, "loss weight of the step head")
+    duration_weight: float = flag(1.0, "loss weight of the duration head")
+    patience: int = flag(5, "early-stopping patience in epochs")
     monitor: str = "val_loss"
     #: Halve the learning rate after this many epochs without improvement (0: never).
-    reduce_lr_patience: int = 0
+    reduce_lr_patience: int = flag(0, "halve the learning rate after N flat epochs (0: never)")
     #: Predict step and duration as classes over this many log-spaced time bins
     #: (:mod:`improv.timebins`) instead of the tutorial's single values (0).
-    timing_bins: int = 0
+    timing_bins: int = flag(0, "step and duration as classes over N time bins (0: values)")
     #: Give the model each note's velocity as a fourth input and predict the next one as
     #: classes over this many bins (:mod:`improv.velocitybins`); 0: the tutorial's three
     #: inputs and no velocity head.
-    velocity_bins: int = 0
-    velocity_weight: float = 0.5
+    velocity_bins: int = flag(0, "velocity as an input and a head over N classes (0: none)")
+    velocity_weight: float = flag(0.5, "loss weight of the velocity head")
     #: Read the pitch through a learned embedding of this many dimensions, so the model can
     #: tell pitch classes apart (0: the tutorial's single input pitch / vocab_size).
-    pitch_embedding: int = 0
+    pitch_embedding: int = flag(0, "read the pitch through a learned N-d embedding (0: /128)")
     #: Also read the interval to the previous note (:mod:`improv.features`) through a learned
     #: embedding of this many dimensions (0: none; needs ``pitch_embedding``).
-    interval_embedding: int = 0
+    interval_embedding: int = flag(0, "also read the interval to the previous note (N-d)")
     #: Transpose each training window by a random number of semitones in [-t, t].
-    transpose: int = 0
+    transpose: int = flag(0, "random transposition of ±N semitones")
     #: Stop after this many minutes of training (0: no limit).
-    max_minutes: float = 0.0
+    max_minutes: float = flag(0.0, "stop after this many minutes")
     #: Use at most this many training files, in path order (0: all); the tutorial used 5.
-    max_files: int = 0
-    seed: int = 42
+    max_files: int = flag(0, "train on the first N training files only")
+    seed: int = flag(42, "random seed")
     data: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):

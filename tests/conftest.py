@@ -53,10 +53,19 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "corpus: needs the full data sets in ../shared/data")
+    config.addinivalue_line("markers", "jack: starts a JACK server (jackd -d dummy); "
+                            "-m 'not jack' runs the fast tier")
+    config.addinivalue_line("markers", "slow: takes many seconds (trains a model, plays in "
+                            "real time)")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Skip tests marked ``corpus`` where the full data sets are absent (a plain clone)."""
+    """Mark every test that uses the ``jack`` fixture ``jack`` (so ``-m "not jack"`` leaves
+    it out whatever its module says); skip tests marked ``corpus`` where the full data
+    sets are absent (a plain clone)."""
+    for item in items:
+        if "jack" in getattr(item, "fixturenames", ()) and "jack" not in item.keywords:
+            item.add_marker(pytest.mark.jack)
     missing = [name for name in ("maestro-asap", "asap-ecompetition")
                if not (DATA / name).is_dir()]
     if not missing:
@@ -76,10 +85,13 @@ def real_midi() -> Path:
 
 @pytest.fixture(scope="session")
 def jack(tmp_path_factory):
-    """A JACK server (dummy driver) for tests on real MIDI ports."""
-    from tests.live import JackServer
+    """A JACK server (dummy driver) for tests on real MIDI ports; skipped without jackd."""
+    from tests.live import JackMissing, JackServer
 
-    server = JackServer(tmp_path_factory.mktemp("jack") / "jackd.log")
+    try:
+        server = JackServer(tmp_path_factory.mktemp("jack") / "jackd.log")
+    except JackMissing as exc:
+        pytest.skip(str(exc))
     yield server
     server.stop()
 

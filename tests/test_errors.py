@@ -32,7 +32,7 @@ def test_an_improv_error_is_one_line_and_status_1(monkeypatch, capsys):
     def fails(args):
         raise ModelError("models/x: no such file")
 
-    monkeypatch.setitem(cli.COMMANDS, "ports", fails)
+    monkeypatch.setattr("improv.commands.ports.command", fails)
     assert cli.main(["ports"]) == 1
     assert capsys.readouterr().err == "improv: error: models/x: no such file\n"
 
@@ -41,6 +41,6 @@ def test_a_bug_shows_its_traceback(monkeypatch):
     def bug(args):
         raise ValueError("a bug, not the user's doing")
 
-    monkeypatch.setitem(cli.COMMANDS, "ports", bug)
+    monkeypatch.setattr("improv.commands.ports.command", bug)
     with pytest.raises(ValueError, match="a bug"):
         cli.main(["ports"])

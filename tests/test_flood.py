@@ -8,7 +8,6 @@ import re
 import threading
 import time
 
-import mido
 import numpy as np
 import rtmidi
 

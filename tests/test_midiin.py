@@ -6,7 +6,6 @@ import sys
 import threading
 import time
 
-import mido
 import pytest
 
 from improv.midiin import PROBE, MidiDecoder, PolledInput

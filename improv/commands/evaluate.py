@@ -1,0 +1,168 @@
+"""``improv evaluate``: score a model on held-out notes, or judge what it plays (--music)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from improv.commands.common import (
+    SAMPLING,
+    check_data,
+    memory_strength,
+    print_metrics,
+    quiet_tensorflow,
+    tuned_strength,
+)
+from improv.errors import InvalidValueError
+from improv.paths import default_model_dir, resolve_data
+from improv.table import Column, print_table
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a model on held-out notes",
+                       description="Score next-note predictions on a data split: pitch "
+                       "cross-entropy and top-1/top-5 accuracy, step/duration errors.")
+    p.add_argument("model", nargs="?", type=Path, help="model folder (default: the shipped one)")
+    p.add_argument("--data", action="append", metavar="SRC",
+                   help="MIDI folder or CSV (repeatable; default: the model's training sources)")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test", "all"),
+                   help="which files of the sources to score (default: test)")
+    p.add_argument("--json", type=Path, help="write the metrics here "
+                   "(default: evaluation-<model>.json)")
+    p.add_argument("--update-card", action="store_true",
+                   help="store the metrics in the model's card")
+    p.add_argument("--music", action="store_true",
+                   help="judge what the model plays: continue each file's first notes and "
+                   "compare with the real continuation (no TensorFlow needed)")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 1.0, 2.0],
+                   help="--music: sampling temperatures to try (default 0.5 1.0 2.0)")
+    p.add_argument("--top-p", type=float, default=SAMPLING.top_p,
+                   help=f"--music: nucleus sampling mass (default {SAMPLING.top_p:g}, "
+                   "improv's own)")
+    p.add_argument("--seed-notes", type=int, default=50, help="--music: notes of each seed")
+    p.add_argument("--generate-notes", type=int, default=200,
+                   help="--music: notes generated after each seed")
+    p.add_argument("--max-files", type=int, default=0, help="score at most N files (0: all)")
+    p.add_argument("--memory", type=float, default=None, metavar="S",
+                   help="also score with the phrase memory at strength S, learning each "
+                   "piece as it unfolds (default 0.5; 0: not)")
+    p.add_argument("--png", type=Path, help="--music: histograms plot (default: next to --json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _music(args, model_dir: Path, corpus) -> int:
+    from improv import plots
+    from improv.musicstats import evaluate_music
+
+    result, notes = evaluate_music(model_dir, corpus.files, corpus.notes, args.temperatures,
+                                   args.seed_notes, args.generate_notes, top_p=args.top_p,
+                                   memory=memory_strength(args, tuned_strength()))
+    out = args.json or Path(f"music-{model_dir.name}.json")
+    out.write_text(json.dumps({"model": str(model_dir), "split": args.split, **result},
+                              indent=2) + "\n")
+    print(f"{result['pieces']} pieces: {args.seed_notes} seed notes, up to "
+          f"{args.generate_notes} generated and compared with the real continuation")
+    real = result["real"]
+    rows = [["real", "", "", "", "", "", real["repeat_rate"], real["longest_run"],
+             real["distinct_pitches"], real["step_std"], "", real["out_of_key"],
+             real["motif_reuse"]]]
+    temperatures = list(result["temperatures"].items())
+    if "memory" in result:  # "t+m": temperature t with the phrase memory
+        temperatures += [(f"{t}+m", r) for t, r in result["memory"]["temperatures"].items()]
+    for t, r in temperatures:
+        c, sig, fit = r["compare"], r["signatures"], r["call_response"]
+        rows.append([t, c["pitch"]["overlap"], c["pitch_class"]["overlap"], c["step"]["overlap"],
+                     c["duration"]["overlap"], c["pitch"]["kl"], sig["repeat_rate"],
+                     sig["longest_run"], sig["distinct_pitches"], sig["step_std"],
+                     fit["key_overlap"], sig["out_of_key"], fit["motif_reuse"]])
+    print_table(MUSIC_COLUMNS, rows)
+    png = args.png or out.with_suffix(".png")
+    middle = sorted(notes)[len(notes) // 2]
+    plots.plot_music(*notes[middle], png, title=f"{model_dir.name}, temperature {middle}")
+    print(f"wrote {out} and {png}")
+    if args.update_card:
+        from improv.card import read_card, write_card
+        from improv.musicstats import summary
+
+        card = read_card(model_dir)
+        card["music"] = {"split": args.split, "pieces": result["pieces"],
+                         "seed_notes": args.seed_notes, "generate_notes": args.generate_notes,
+                         "real": result["real"],
+                         "summary": {t: summary(r) for t, r in result["temperatures"].items()}}
+        write_card(model_dir, card)
+        print(f"updated {model_dir / 'card.json'}")
+    return 0
+
+
+#: The columns of ``evaluate --music``'s table.
+MUSIC_COLUMNS = [Column("temperature", 11), Column("pitch ov", 9, ".3f"), Column("pc ov", 6, ".3f"),
+                 Column("step ov", 8, ".3f"), Column("dur ov", 7, ".3f"),
+                 Column("pitch KL", 9, ".3f"), Column("repeat", 7, ".3f"),
+                 Column("run", 5, ".1f"), Column("distinct", 9, ".1f"),
+                 Column("step std", 9, ".3f"), Column("key fit", 8, ".3f"),
+                 Column("out key", 8, ".3f"), Column("motif", 6, ".3f")]
+
+
+def command(args) -> int:
+    from improv.corpus import find_midi_files, load_corpus
+    from improv.weights import CARD_FILE, KERAS_FILE, WEIGHTS_FILE, ModelError
+
+    model_dir = args.model or default_model_dir()
+    card_path = model_dir / CARD_FILE
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    needed = model_dir / (WEIGHTS_FILE if args.music else KERAS_FILE)
+    if not needed.is_file():
+        raise ModelError(f"{needed}: no such file (is {model_dir} a model folder?)")
+    sources = args.data or card.get("config", {}).get("data")
+    if not sources:
+        raise InvalidValueError("the model's card names no data; give --data")
+    check_data([resolve_data(s) for s in sources])
+    files = [f for s in sources for f in find_midi_files(resolve_data(s))]
+    chosen = files if args.split == "all" else [f for f in files if f.split == args.split]
+    if not chosen:
+        raise InvalidValueError(f"no files in the {args.split} split of {', '.join(sources)}")
+    if args.max_files:
+        chosen = chosen[:args.max_files]
+    from improv.progress import set_quiet, shown
+
+    set_quiet(args.quiet)
+    corpus = load_corpus(chosen, progress=shown())  # a bar on a terminal only
+    print(f"scoring {len(corpus.files)} files"
+          + (f" at temperatures {', '.join(map(str, args.temperatures))} (the NumPy engine "
+             "plays each piece)" if args.music else " with the Keras model") + " ...",
+          file=sys.stderr, flush=True)
+    if args.music:  # the NumPy engine plays: no TensorFlow
+        return _music(args, model_dir, corpus)
+    quiet_tensorflow()
+    from improv.card import write_card
+    from training.evaluate import evaluate_model, frequency_reference
+    from training.loading import load_keras
+    from training.pipeline import evaluation_card
+
+    model = load_keras(model_dir / KERAS_FILE)
+    cfg = card.get("config", {})
+    arch = cfg.get("arch") or ("streaming" if model.input_shape[1] is None else "tutorial")
+    seq_length = cfg.get("seq_length") or model.input_shape[1]
+    strength = memory_strength(args, tuned_strength())
+    if strength:
+        from training.memory_eval import evaluate_with_memory
+
+        metrics = evaluate_with_memory(model, arch, seq_length, corpus, strength)
+    else:
+        metrics = evaluate_model(model, arch, seq_length, corpus)
+    out = args.json or Path(f"evaluation-{model_dir.name}.json")
+    out.write_text(json.dumps({"model": str(model_dir), "split": args.split,
+                               "sources": [str(s) for s in sources], **metrics}, indent=2))
+    print_metrics({model_dir.name: metrics, **({f"+ memory {strength:g}": metrics["memory"]}
+                                                 if strength else {})})
+    print(f"wrote {out}")
+    if args.update_card:
+        card["metrics"] = metrics
+        card["evaluation"] = evaluation_card(metrics, corpus, args.split)
+        if args.split != "train":
+            train = load_corpus([f for f in files if f.split == "train"], progress=False)
+            card["reference"] = frequency_reference(train, corpus)
+        write_card(model_dir, card)
+        print(f"updated {model_dir / 'card.json'}")
+    return 0

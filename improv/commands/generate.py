@@ -1,0 +1,81 @@
+"""``improv generate``: continue a seed MIDI file and write the result."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from improv.commands.common import (
+    add_memory,
+    add_sampling,
+    check_folder,
+    make_sampler,
+    memory_strength,
+)
+from improv.errors import InvalidValueError
+from improv.paths import default_model_dir
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("generate", help="continue a seed MIDI file and write the result",
+                       description="Continue a seed (a MIDI file, or the built-in excerpt) for N "
+                       "notes; write a MIDI file and, with --wav, render it with FluidSynth.")
+    p.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
+    p.add_argument("--seed", type=Path, help="MIDI file to continue (default: built-in excerpt)")
+    p.add_argument("-n", "--notes", type=int, default=120, help="notes to generate (default 120)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
+    p.add_argument("--wav", type=Path, help="also render to this WAV file")
+    p.add_argument("--soundfont", type=Path, help="soundfont for --wav (default: see README)")
+    p.add_argument("--include-seed", action="store_true", help="write the seed notes too")
+    add_memory(p)
+    add_sampling(p)
+
+
+def command(args) -> int:
+    import numpy as np
+
+    from improv.engine import NoteModel
+    from improv.generate import generate, restrike, seed_notes, to_absolute
+    from improv.midifile import write_midi
+
+    if args.notes < 1:
+        raise InvalidValueError(f"--notes must be at least 1, got {args.notes}")
+    sampler = make_sampler(args)
+    soundfont = None
+    for path in (args.output, args.wav):
+        check_folder(path)
+    if args.wav:
+        from improv.soundfont import find_soundfont
+
+        soundfont = find_soundfont(args.soundfont)  # fail before generating, not after
+    from improv.memory import open_memory
+
+    strength = memory_strength(args)
+    model = NoteModel.load(args.model or default_model_dir())
+    seed = seed_notes(args.seed)
+    memory = open_memory(args.memory_file, lambda line: print(f"improv: {line}",
+                                                                  file=sys.stderr))
+    new = generate(model, sampler, seed, args.notes, memory, strength)
+    if args.memory_file:
+        memory.save(args.memory_file)
+    seed_start, seed_end = to_absolute(seed)
+    start, end = to_absolute(new, start=seed_start[-1])
+    velocity = new[:, 3]
+    if args.include_seed:
+        pitch = np.concatenate([seed[:, 0], new[:, 0]])
+        start, end = np.concatenate([seed_start, start]), np.concatenate([seed_end, end])
+        velocity = np.concatenate([seed[:, 3], velocity])
+    else:
+        pitch = new[:, 0]
+        start, end = start - start[0], end - start[0]
+    end = restrike(pitch, start, end)
+    write_midi(args.output, pitch, start, end, velocity)
+    count = f"{len(pitch)} note" + ("" if len(pitch) == 1 else "s")
+    print(f"wrote {args.output} ({count}, {end.max():.1f} s)")
+    if args.wav:
+        from improv.synth import peak_dbfs, render_normalised, write_wav
+
+        audio = render_normalised(pitch, start, end, velocity, soundfont)
+        write_wav(args.wav, audio)
+        print(f"wrote {args.wav} (soundfont {soundfont}, peak {peak_dbfs(audio):.1f} dBFS)")
+    return 0

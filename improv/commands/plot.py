@@ -1,0 +1,51 @@
+"""``improv plot``: a piano roll, note distributions, a training history, music results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from improv.errors import InvalidValueError, MissingFileError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("plot", help="draw a piano roll, note distributions or a history",
+                       description="Write a PNG plot.")
+    p.add_argument("kind", choices=("roll", "distributions", "history", "music"))
+    p.add_argument("input", type=Path, nargs="+",
+                   help="a MIDI file (roll, distributions), a model folder (history), or "
+                   "model folders whose cards hold `evaluate --music` results (music)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    p.add_argument("--count", type=int, help="piano roll: first N notes only")
+
+
+def command(args) -> int:
+    from improv import plots
+
+    first = args.input[0]
+    if args.kind == "music":
+        from improv.card import read_card
+
+        rows = {}
+        for folder in args.input:
+            music = read_card(folder).get("music")
+            if not music:
+                raise InvalidValueError(f"{folder}: its card has no music results; run "
+                                 f"improv evaluate {folder} --music --update-card")
+            rows.update({f"{folder.name}, T={t}": r for t, r in music["summary"].items()})
+        plots.plot_music_comparison(rows, args.output)
+    elif args.kind == "history":
+        path = first / "history.json" if first.is_dir() else first
+        if not path.is_file():
+            raise MissingFileError(f"{path}: no such file (a model folder has history.json)")
+        plots.plot_history(json.loads(path.read_text()), args.output, title=first.name)
+    else:
+        from improv.notetable import midi_to_notes
+
+        notes = midi_to_notes(first)
+        if args.kind == "roll":
+            plots.plot_piano_roll(notes, args.output, count=args.count)
+        else:
+            plots.plot_distributions(notes, args.output, title=first.name)
+    print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,182 @@
+"""Real MIDI ports for tests and benchmarks: a JACK server, improv in a process, a listener.
+
+One harness for both (the tests and ``improv bench`` used to start JACK and the daemon
+each their own way):
+
+- :class:`JackServer`: ``jackd -d dummy`` under a server name of its own, so a test or a
+  benchmark never touches another JACK; :func:`jack_running` says whether one answers.
+- :class:`Daemon`: ``improv run --status-json`` in a subprocess. It is ready when its
+  ``listening`` event arrives (a JSON line on stdout, :mod:`improv.session`), not when a
+  human message is grepped; :attr:`Daemon.events` holds every event, :attr:`Daemon.lines`
+  what it said on stderr.
+- :class:`Listener`: what arrives at a port, in an in-memory :class:`~improv.fakes.Sink`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mido
+
+from improv.fakes import Sink
+from improv.paths import REPO_ROOT
+
+JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
+
+
+class JackMissing(RuntimeError):
+    """jackd is not installed (tests skip; benchmarks say how to install it)."""
+
+
+def wait_for_line(lines: list[str], text: str, timeout: float) -> bool:
+    """Wait until a line containing ``text`` has been read (another thread appends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(text in line for line in lines):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def jack_running() -> bool:
+    """Whether the default JACK server (``JACK_DEFAULT_SERVER``) answers."""
+    from improv.ports import PortError, get_backend, list_ports
+    from improv.quiet import quiet_stderr
+
+    try:
+        with quiet_stderr():  # libjack explains at length that no server runs
+            list_ports(get_backend("jack"))
+        return True
+    except PortError:
+        return False
+
+
+class JackServer:
+    """``jackd -d dummy`` (48 kHz, period 64) under its own server name.
+
+    With ``make_default`` this process (and what it starts) uses it: the server name,
+    mido's JACK back-end and no audio reservation go into ``os.environ``.
+    """
+
+    def __init__(self, log: Path | None = None, suffix: str = "", make_default: bool = True,
+                 prefix: str = "improvtest"):
+        if not shutil.which("jackd"):
+            raise JackMissing("jackd is not installed; run: bash install.sh --test")
+        self.name = f"{prefix}{os.getpid()}{suffix}"
+        self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name,
+                    "JACK_NO_AUDIO_RESERVATION": "1", "MIDO_BACKEND": JACK_BACKEND}
+        self.log = open(log, "wb") if log is not None else subprocess.DEVNULL
+        # -t 5000: a client's requests (opening a client, a port) may wait 5 s for the
+        # server instead of 0.5 s; with the CPU burnt beside the tests, opening a client
+        # failed now and then ("JACK server not running?") with the default.
+        self.proc = subprocess.Popen(
+            ["jackd", "--name", self.name, "-t", "5000", "-d", "dummy", "-r", "48000", "-p", "64"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + 15
+        while subprocess.run(["jack_lsp"], env=self.env, capture_output=True).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"jackd did not start; see {log}" if log else
+                                   "could not start jackd -d dummy (install jackd2)")
+            time.sleep(0.1)
+        if make_default:
+            os.environ.update({k: self.env[k] for k in ("JACK_DEFAULT_SERVER", "MIDO_BACKEND",
+                                                         "JACK_NO_AUDIO_RESERVATION")})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        if self.log is not subprocess.DEVNULL:
+            self.log.close()
+
+
+class Daemon:
+    """``improv run --status-json`` in a subprocess; waits until it listens."""
+
+    def __init__(self, *args: str, env: dict | None = None, ready_timeout: float = 60,
+                 status: bool = False):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "improv", "run", "--status-json",
+             *([] if status else ["--no-status"]), *args], cwd=REPO_ROOT,
+            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        self.lines: list[str] = []
+        self.events: list[dict] = []
+        self._ready = threading.Event()
+        self._readers = [threading.Thread(target=self._read_log, daemon=True),
+                         threading.Thread(target=self._read_events, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+        if not self._ready.wait(ready_timeout):
+            self.stop()
+            raise RuntimeError("improv run did not start:\n" + "".join(self.lines))
+
+    def _read_log(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def _read_events(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            self.events.append(event)
+            if event.get("event") == "listening":
+                self._ready.set()
+        self._ready.set()  # it ended: stop waiting (the caller sees it did not listen)
+
+    def wait_for(self, text: str, timeout: float = 10) -> bool:
+        return wait_for_line(self.lines, text, timeout)
+
+    def last(self, event: str) -> dict | None:
+        """The last event of this kind (``status``, ``stopped``...), or None."""
+        return next((e for e in reversed(self.events) if e.get("event") == event), None)
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        for reader in self._readers:  # everything it said, the last event included
+            reader.join(5)
+        return code
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+
+class Listener(Sink):
+    """Record what arrives from the port whose name contains ``substring`` (or, with
+    ``virtual=True``, on a new port of that name, like a synth improv plays into)."""
+
+    def __init__(self, substring: str, virtual: bool = False):
+        super().__init__(substring)
+        backend = mido.Backend(JACK_BACKEND, load=True)
+        if virtual:
+            self.port = backend.open_input(substring, virtual=True, callback=self.send,
+                                           client_name=substring)  # "NAME:NAME" on JACK
+            return
+        names = [n for n in backend.get_input_names() if substring in n]
+        assert names, f"no port with {substring!r} in {backend.get_input_names()}"
+        self.port = backend.open_input(names[0], callback=self.send)
+
+    def close(self) -> None:
+        super().close()
+        self.port.close()

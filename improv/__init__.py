@@ -5,3 +5,7 @@ NumPy weights exported by the ``training`` package.
 """
 
 __version__ = "0.1.0"
+
+from improv.logs import install as _install_logging
+
+_install_logging("improv")

@@ -7,6 +7,7 @@ with ``time.perf_counter``; they vary with the machine and its load.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -23,6 +24,8 @@ from improv.harness import Daemon
 from improv.paths import MODELS_DIR, default_model_dir
 from improv.progress import progress
 from improv.sampling import Sampler
+
+logger = logging.getLogger(__name__)
 
 
 def _stats(seconds: list[float]) -> dict[str, float]:
@@ -118,9 +121,9 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
     Without TensorFlow (the runtime install) the model.predict row is left out, with a note.
     """
     if predict_notes and not _has_tensorflow():
-        print("bench engine: TensorFlow is not installed (the runtime install leaves it out), "
-              "so the model.predict row is skipped; bash install.sh --train adds it",
-              file=sys.stderr)
+        logger.warning("bench engine: TensorFlow is not installed (the runtime install leaves "
+                       "it out), so the model.predict row is skipped; bash install.sh --train "
+                       "adds it")
         predict_notes = 0
     print("bench engine: timing improv generate's start-up ...", file=sys.stderr, flush=True)
     startup = time_generate_startup()  # first: a child inherits this process's peak RSS
@@ -300,7 +303,7 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
 
     cols = read_midi(midi or BUILTIN_SEED)
     notes = list(zip(cols["pitch"].tolist(), cols["start"].tolist(), cols["end"].tolist(),
-                     cols["velocity"].tolist()))
+                     cols["velocity"].tolist(), strict=True))
     jackd = _jack()
     backend = get_backend("jack")
     sounding: dict[int, float] = {}

@@ -31,8 +31,8 @@ def check_value(where: str, hint, value) -> None:
                 return
             except ValueError:
                 pass
-        raise InvalidValueError(f"{where} must be {' or '.join(_name(a) for a in typing.get_args(hint))}"
-                         f", got {_describe(value)}")
+        names = " or ".join(_name(a) for a in typing.get_args(hint))
+        raise InvalidValueError(f"{where} must be {names}, got {_describe(value)}")
     if hint is type(None):
         if value is not None:
             raise InvalidValueError(f"{where} must be empty, got {_describe(value)}")
@@ -53,16 +53,17 @@ def check_value(where: str, hint, value) -> None:
     elif origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (tuple, list)) or len(value) != len(args):
-            raise InvalidValueError(f"{where} must be a list of {len(args)}, got {_describe(value)}")
-        for i, (arg, item) in enumerate(zip(args, value)):
+            raise InvalidValueError(f"{where} must be a list of {len(args)}, "
+                                    f"got {_describe(value)}")
+        for i, (arg, item) in enumerate(zip(args, value, strict=True)):
             check_value(f"{where}[{i}]", arg, item)
     elif hint is dict or origin is dict:
         if not isinstance(value, dict):
             raise InvalidValueError(f"{where} must be a table, got {_describe(value)}")
         for key, item in value.items():
             if not isinstance(key, str) or not isinstance(item, (str, int, float, bool)):
-                raise InvalidValueError(f"{where}: {key!r} = {item!r}: keys must be strings and values"
-                                 " strings, numbers or booleans")
+                raise InvalidValueError(f"{where}: {key!r} = {item!r}: keys must be strings "
+                                        "and values strings, numbers or booleans")
             if isinstance(item, float) and not math.isfinite(item):
                 raise InvalidValueError(f"{where}.{key} must be a finite number, got {item!r}")
 

@@ -35,9 +35,11 @@ class Controls:
         for f in fields(self):
             cc = getattr(self, f.name)
             if not -1 <= cc <= 127:
-                raise InvalidValueError(f"controls.{f.name} must be a CC number 0-127 (or -1), got {cc}")
+                raise InvalidValueError(f"controls.{f.name} must be a CC number 0-127 (or -1), "
+                                        f"got {cc}")
             if cc in used and cc != -1:
-                raise InvalidValueError(f"controls.{f.name} and controls.{used[cc]} both use CC{cc}")
+                raise InvalidValueError(f"controls.{f.name} and controls.{used[cc]} both use "
+                                        f"CC{cc}")
             used[cc] = f.name
         if self.temperature == 64 or self.end_call == 64:
             raise InvalidValueError("CC64 is the sustain pedal; choose another control")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import multiprocessing
 import os
 import re
@@ -24,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from improv.errors import ImprovError
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -207,10 +210,10 @@ def load_corpus(files: list[MidiFile], workers: int | None = None,
             results = list(tqdm(pool.imap(_load_one, paths, chunksize=4), **bar))
     else:
         results = [_load_one(p) for p in tqdm(paths, **bar)]
-    for f, (arr, err) in zip(files, results):
+    for f, (arr, err) in zip(files, results, strict=True):
         if arr is None:
             corpus.skipped.append((f.path, err))
-            print(f"warning: skipped {err}", file=sys.stderr)
+            logger.warning("warning: skipped %s", err)
         else:
             corpus.files.append(f)
             corpus.notes.append(arr)

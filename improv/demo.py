@@ -65,7 +65,7 @@ def phrases_of(path: Path, size: int = 12) -> list[list[tuple]]:
     """Cut a MIDI file's notes into phrases of ``size`` notes, each starting at 0."""
     cols = read_midi(path)
     notes = list(zip(cols["pitch"].tolist(), cols["start"].tolist(), cols["end"].tolist(),
-                     cols["velocity"].tolist()))
+                     cols["velocity"].tolist(), strict=True))
     out = []
     for i in range(0, len(notes) - size + 1, size):
         chunk = notes[i:i + size]

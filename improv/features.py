@@ -93,7 +93,8 @@ def model_inputs(notes: np.ndarray, *, vocab_size: int = VOCAB_SIZE, pitch_embed
     if velocity:
         columns.append(velocity_to_input(notes[:, 3]))
     if not pitch_embedding:
-        return np.stack([pitch_to_input(notes[:, 0], vocab_size)] + columns, axis=-1).astype(np.float32)
+        pitch = pitch_to_input(notes[:, 0], vocab_size)
+        return np.stack([pitch] + columns, axis=-1).astype(np.float32)
     out = {"pitches": notes[:, 0].astype(np.int32),
            "notes": np.stack(columns, axis=-1).astype(np.float32)}
     if interval_embedding:

@@ -84,8 +84,8 @@ class Settings:
         check_range("settings.held_keys", self.held_keys, 0, MAX_HELD_KEYS)
         check_range("settings.memory", self.memory, 0, 1)
         if not 0 < self.lookahead <= MAX_LOOKAHEAD:
-            raise InvalidValueError(f"settings.lookahead must be > 0 and <= {MAX_LOOKAHEAD:g} seconds,"
-                             f" got {self.lookahead!r}")
+            raise InvalidValueError(f"settings.lookahead must be > 0 and <= {MAX_LOOKAHEAD:g} "
+                                    f"seconds, got {self.lookahead!r}")
         if self.answer_notes < 0 or self.max_answer_notes < 1:
             raise InvalidValueError("answer_notes must be >= 0 and max_answer_notes >= 1")
         check_range("settings.answer_notes", self.answer_notes, 0, 1024)
@@ -281,7 +281,8 @@ class Improviser:
         self.window.push(pitch=pitch, start=start, duration=duration, velocity=velocity)
         self.notes_out += 1
         if self.on_note:
-            self.on_note(Note(pitch=pitch, start=start, end=start + duration, velocity=velocity), "improv")
+            self.on_note(Note(pitch=pitch, start=start, end=start + duration, velocity=velocity),
+                         "improv")
 
     def _answer(self, t: float) -> None:
         """Play an answer to the current call, starting ``gap`` after ``t``."""

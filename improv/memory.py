@@ -364,8 +364,8 @@ class PhraseMemory:
             extra = []
             for pitch, _, _ in sorted(self._group):
                 extra.append(NO_INTERVAL if last is None else
-                             min(max(pitch - last, -INTERVAL_RANGE), INTERVAL_RANGE)
-                             + INTERVAL_RANGE)
+                                    min(max(pitch - last, -INTERVAL_RANGE), INTERVAL_RANGE)
+                                    + INTERVAL_RANGE)
                 last = pitch
             context = (context + tuple(extra))[-self.config.max_order:]
         return context, last

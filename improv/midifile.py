@@ -54,7 +54,7 @@ def write_midi(path: str | Path, pitch, start, end, velocity, program: int = 0,
     """
     pm = pretty_midi.PrettyMIDI(resolution=resolution)
     inst = pretty_midi.Instrument(program=program)
-    for p, s, e, v in zip(pitch, start, end, velocity):
+    for p, s, e, v in zip(pitch, start, end, velocity, strict=True):
         inst.notes.append(pretty_midi.Note(velocity=int(np.clip(v, 1, 127)), pitch=int(p),
                                            start=float(s), end=float(e)))
     pm.instruments.append(inst)

@@ -32,12 +32,14 @@ callback this module exists to avoid.
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 import time
 from typing import Callable
 
 import mido
+
+logger = logging.getLogger(__name__)
 
 #: RtMidi's queue between JACK's thread and ours (preallocated, ~32 bytes an entry:
 #: 4 MB). The main loop polls it between its other work, so this is the slack when
@@ -213,7 +215,7 @@ class PolledInput:
                 try:
                     self._post(t, msg)
                 except Exception as exc:  # never lose the input thread to one message
-                    print(f"\nimprov: input: {exc!r}", file=sys.stderr)
+                    logger.error("\nimprov: input: %r", exc)
             if not got:
                 time.sleep(POLL)
 

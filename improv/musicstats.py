@@ -196,16 +196,17 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     from improv.sampling import Sampler, SamplingConfig
 
     model = NoteModel.load(model_dir)
-    pieces = [(f, n) for f, n in zip(files, notes) if len(n) >= seed_notes + 20]
+    pieces = [(f, n) for f, n in zip(files, notes, strict=True) if len(n) >= seed_notes + 20]
     if not pieces:
-        raise InvalidValueError(f"no file has the {seed_notes + 20} notes a seed and a continuation need")
+        raise InvalidValueError(f"no file has the {seed_notes + 20} notes a seed and a "
+                                "continuation need")
     result = {"seed_notes": seed_notes, "generate_notes": generate_notes, "pieces": len(pieces),
               "top_p": top_p, "temperatures": {}}
     reals = [n[seed_notes:seed_notes + generate_notes] for _, n in pieces]
     result["real"] = _mean([{**failure_signatures(r),
                              "out_of_key": out_of_key(n[:seed_notes], r),
                              "motif_reuse": motif_reuse(n[:seed_notes], r[:seed_notes])}
-                            for (_, n), r in zip(pieces, reals)])
+                            for (_, n), r in zip(pieces, reals, strict=True)])
     all_notes = {}
     runs = [(temperature, 0.0) for temperature in temperatures]
     if memory > 0:
@@ -214,7 +215,7 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     for temperature, strength in runs:
         sampler = Sampler(SamplingConfig(temperature=temperature, top_p=top_p), seed=random_seed)
         per_piece, generated = {}, []
-        for (f, n), real in zip(pieces, reals):
+        for (f, n), real in zip(pieces, reals, strict=True):
             seed = n[:seed_notes]
             gen = generate(model, sampler, seed, len(real),
                            PhraseMemory() if strength else None, strength)

@@ -43,7 +43,7 @@ def plot_distributions(notes: pd.DataFrame, path: str | Path, drop_percentile: f
     fig, axes = plt.subplots(1, 3, figsize=(15, 5))
     axes[0].hist(notes["pitch"], bins=np.arange(0, 129, 1) - 0.5)
     axes[0].set_xlabel("pitch")
-    for ax, col in zip(axes[1:], ("step", "duration")):
+    for ax, col in zip(axes[1:], ("step", "duration"), strict=False):
         cut = np.percentile(notes[col], 100 - drop_percentile)
         ax.hist(notes[col][notes[col] <= cut], bins=np.linspace(0, cut, 21))
         ax.set_xlabel(f"{col} (s)")
@@ -58,7 +58,7 @@ def plot_history(history: dict[str, list[float]], path: str | Path, title: str =
     plt = _pyplot()
     panels = ("loss", "pitch_loss", "step_loss", "duration_loss")
     fig, axes = plt.subplots(1, 4, figsize=(20, 4))
-    for ax, key in zip(axes, panels):
+    for ax, key in zip(axes, panels, strict=False):
         for prefix, label in (("", "train"), ("val_", "validation")):
             values = history.get(prefix + key)
             if values:
@@ -79,7 +79,7 @@ def plot_music(generated: np.ndarray, real: np.ndarray, path: str | Path,
     plt = _pyplot()
     fg, fr = features(generated), features(real)
     fig, axes = plt.subplots(1, len(BINS), figsize=(4 * len(BINS), 3.5))
-    for ax, (name, bins) in zip(axes, BINS.items()):
+    for ax, (name, bins) in zip(axes, BINS.items(), strict=False):
         x = np.arange(len(bins) - 1)
         ax.bar(x - 0.2, histogram(fr[name], bins), width=0.4, label="real")
         ax.bar(x + 0.2, histogram(fg[name], bins), width=0.4, label="generated")

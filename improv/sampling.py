@@ -67,7 +67,7 @@ class SamplingConfig:
                 f"need 0 <= min_step <= max_step, got {self.min_step}, {self.max_step}")
         if not 0 < self.min_duration <= self.max_duration:
             raise InvalidValueError("need 0 < min_duration <= max_duration, got "
-                             f"{self.min_duration}, {self.max_duration}")
+                                    f"{self.min_duration}, {self.max_duration}")
         lo, hi = self.pitch_range
         if not 0 <= lo <= hi <= 127:
             raise InvalidValueError(f"pitch_range must lie in 0-127, got {self.pitch_range}")

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
-import sys
 import threading
 import time
 from typing import Callable
@@ -31,6 +31,8 @@ from typing import Callable
 import mido
 
 from improv.errors import InvalidValueError
+
+logger = logging.getLogger(__name__)
 
 #: Wake this long before an event and spin out the rest: sleeps overshoot by ~0.1-1 ms.
 SPIN = 0.001
@@ -51,7 +53,7 @@ class Scheduler:
             raise InvalidValueError(f"voices must be at least 1, got {voices}")
         self.send, self.channel, self.voices, self.clock = send, channel, voices, clock
         self.late = late
-        self.log = log or (lambda text: print(f"\nimprov: {text}", file=sys.stderr, flush=True))
+        self.log = log or (lambda text: logger.error("\nimprov: %s", text))
         self._queue: list[tuple[float, int, int, int, int]] = []  # time, seq, on?, pitch, vel
         self._seq = itertools.count()
         self._sounding: dict[int, int] = {}  # pitch -> seq of the note_on that sounds it

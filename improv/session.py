@@ -54,7 +54,7 @@ from improv.sampling import Sampler
 from improv.scheduler import Scheduler
 from improv.watch import PeerEvent, PeerWatch, PortWatch
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 STATUS_EVERY = 0.5
 #: Exit status when the MIDI system (the JACK server) goes away under a running improv.
@@ -187,8 +187,7 @@ class FanOut:
                 except Exception as exc:  # a vanished port must not kill the scheduler
                     self.errors += 1
                     if self.errors <= 3:
-                        print(f"\nimprov: cannot send to {out.name}: {exc}",
-                              file=SafeLog(sys.stderr))
+                        logger.error("\nimprov: cannot send to %s: %s", out.name, exc)
 
 
 class SafeLog:

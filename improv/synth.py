@@ -60,9 +60,10 @@ def render(pitch, start, end, velocity, soundfont: str | Path, samplerate: int =
     synth = new_synth(soundfont, samplerate, gain, program)
     try:
         events = sorted(
-            [(float(e), 0, int(p), 0) for p, e in zip(pitch, end)]  # offs first at a tie
+            # note-offs first at a tie
+            [(float(e), 0, int(p), 0) for p, e in zip(pitch, end, strict=True)]
             + [(float(s), 1, int(p), int(np.clip(v, 1, 127)))
-               for p, s, v in zip(pitch, start, velocity)])
+               for p, s, v in zip(pitch, start, velocity, strict=True)])
         total = int(round(((max(end) if len(events) else 0.0) + tail) * samplerate))
         chunks, done = [], 0
         for time, is_on, key, vel in events:

@@ -93,7 +93,8 @@ class NoteTracker:
 
     def flush(self, t: float) -> list[Note]:
         """End every sounding note at ``t``, as if all keys and pedals came up."""
-        ended = [Note(pitch=k[1], start=v[0], end=max(t, v[0]), velocity=v[1], channel=k[0]) for k, v in self._down.items()]
+        ended = [Note(pitch=k[1], start=v[0], end=max(t, v[0]), velocity=v[1], channel=k[0])
+                 for k, v in self._down.items()]
         self._down.clear()
         self._pedal.clear()
         return sorted(ended + self.release_sustained(t), key=lambda n: (n.start, n.pitch))

@@ -84,12 +84,13 @@ class TrainConfig:
         if not 0 <= self.pitch_embedding <= 512:
             raise InvalidValueError(f"pitch_embedding must be 0-512, got {self.pitch_embedding}")
         if not 0 <= self.interval_embedding <= 512:
-            raise InvalidValueError(f"interval_embedding must be 0-512, got {self.interval_embedding}")
+            raise InvalidValueError(
+                f"interval_embedding must be 0-512, got {self.interval_embedding}")
         if self.interval_embedding and not self.pitch_embedding:
             raise InvalidValueError("interval_embedding needs pitch_embedding")
         if self.pitch_embedding and self.arch != "streaming":
             raise InvalidValueError("pitch_embedding is for the streaming model; the tutorial "
-                             "models keep the tutorial's input")
+                                    "models keep the tutorial's input")
         if not 0 <= self.transpose <= 24:
             raise InvalidValueError(f"transpose must be 0-24 semitones, got {self.transpose}")
 

@@ -105,4 +105,4 @@ def call_notes(real_midi):
     start = cols["start"][:12] - cols["start"][0]
     end = cols["end"][:12] - cols["start"][0]
     return list(zip(cols["pitch"][:12].tolist(), start.tolist(), end.tolist(),
-                    cols["velocity"][:12].tolist()))
+                    cols["velocity"][:12].tolist(), strict=True))

@@ -95,9 +95,9 @@ def test_rhythm_relative_to_the_typical_gap_comes_back_in_another_tempo():
     pitches = MOTIF[:9]
     steps = [0.6, 0.3, 0.3] * 3
     for _ in range(4):
-        for p, s in zip(pitches, steps):
+        for p, s in zip(pitches, steps, strict=True):
             memory.learn(p, s, s)
-    for p, s in zip(pitches[:4], [0.3, 0.15, 0.15, 0.3]):  # twice as fast
+    for p, s in zip(pitches[:4], [0.3, 0.15, 0.15, 0.3], strict=True):  # twice as fast
         memory.learn(p, s, s)
     guess = memory.guess()
     # next: a short step, half the long one; in seconds at the new tempo about 0.15 s

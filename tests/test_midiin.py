@@ -140,8 +140,8 @@ def test_polled_input_hears_what_the_tap_hears(jack, rate):
                                virtual=True)
     tap = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "losstest tap", queue_size_limit=65536)
     sender = subprocess.Popen([sys.executable, "-m", "tests.peer", "stream", "losstest sender",
-                               str(rate), "3"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
+                               str(rate), "3"], cwd=REPO, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     stop = threading.Event()
 
     def busy():  # the main loop's work, holding the GIL as Python does

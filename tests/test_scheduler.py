@@ -70,7 +70,7 @@ def test_voice_limit_ends_the_oldest():
     for i, p in enumerate((60, 62, 64)):
         s.play(p, 90, clock.t + i * 0.01, 1.0)
     for i in range(3):
-        assert wait_until(lambda: s.sent_on == i + 1)
+        assert wait_until(lambda i=i: s.sent_on == i + 1)
         clock.t += 0.01
     assert s.sounding == [62, 64]
     s.close()
@@ -116,7 +116,7 @@ def test_after_a_stall_the_rest_is_shifted_not_burst():
     assert s.sent_on == 2 and s.shifts == 1 and s.shifted == pytest.approx(2.5)
     for n in range(3, 11):  # then one note per 0.5 s, as planned
         clock.t += 0.5
-        assert wait_until(lambda: s.sent_on == n)
+        assert wait_until(lambda n=n: s.sent_on == n)
         assert s.sent_on == n
     clock.t += 1
     assert wait_until(lambda: not s.busy)

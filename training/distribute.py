@@ -44,7 +44,8 @@ def get_strategy(name: str = "auto", cpu_replicas: int = 0) -> tf.distribute.Str
         return tf.distribute.get_strategy()
     if name == "multiworker":
         if not has_cluster:
-            raise InvalidValueError("strategy 'multiworker' needs TF_CONFIG with a 'cluster' and a 'task'")
+            raise InvalidValueError("strategy 'multiworker' needs TF_CONFIG with a 'cluster' "
+                                    "and a 'task'")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -98,7 +99,7 @@ def fit_multi_worker(model, strategy, train_ds, val_ds, config, initial_epoch: i
         with tf.GradientTape() as tape:
             out = head_losses(y, model(x, training=True))
         grads = tape.gradient(out["loss"], model.trainable_variables)
-        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return out
 
     @tf.function

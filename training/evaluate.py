@@ -74,8 +74,9 @@ def predict_corpus(model, notes: list[np.ndarray], arch: str, seq_length: int,
         longest = max(len(notes[i]) for i in idx)
         per_file = [inputs(notes[i]) for i in idx]
         x = tf.nest.map_structure(
-            lambda *a: np.stack([np.pad(v, [(0, longest - len(v))] + [(0, 0)] * (v.ndim - 1))
-                                 for v in a]), *per_file)
+            lambda *a, longest=longest: np.stack(
+                [np.pad(v, [(0, longest - len(v))] + [(0, 0)] * (v.ndim - 1)) for v in a]),
+            *per_file)
         pred = {k: v.numpy() for k, v in call(x).items()}
         for row, i in enumerate(idx):
             n = len(notes[i])
@@ -104,7 +105,7 @@ def score(notes: list[np.ndarray], preds: list) -> dict:
     """Aggregate per-note errors over all files into the protocol's metrics."""
     ce, top1, top5, step_err, dur_err, step_loss, dur_loss, vel_err = ([] for _ in range(8))
     key_mass, in_key = [], []
-    for n, p in zip(notes, preds):
+    for n, p in zip(notes, preds, strict=True):
         if p is None:
             continue
         target = n[p["first"]:]
@@ -154,7 +155,8 @@ def score(notes: list[np.ndarray], preds: list) -> dict:
     return metrics
 
 
-def evaluate_model(model, arch: str, seq_length: int, corpus: Corpus, vocab: int = VOCAB_SIZE) -> dict:
+def evaluate_model(model, arch: str, seq_length: int, corpus: Corpus,
+                   vocab: int = VOCAB_SIZE) -> dict:
     """Score ``model`` on every file of ``corpus``; totals plus one entry per source."""
     preds = predict_corpus(model, corpus.notes, arch, seq_length, vocab)
     result = score(corpus.notes, preds)

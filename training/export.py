@@ -69,7 +69,8 @@ def data_card(config: TrainConfig, corpus: Corpus) -> dict:
     for src in config.data:
         name = Path(src).name
         part = Corpus([f for f in corpus.files if f.source == name],
-                      [n for f, n in zip(corpus.files, corpus.notes) if f.source == name])
+                      [n for f, n in zip(corpus.files, corpus.notes, strict=True)
+                       if f.source == name])
         sources.append({"name": name, "path": str(src), "license": source_license(src),
                         **{s: v for s, v in part.summary().items() if s in SPLITS}})
     return {

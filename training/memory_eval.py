@@ -100,7 +100,7 @@ def mix_corpus(notes: list[np.ndarray], preds: list, strength: float,
     from improv.timebins import bin_values
 
     out = []
-    for n, p in zip(notes, preds):
+    for n, p in zip(notes, preds, strict=True):
         if p is None:
             out.append(None)
             continue

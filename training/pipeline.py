@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,8 @@ from improv.trainconfig import TrainConfig
 from training.evaluate import MIN_CONTEXT, evaluate_model, frequency_reference
 from training.export import data_card, export_model
 from training.train import TrainResult, train
+
+logger = logging.getLogger(__name__)
 
 
 def evaluation_card(metrics: dict, corpus: Corpus, split: str) -> dict:
@@ -28,7 +30,7 @@ def write_plots(out: Path, result: TrainResult, card_name: str) -> list[Path]:
     try:
         from improv import plots
     except ImportError as exc:  # matplotlib is an extra
-        print(f"warning: no plots ({exc}); install improv[plots]", file=sys.stderr)
+        logger.warning("warning: no plots (%s); install improv[plots]", exc)
         return []
     import pandas as pd
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,8 @@ from improv.trainconfig import TrainConfig
 from training.datasets import make_dataset
 from training.distribute import fit_multi_worker, get_strategy, is_chief
 from training.model import build_model, compile_model
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -122,8 +124,7 @@ def train(
     train_notes = corpus.split("train").notes
     val_notes = corpus.split("validation").notes if config.monitor.startswith("val_") else []
     if config.monitor.startswith("val_") and not val_notes:
-        print("warning: no validation files; early stopping watches the training loss",
-              file=sys.stderr)
+        logger.warning("warning: no validation files; early stopping watches the training loss")
         config = config.replace(monitor=config.monitor[len("val_"):])
     train_ds = make_dataset(train_notes, config, training=True)
     val_ds = make_dataset(val_notes, config, training=False) if val_notes else None
@@ -135,10 +136,10 @@ def train(
             state = json.loads((ckpt_dir / "state.json").read_text())
             model = keras.models.load_model(ckpt_dir / "last.keras")
             initial_epoch, history = state["epoch"], state["history"]
-            print(f"resuming from {ckpt_dir} after epoch {initial_epoch}", file=sys.stderr)
+            logger.info("resuming from %s after epoch %s", ckpt_dir, initial_epoch)
         else:
             if resume:
-                print(f"no checkpoint in {ckpt_dir}; starting afresh", file=sys.stderr)
+                logger.info("no checkpoint in %s; starting afresh", ckpt_dir)
             keras.utils.set_random_seed(config.seed)
             model = compile_model(build_model(config), config)
 

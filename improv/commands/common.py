@@ -89,7 +89,7 @@ def make_sampler(args):
     for flag in ("max_step", "max_duration"):
         if not getattr(args, flag) > 0:
             raise InvalidValueError(f"--{flag.replace('_', '-')} must be above 0 seconds, "
-                             f"got {getattr(args, flag)}")
+                                    f"got {getattr(args, flag)}")
 
     cfg = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          max_step=args.max_step, max_duration=args.max_duration)

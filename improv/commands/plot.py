@@ -31,7 +31,7 @@ def command(args) -> int:
             music = read_card(folder).get("music")
             if not music:
                 raise InvalidValueError(f"{folder}: its card has no music results; run "
-                                 f"improv evaluate {folder} --music --update-card")
+                                        f"improv evaluate {folder} --music --update-card")
             rows.update({f"{folder.name}, T={t}": r for t, r in music["summary"].items()})
         plots.plot_music_comparison(rows, args.output)
     elif args.kind == "history":

@@ -147,7 +147,7 @@ print(json.dumps({{"replicas": r.replicas, "loss": r.history["loss"]}}))
             if p.poll() is None:
                 p.kill()
     outs = []
-    for p, (out, err) in zip(procs, results):
+    for p, (out, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err[-2000:]
         outs.append(json.loads(out.strip().splitlines()[-1]))
     assert [o["replicas"] for o in outs] == [2, 2]

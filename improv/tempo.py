@@ -42,9 +42,6 @@ _COMB = ((0.0, 1.0), (0.5, 0.5), (0.25, 0.25), (0.75, 0.25), (1 / 3, 0.2), (2 / 
 _HARMONICS = 12
 #: Phases tried per candidate period (the least-squares refinement finds the exact phase).
 _PHASES = 48
-#: Comb peaks whose metrical relatives are candidates for the beat, and those relatives.
-_SEEDS = 4
-_LEVELS = (1.0, 2.0, 0.5, 3.0, 1 / 3, 1.5, 2 / 3, 4 / 3, 0.75, 4.0, 0.25)
 
 
 @dataclass(frozen=True)
@@ -70,10 +67,6 @@ class TrackerConfig:
     halflife: float = 6.0
     #: A rival metrical level (double or half) scoring at least this share of the best is named.
     ambiguity: float = 0.85
-    #: Width (share of a beat) of the window in which a beat counts as covered by a note, and
-    #: the power of coverage in a candidate's score.
-    coverage_width: float = 0.05
-    coverage_power: float = 2.0
 
     def __post_init__(self) -> None:
         for name in ("window", "min_bpm", "max_bpm", "prior_bpm", "prior_octaves", "jitter",
@@ -153,7 +146,6 @@ class TempoTracker:
         h = np.arange(1, _HARMONICS + 1)
         self._phase_rot = np.exp(-2j * np.pi * phases[:, None] * h[None, :])  # phases x h
         self._onsets: deque[tuple[float, float]] = deque()
-        self._levels: tuple[float, list[tuple[float, float]]] | None = None
 
     def add(self, t: float, weight: float = 1.0) -> None:
         """Record a note-on at time ``t`` (seconds, any clock) with a salience ``weight``."""
@@ -204,107 +196,39 @@ class TempoTracker:
         rel = times - last  # <= 0; phases are measured from the last event
         total = float(weights.sum())
         if period is None:
-            periods, coef = self._periods, self._coef
+            periods, coef, prior = self._periods, self._coef, self._prior
         else:
             if not period > 0:
                 raise ValueError(f"period must be > 0, got {period!r}")
             periods = np.array([float(period)])
             coef = _comb_coefficients(np.maximum(cfg.min_width, cfg.jitter / periods))
-        # z[p, h] = sum_i w_i exp(2 pi i h t_i / P_p). Elementwise products, not ``@``: a BLAS
-        # call on these small arrays spreads over threads and cost 25-110 ms at p99 on a
-        # shared CPU (0.8 ms with one thread).
+            prior = np.ones(1)
+        # z[p, h] = sum_i w_i exp(2 pi i h t_i / P_p)
         base = np.exp(2j * np.pi * rel[None, :] / periods[:, None])  # periods x events
         z = np.empty((len(periods), _HARMONICS), np.complex128)
-        power = base * weights[None, :]
+        power = base.copy()
         for k in range(_HARMONICS):
-            z[:, k] = power.sum(axis=1)
+            z[:, k] = power @ weights
             power *= base
-        # fit[p, phase]: the share of the weight on the comb's peaks (its mean is the same for
-        # every candidate, so it is left out)
-        fit = 2 * np.real((coef[:, :, None] * z[:, :, None] * self._phase_rot.T[None, :, :])
-                          .sum(axis=1)) / total
-        if period is None:
-            p, phase = self._choose(rel, weights, fit)
-            base_period = float(self._periods[p])
-        else:
-            p, phase = 0, int(fit[0].argmax())
-            base_period = float(period)
-        grid_period, anchor = self._refine(rel, weights, base_period, phase / _PHASES,
-                                           period is not None)
+        # score[p, phase]: the comb's base level (its mean) is the same for every candidate
+        score = 2 * np.real((coef * z) @ self._phase_rot.T) / total
+        best_phase = score.argmax(axis=1)
+        strength = score[np.arange(len(periods)), best_phase]
+        ranked = strength * prior
+        p = int(ranked.argmax())
+        base_period = float(periods[p])
+        phase = best_phase[p] / _PHASES
+        grid_period, anchor = self._refine(rel, weights, base_period, phase, period is not None)
         alternative = None
-        if period is None and self._levels is not None:
-            best, rivals = self._levels
-            for factor, value in rivals:
-                if value >= cfg.ambiguity * best:
+        if period is None:
+            for factor in (2.0, 0.5):
+                q = int(np.abs(np.log(periods / (base_period * factor))).argmin())
+                if abs(math.log(periods[q] / (base_period * factor))) < 0.03 and \
+                        ranked[q] >= cfg.ambiguity * ranked[p]:
                     alternative = 60.0 / (grid_period * factor)
-        confidence = float(np.clip(fit[p, phase], 0.0, 1.0))
+        confidence = float(np.clip(strength[p] / 2.5, 0.0, 1.0))
         return TempoEstimate(period=grid_period, beat_time=float(anchor + last),
                              confidence=confidence, events=len(times), alternative=alternative)
-
-    def _choose(self, rel: np.ndarray, weights: np.ndarray, fit: np.ndarray
-                ) -> tuple[int, int]:
-        """The (period index, phase index) of the beat among the comb's candidates.
-
-        The comb alone prefers fast grids (a grid at the eighth explains every eighth note on a
-        beat) and 3:2 or 4:3 relatives (its triplet and quarter peaks explain the true beats).
-        The beat is the level whose beats are *covered*: most of them have a note, and a
-        strong one (a chord, an accent). Each candidate is scored by coverage x fit x prior.
-        """
-        cfg = self.config
-        n_p = len(self._periods)
-        strength = fit.max(axis=1)
-        ranked = strength * self._prior
-        # local maxima of the comb over the period axis, the best few
-        peaks = np.flatnonzero((ranked >= np.roll(ranked, 1)) & (ranked >= np.roll(ranked, -1)))
-        peaks = peaks[np.argsort(ranked[peaks])[::-1][:_SEEDS]]
-        cands = set()
-        step = 0.01
-        for q in peaks:
-            for factor in _LEVELS:
-                k = int(round(q + math.log(factor) / step))
-                if 0 <= k < n_p:
-                    cands.add(k)
-        cand = np.array(sorted(cands))
-        cov = self._coverage(rel, weights, self._periods[cand])  # cands x phases
-        score = cov ** cfg.coverage_power * np.clip(fit[cand], 1e-3, None)
-        score *= self._prior[cand][:, None]
-        flat = int(score.argmax())
-        c, phase = divmod(flat, _PHASES)
-        best = float(score[c, phase])
-        rivals = []
-        for factor in (2.0, 0.5):
-            k = int(round(cand[c] + math.log(factor) / step))
-            hit = np.flatnonzero(np.abs(cand - k) <= 3)
-            if len(hit):
-                rivals.append((factor, float(score[hit].max())))
-        self._levels = (best, rivals)
-        return int(cand[c]), int(phase)
-
-    def _coverage(self, rel: np.ndarray, weights: np.ndarray, periods: np.ndarray
-                  ) -> np.ndarray:
-        """Mean salience of the beats of each (period, phase) grid over the events' span.
-
-        A beat's salience is that of the nearest event, times a Gaussian of their distance
-        (``coverage_width`` of a beat, at least ``jitter``): a rest or a held note on a beat
-        counts 0. Event saliences are their weights over the median, capped at 2.
-        """
-        cfg = self.config
-        sal = np.minimum(weights / np.median(weights), 2.0)
-        span = -rel[0]
-        n_beats = int(math.ceil(span / periods.min())) + 2
-        phases = np.arange(_PHASES) / _PHASES
-        # beats (cands x phases x k) at rel = (phase - k) * P, from the last event backwards
-        k = np.arange(n_beats)
-        beats = (phases[None, :, None] - k[None, None, :]) * periods[:, None, None]
-        sigma = np.maximum(cfg.jitter * 1.25, cfg.coverage_width * periods)[:, None, None]
-        inside = (beats >= rel[0] - sigma) & (beats <= sigma)
-        idx = np.searchsorted(rel, beats)
-        lo = np.clip(idx - 1, 0, len(rel) - 1)
-        hi = np.clip(idx, 0, len(rel) - 1)
-        g_lo = sal[lo] * np.exp(-0.5 * ((beats - rel[lo]) / sigma) ** 2)
-        g_hi = sal[hi] * np.exp(-0.5 * ((beats - rel[hi]) / sigma) ** 2)
-        value = np.maximum(g_lo, g_hi) * inside
-        return value.sum(axis=2) / np.maximum(inside.sum(axis=2), 1)
 
     def _refine(self, rel: np.ndarray, weights: np.ndarray, period: float, phase: float,
                 fixed: bool) -> tuple[float, float]:

@@ -2,8 +2,12 @@ import wave
 
 import mido
 import numpy as np
+import pytest
 
 from improv.cli import main
+
+#: The built-in pianist plays its phrases in real time.
+pytestmark = pytest.mark.slow
 
 
 def _peak_dbfs(path) -> tuple[float, float]:

@@ -37,7 +37,7 @@ def window_starts(notes: list[np.ndarray], length: int, stride: int = 1) -> np.n
     that lies inside one file, ``stride`` apart."""
     offsets = np.cumsum([0] + [len(n) for n in notes])
     starts = [np.arange(off, off + len(n) - length + 1, stride)
-              for off, n in zip(offsets, notes, strict=True) if len(n) >= length]
+              for off, n in zip(offsets, notes, strict=False) if len(n) >= length]
     return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
 
 

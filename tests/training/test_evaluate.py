@@ -6,6 +6,9 @@ import pytest
 from improv.cli import main
 from training.evaluate import MIN_CONTEXT, score
 
+#: These train small TensorFlow models (seconds each).
+pytestmark = pytest.mark.slow
+
 
 def _notes(n, pitch=60):
     return np.stack([np.full(n, pitch), np.full(n, 0.25), np.full(n, 0.5), np.full(n, 80)],

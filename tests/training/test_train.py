@@ -15,6 +15,9 @@ from tests.conftest import REPO
 from training.export import export_model, weights_to_arrays
 from training.train import TrainingInterrupted, train
 
+#: These train small TensorFlow models (seconds each).
+pytestmark = pytest.mark.slow
+
 TINY = dict(seq_length=16, units=8, batch_size=16, epochs=2, patience=2)
 
 

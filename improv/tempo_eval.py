@@ -15,9 +15,11 @@ clock pulse. Calls come from three sources:
   intervals, the call and the 2 beats after it).
 
 The answer is taken to start on the first estimated beat at least ``GAP`` seconds after the
-call's last onset (improv waits for a silence before it answers). Its phase error is measured
-against the true beats at the estimated level (true beats, or their halves when the estimate is
-the double tempo).
+call's last onset (improv waits for a silence before it answers). Its error is measured against
+the beats of the grid the call set up (a line through its last 4 true beats, extrapolated), as a
+musician hears it: a double-tempo estimate that starts on the off-beat is half a beat off. The
+last column keeps the earlier, lenient measure (against the true half beats when the estimate is
+the double tempo) for comparison.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Call:
     beats: np.ndarray
     steady: bool = True
     source: str = ""
+    #: Salience of each onset for :meth:`TempoTracker.add` (key velocity / 64), or None: 1.
+    weights: np.ndarray | None = None
 
     def call_grid(self) -> tuple[float, float]:
         """The call's own beat grid at its end: (period, time of its last beat).
@@ -71,6 +75,9 @@ class Result:
     level: str  # "right", "double", "half", "wrong" or "none"
     ratio: float
     phase_ms: float  # error of the answer's start against the true beats at the level
+    #: Error of the answer's start against the call's own beats (not their halves): what a
+    #: musician hears; a double-tempo estimate that starts on the off-beat is ~half a beat off.
+    beat_ms: float = math.nan
 
 
 def humanise(rng: np.random.Generator, grid: np.ndarray, period: float, jitter: float = 0.015,
@@ -153,24 +160,34 @@ def asap_calls(beats: int = 8, hop: int = 2) -> list[Call]:
         midi = next((r / midi_rel for r in MIDI_ROOTS if (r / midi_rel).is_file()), None)
         if midi is None:
             continue
-        onsets = read_midi(midi)["start"]
+        notes = read_midi(midi)
+        onsets, velocity = notes["start"], notes["velocity"] / 64.0
         true = read_beats(beat_file)
         for k in range(0, len(true) - beats - 3, hop):
             lo, hi = true[k] - 0.05, true[k + beats] + 0.05
-            part = onsets[(onsets >= lo) & (onsets <= hi)]
+            sel = (onsets >= lo) & (onsets <= hi)
+            part = onsets[sel]
             if len(part) < 6:
                 continue
             ibi = np.diff(true[k:k + beats + 3])
             steady = float(ibi.std() / ibi.mean()) < 0.05
-            calls.append(Call(part, true, steady=steady, source=str(rel.parent)))
+            calls.append(Call(part, true, steady=steady, source=str(rel.parent),
+                              weights=velocity[sel]))
     return calls
 
 
-def judge(call: Call, config: TrackerConfig | None = None) -> Result:
-    """Run the tracker over one call and compare with the truth."""
+def judge(call: Call, config: TrackerConfig | None = None, velocity: bool = False) -> Result:
+    """Run the tracker over one call and compare with the truth.
+
+    ``velocity``: pass the call's key velocities as onset weights (accents). Off by default: on
+    the ASAP steady calls it lowered the starts within 20 ms of a beat from 50.0% to 48.3%
+    (the comb then favours loud notes, not the beat), so the daemon passes weight 1.
+    """
     tracker = TempoTracker(config)
-    for t in call.onsets:
-        tracker.add(float(t))
+    use = velocity and call.weights is not None
+    weights = call.weights if use else np.ones(len(call.onsets))
+    for t, w in zip(call.onsets, weights, strict=True):
+        tracker.add(float(t), float(w))
     est = tracker.estimate()
     if est is None:
         return Result("none", math.nan, math.nan)
@@ -183,7 +200,8 @@ def judge(call: Call, config: TrackerConfig | None = None) -> Result:
     start = est.beat_after(float(call.onsets[-1]) + GAP)
     step = true_period / 2 if level == "double" else true_period
     phase = float(start - true_beat - round((start - true_beat) / step) * step)
-    return Result(level, 1 / ratio, phase * 1000)
+    beat = float(start - true_beat - round((start - true_beat) / true_period) * true_period)
+    return Result(level, 1 / ratio, phase * 1000, beat * 1000)
 
 
 def summarise(name: str, results: list[Result]) -> str:
@@ -191,11 +209,14 @@ def summarise(name: str, results: list[Result]) -> str:
     n = len(results)
     levels = [r.level for r in results]
     right, double, half = (levels.count(x) / n for x in ("right", "double", "half"))
-    good = [abs(r.phase_ms) for r in results if r.level in ("right", "double", "half")]
+    ok = [r for r in results if r.level in ("right", "double", "half")]
+    good = [abs(r.beat_ms) for r in ok]
     p50, p99 = (np.percentile(good, [50, 99]) if good else (math.nan, math.nan))
     within = sum(1 for g in good if g <= 20) / n
+    lenient = sum(1 for r in ok if abs(r.phase_ms) <= 20) / n
     return (f"| {name} | {n} | {right:.1%} | {double:.1%} | {half:.1%} | "
-            f"{right + double + half:.1%} | {p50:.1f} | {p99:.1f} | {within:.1%} |")
+            f"{right + double + half:.1%} | {p50:.1f} | {p99:.1f} | {within:.1%} | "
+            f"{lenient:.1%} |")
 
 
 def tracker_table(config: TrackerConfig | None = None, seed: int = 0,
@@ -203,8 +224,9 @@ def tracker_table(config: TrackerConfig | None = None, seed: int = 0,
     """The tracker's rows: synthetic per tempo band, POP909 rhythms, ASAP steady and all."""
     rng = np.random.default_rng(seed)
     rows = ["| calls | n | tempo within 4% | double | half | any of the three | "
-            "phase p50 ms | phase p99 ms | start within 20 ms |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "beat error p50 ms | p99 ms | start within 20 ms of a beat | "
+            "(or of a half beat when double) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     everything: list[Result] = []
     for lo, hi in ((60, 90), (90, 120), (120, 150), (150, 180)):
         calls = [synthetic_call(rng, float(rng.uniform(lo, hi)), beats=int(rng.choice([8, 16])))

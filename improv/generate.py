@@ -68,6 +68,23 @@ def to_absolute(notes: np.ndarray, start: float = 0.0) -> tuple[np.ndarray, np.n
     return steps_to_times(notes[:, 1], notes[:, 2], start)
 
 
+def timeline(seed: np.ndarray, new: np.ndarray, include_seed: bool = False
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return the pitch, start, end and velocity of the generated notes (after the seed's,
+    with it if ``include_seed``, else from time 0), a re-struck key ending its old note."""
+    seed_start, seed_end = to_absolute(seed)
+    start, end = to_absolute(new, start=seed_start[-1])
+    velocity = new[:, 3]
+    if include_seed:
+        pitch = np.concatenate([seed[:, 0], new[:, 0]])
+        start, end = np.concatenate([seed_start, start]), np.concatenate([seed_end, end])
+        velocity = np.concatenate([seed[:, 3], velocity])
+    else:
+        pitch = new[:, 0]
+        start, end = start - start[0], end - start[0]
+    return pitch, start, restrike(pitch, start, end), velocity
+
+
 def restrike(pitch: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Return ends where a note struck again before it ended stops at the new strike.
 

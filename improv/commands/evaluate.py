@@ -105,7 +105,8 @@ MUSIC_COLUMNS = [Column("temperature", 11), Column("pitch ov", 9, ".3f"), Column
 
 
 def command(args) -> int:
-    from improv.corpus import find_midi_files, load_corpus
+    from improv.corpus import load_corpus
+    from improv.progress import set_quiet, shown
     from improv.weights import CARD_FILE, KERAS_FILE, WEIGHTS_FILE, ModelError
 
     model_dir = args.model or default_model_dir()
@@ -114,6 +115,22 @@ def command(args) -> int:
     needed = model_dir / (WEIGHTS_FILE if args.music else KERAS_FILE)
     if not needed.is_file():
         raise ModelError(f"{needed}: no such file (is {model_dir} a model folder?)")
+    sources, files, chosen = _files(args, card)
+    set_quiet(args.quiet)
+    corpus = load_corpus(chosen, progress=shown())  # a bar on a terminal only
+    print(f"scoring {len(corpus.files)} files"
+          + (f" at temperatures {', '.join(map(str, args.temperatures))} (the NumPy engine "
+             "plays each piece)" if args.music else " with the Keras model") + " ...",
+          file=sys.stderr, flush=True)
+    if args.music:  # the NumPy engine plays: no TensorFlow
+        return _music(args, model_dir, corpus)
+    return _keras(args, model_dir, card, sources, files, corpus)
+
+
+def _files(args, card: dict) -> tuple[list, list, list]:
+    """The sources to score (--data, else the card's), their files and those chosen."""
+    from improv.corpus import find_midi_files
+
     sources = args.data or card.get("config", {}).get("data")
     if not sources:
         raise InvalidValueError("the model's card names no data; give --data")
@@ -124,18 +141,15 @@ def command(args) -> int:
         raise InvalidValueError(f"no files in the {args.split} split of {', '.join(sources)}")
     if args.max_files:
         chosen = chosen[:args.max_files]
-    from improv.progress import set_quiet, shown
+    return sources, files, chosen
 
-    set_quiet(args.quiet)
-    corpus = load_corpus(chosen, progress=shown())  # a bar on a terminal only
-    print(f"scoring {len(corpus.files)} files"
-          + (f" at temperatures {', '.join(map(str, args.temperatures))} (the NumPy engine "
-             "plays each piece)" if args.music else " with the Keras model") + " ...",
-          file=sys.stderr, flush=True)
-    if args.music:  # the NumPy engine plays: no TensorFlow
-        return _music(args, model_dir, corpus)
+
+def _keras(args, model_dir: Path, card: dict, sources, files, corpus) -> int:
+    """Score the Keras model's next-note predictions (TensorFlow)."""
     quiet_tensorflow()
     from improv.card import write_card
+    from improv.corpus import load_corpus
+    from improv.weights import KERAS_FILE
     from training.evaluate import evaluate_model, frequency_reference
     from training.loading import load_keras
     from training.pipeline import evaluation_card

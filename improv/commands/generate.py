@@ -32,10 +32,8 @@ def add_parser(sub) -> None:
 
 
 def command(args) -> int:
-    import numpy as np
-
     from improv.engine import NoteModel
-    from improv.generate import generate, restrike, seed_notes, to_absolute
+    from improv.generate import generate, seed_notes, timeline
     from improv.midifile import write_midi
 
     if args.notes < 1:
@@ -58,17 +56,7 @@ def command(args) -> int:
     new = generate(model, sampler, seed, args.notes, memory, strength)
     if args.memory_file:
         memory.save(args.memory_file)
-    seed_start, seed_end = to_absolute(seed)
-    start, end = to_absolute(new, start=seed_start[-1])
-    velocity = new[:, 3]
-    if args.include_seed:
-        pitch = np.concatenate([seed[:, 0], new[:, 0]])
-        start, end = np.concatenate([seed_start, start]), np.concatenate([seed_end, end])
-        velocity = np.concatenate([seed[:, 3], velocity])
-    else:
-        pitch = new[:, 0]
-        start, end = start - start[0], end - start[0]
-    end = restrike(pitch, start, end)
+    pitch, start, end, velocity = timeline(seed, new, args.include_seed)
     write_midi(args.output, pitch, start, end, velocity)
     count = f"{len(pitch)} note" + ("" if len(pitch) == 1 else "s")
     print(f"wrote {args.output} ({count}, {end.max():.1f} s)")

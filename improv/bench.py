@@ -24,8 +24,23 @@ from improv.harness import Daemon
 from improv.paths import MODELS_DIR, default_model_dir
 from improv.progress import progress
 from improv.sampling import Sampler
+from improv.table import Column, format_head, format_row, print_table
 
 logger = logging.getLogger(__name__)
+
+
+#: The benchmarks' tables (improv.table).
+ENGINE_COLUMNS = [Column("way to get the next note (sampling included)", 72, align="<"),
+                  Column("p50 ms", 8, ".4f"), Column("p99 ms", 8, ".4f"),
+                  Column("max ms", 8, ".3f"), Column("notes", 6)]
+LIVE_COLUMNS = [Column("path (JACK dummy, period 64 = 1.33 ms)", 52, align="<"),
+                Column("p50 ms", 8, ".3f"), Column("p99 ms", 8, ".3f"),
+                Column("max ms", 8, ".3f"), Column("n", 5)]
+SOAK_COLUMNS = [Column("minute", 6, ".1f"), Column("RSS MB", 8, ".1f"), Column("p99 ms", 8, ".3f"),
+                Column("notes in", 9), Column("notes out", 10), Column("stuck", 6)]
+INPUT_COLUMNS = [Column("rate msg/s", 10), Column("seconds", 8, ".0f"), Column("sent", 8),
+                 Column("tap lost", 9), Column("tap dup", 8), Column("improv lost", 12),
+                 Column("improv dup", 11), Column("improv heard", 13)]
 
 
 def _stats(seconds: list[float]) -> dict[str, float]:
@@ -151,10 +166,8 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
         base = rows[predict_name]["p99_ms"]
         result["speedup_p99"] = {k: base / v["p99_ms"] for k, v in rows.items()
                                  if k != predict_name}
-    print(f"{'way to get the next note (sampling included)':<72} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'max ms':>8} {'notes':>6}")
-    for name, r in rows.items():
-        print(f"{name:<72} {r['p50_ms']:>8.4f} {r['p99_ms']:>8.4f} {r['max_ms']:>8.3f} {r['n']:>6}")
+    print_table(ENGINE_COLUMNS, [[name, r["p50_ms"], r["p99_ms"], r["max_ms"], r["n"]]
+                                 for name, r in rows.items()], rule=False)
     for name, s in result.get("speedup_p99", {}).items():
         print(f"speed-up at p99 over model.predict: {s:,.0f}x  ({name})")
     print(f"first note after a load: {result['first_note_ratio']:.1f} times a later one's "
@@ -253,12 +266,12 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
         result["scheduler_jitter"] = _jitter(daemon.last("stopped"))
     finally:
         _stop(jackd)
-    print(f"{'path (JACK dummy, period 64 = 1.33 ms)':<52} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'max ms':>8} {'n':>5}")
-    for name, key in (("bare echo client (floor)", "echo_floor"),
-                      ("improv: end-of-call CC -> first answer note", "improv_answer")):
-        r = result[key]
-        print(f"{name:<52} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['max_ms']:>8.3f} {r['n']:>5}")
+    print_table(LIVE_COLUMNS, [
+        [name, result[key]["p50_ms"], result[key]["p99_ms"], result[key]["max_ms"],
+         result[key]["n"]]
+        for name, key in (("bare echo client (floor)", "echo_floor"),
+                          ("improv: end-of-call CC -> first answer note", "improv_answer"))],
+        rule=False)
     print(f"improv adds at p99: {result['improv_over_floor_p99_ms']:.3f} ms over the floor; "
           f"answered {result['improv_answer']['n']} of {count} ends of call")
     print(f"{result['scheduler_jitter']}")
@@ -326,8 +339,7 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
     stop_at = time.monotonic() + minutes * 60
     next_row = time.monotonic() + every
     t0 = time.monotonic()
-    print(f"{'minute':>6} {'RSS MB':>8} {'p99 ms':>8} {'notes in':>9} {'notes out':>10} "
-          f"{'stuck':>6}", flush=True)
+    print(format_head(SOAK_COLUMNS), flush=True)
     i = 0
     try:
         while time.monotonic() < stop_at:
@@ -353,8 +365,7 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
                        "notes_in": status.get("notes_in", 0),
                        "notes_out": status.get("notes_out", 0), "stuck": stuck}
                 rows.append(row)
-                print(f"{row['minute']:>6.1f} {row['rss_mb']:>8.1f} {row['p99_ms']:>8.3f} "
-                      f"{row['notes_in']:>9} {row['notes_out']:>10} {row['stuck']:>6}", flush=True)
+                print(format_row(SOAK_COLUMNS, list(row.values())), flush=True)
     finally:
         pianist.close()
         code = daemon.stop(timeout=30)
@@ -433,8 +444,7 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
 
     jackd = _jack()
     result: dict = {"seconds": seconds, "rows": []}
-    print(f"{'rate msg/s':>10} {'seconds':>8} {'sent':>8} {'tap lost':>9} {'tap dup':>8} "
-          f"{'improv lost':>12} {'improv dup':>11} {'improv heard':>13}", flush=True)
+    print(format_head(INPUT_COLUMNS), flush=True)
     try:
         for rate in rates:
             sink = _PolledCounter("benchin sink")
@@ -473,9 +483,10 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
             sink.close()
             tap.close()
             result["rows"].append(row)
-            print(f"{rate:>10} {seconds:>8.0f} {row['sent']:>8} {row['tap']['lost']:>9} "
-                  f"{row['tap']['duplicated']:>8} {row['improv']['lost']:>12} "
-                  f"{row['improv']['duplicated']:>11} {row['improv_heard']:>13}", flush=True)
+            print(format_row(INPUT_COLUMNS, [
+                rate, seconds, row["sent"], row["tap"]["lost"], row["tap"]["duplicated"],
+                row["improv"]["lost"], row["improv"]["duplicated"], row["improv_heard"]]),
+                flush=True)
     finally:
         _stop(jackd)
     if out:

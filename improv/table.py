@@ -44,13 +44,20 @@ class Column:
         return f"{value:{self.align}{width}{self.format}}{self.suffix}"
 
 
+def format_head(columns: list[Column]) -> str:
+    """The header line."""
+    return " ".join(c.head() for c in columns)
+
+
+def format_row(columns: list[Column], row) -> str:
+    """One row's line (a table printed as its rows come: a header first, then each row)."""
+    return " ".join(c.cell(v) for c, v in zip(columns, row, strict=True))
+
+
 def format_table(columns: list[Column], rows, rule: bool = True) -> list[str]:
     """Return the table's lines: the header, a rule as wide (if ``rule``), the rows."""
-    head = " ".join(c.head() for c in columns)
-    lines = [head] + (["-" * len(head)] if rule else [])
-    for row in rows:
-        lines.append(" ".join(c.cell(v) for c, v in zip(columns, row, strict=True)))
-    return lines
+    head = format_head(columns)
+    return [head] + (["-" * len(head)] if rule else []) + [format_row(columns, r) for r in rows]
 
 
 def print_table(columns: list[Column], rows, rule: bool = True, flush: bool = False) -> None:

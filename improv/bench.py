@@ -21,6 +21,7 @@ import numpy as np
 from improv.engine import NoteModel
 from improv.generate import seed_notes
 from improv.harness import Daemon
+from improv.key import KeyTracker
 from improv.paths import MODELS_DIR, default_model_dir
 from improv.progress import progress
 from improv.sampling import Sampler
@@ -55,12 +56,16 @@ def time_engine(model: NoteModel, notes: int, sampler: Sampler,
     between two timed notes, never inside one)."""
     seed = seed_notes()
     prediction = model.feed_many(seed)
+    key = KeyTracker()
+    for row in seed:
+        key.push(int(row[0]))
     times = []
     for _ in progress(range(notes), desc=desc, unit="note"):
         t0 = time.perf_counter()
-        pitch, step, duration = sampler.sample(prediction)
+        pitch, step, duration = sampler.sample(prediction, key.mask)
         velocity = sampler.velocity(prediction) or 64
         prediction = model.feed(pitch, step, duration, velocity)
+        key.push(pitch)
         times.append(time.perf_counter() - t0)
     return _stats(times)
 
@@ -73,18 +78,21 @@ def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, flo
 
     seed = seed_notes()
     memory = PhraseMemory()
+    key = KeyTracker()
     for _ in range(10):
         for row in seed:
             memory.learn(int(row[0]), float(row[1]), float(row[2]))
+            key.push(int(row[0]))
     prediction = model.feed_many(seed)
     times = []
     for _ in progress(range(notes), desc="phrase memory", unit="note"):
         t0 = time.perf_counter()
-        mixed = memory.mix(prediction, TUNED_STRENGTH)
+        mixed = memory.mix(prediction, TUNED_STRENGTH, key.mask)
         t1 = time.perf_counter()
-        pitch, step, duration = sampler.sample(mixed)
+        pitch, step, duration = sampler.sample(mixed, key.mask)
         velocity = sampler.velocity(mixed) or 64
         prediction = model.feed(pitch, step, duration, velocity)
+        key.push(pitch)
         t2 = time.perf_counter()
         memory.learn(pitch, step, duration, own=True)
         times.append(time.perf_counter() - t2 + t1 - t0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from improv.musicstats import KEY_CLASSES, KEY_CONTEXT
+from improv.key import KEY_CLASSES, KEY_CONTEXT
 from improv.weights import CARD_FILE
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from improv.engine import NoteModel
 from improv.errors import InvalidValueError
 from improv.features import steps_to_times, times_to_steps
+from improv.key import KeyTracker
 from improv.memory import PhraseMemory
 from improv.midifile import read_midi
 from improv.sampling import Sampler
@@ -29,6 +30,9 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
     """Feed ``seed`` (rows of pitch, step, duration, velocity) and return ``count`` new
     notes as rows of the same.
 
+    The sampler (and the memory) lean towards the key of the last notes
+    (:class:`improv.key.KeyTracker`, fed the seed and every drawn note).
+
     With a ``memory``, the seed is what the player played: the memory learns it, each
     prediction is mixed with the memory's at ``strength`` (:meth:`PhraseMemory.mix`)
     and the memory learns every drawn note as improv's own, as the live daemon does.
@@ -46,18 +50,21 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
         raise InvalidValueError("the seed needs rows of pitch, step, duration and velocity")
     model.reset()
     prediction = model.feed_many(seed)
-    if memory is not None:
-        for row in seed:
+    key = KeyTracker()
+    for row in seed:
+        key.push(int(row[0]))
+        if memory is not None:
             memory.learn(int(row[0]), float(row[1]), float(row[2]))
     fallback = int(np.median(seed[:, 3]))
     out = np.empty((count, 4))
     for i in range(count):
         if memory is not None:
-            prediction = memory.mix(prediction, strength)
-        pitch, step, duration = sampler.sample(prediction)
+            prediction = memory.mix(prediction, strength, key.mask)
+        pitch, step, duration = sampler.sample(prediction, key.mask)
         velocity = sampler.velocity(prediction) or fallback
         out[i] = pitch, step, duration, velocity
         prediction = model.feed(pitch, step, duration, velocity)
+        key.push(pitch)
         if memory is not None:
             memory.learn(pitch, step, duration, own=True)
     return out

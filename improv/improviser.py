@@ -33,6 +33,7 @@ from improv.checks import check_range, check_types
 from improv.controls import Controls, cc_to_memory, cc_to_temperature
 from improv.engine import NoteModel
 from improv.errors import InvalidValueError
+from improv.key import KeyTracker
 from improv.memory import DEFAULT_STRENGTH, open_memory
 from improv.note import Note
 from improv.sampling import Sampler
@@ -110,8 +111,10 @@ class Improviser:
         self.tracker = NoteTracker()
         self.window = NoteWindow(size=max(model.seq_length, 256))
         self.prediction = None
-        # The player's notes and improv's own, learned as they reach the model.
+        # The player's notes and improv's own, learned as they reach the model; and the
+        # key they are in, which the memory and the sampler lean towards.
         self.memory = open_memory(self.settings.memory_file or None, self.log)
+        self.key = KeyTracker()
         self.call: list[float] = []  # onsets of the current call
         self.velocities: deque[int] = deque(maxlen=64)
         self._threshold: float | None = None  # silence that ends the call; None: recompute
@@ -184,6 +187,7 @@ class Improviser:
         for pitch, step, duration, velocity in self.window.ready(self.tracker.earliest_start):
             self.prediction = self.model.feed(pitch, step, duration, velocity)
             self.memory.learn(pitch, step, duration)
+            self.key.push(pitch)
 
     def release_keys(self, t: float, why: str = "") -> int:
         """Take every held key (and pedal) as released at ``t``; their notes go to the
@@ -256,16 +260,17 @@ class Improviser:
         """Draw the next note from the current prediction, without feeding it back."""
         if self.prediction is None:  # nothing heard yet: start from middle C
             self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
-        prediction = self.memory.mix(self.prediction, self.settings.memory)
-        pitch, step, duration = self.sampler.sample(prediction)
+        prediction = self.memory.mix(self.prediction, self.settings.memory, self.key.mask)
+        pitch, step, duration = self.sampler.sample(prediction, self.key.mask)
         velocity = (self.settings.velocity or self.sampler.velocity(prediction)
                     or self._player_velocity())
         return pitch, step, duration, velocity
 
     def _feed_back(self, pitch: int, step: float, duration: float, velocity: int) -> None:
-        """Let the model (and the phrase memory) hear a note improv plays."""
+        """Let the model (and the phrase memory and the key) hear a note improv plays."""
         self.prediction = self.model.feed(pitch, step, duration, velocity)
         self.memory.learn(pitch, step, duration, own=True)
+        self.key.push(pitch)
 
     def _after(self, last_start: float, step: float) -> float:
         """Start of the next note: ``step`` after the last; chords are step 0, but never

@@ -69,6 +69,7 @@ from improv.checks import check_types
 from improv.engine import Prediction
 from improv.errors import ImprovError, InvalidValueError
 from improv.features import INTERVAL_RANGE, NO_INTERVAL, VOCAB_SIZE
+from improv.key import pitch_weights
 from improv.timebins import bin_edges
 
 #: The middle of the knob, where the weighting is the one the validation split picked (the
@@ -152,6 +153,10 @@ class MemoryConfig:
         at all in the next two (measured).
     gap_rate : float
         How fast the typical gap follows new steps (weight of each new log step).
+    key_weight : float
+        0-1: how much less the memory offers a pitch outside the key of the last notes
+        (:mod:`improv.key`), when :meth:`PhraseMemory.mix` is given the key: a motif then
+        comes back on the scale, as a tonal sequence does, instead of transposed off it.
     """
 
     # Chosen on 16 files of the validation split (52 605 scored notes, models/default of
@@ -168,6 +173,7 @@ class MemoryConfig:
     timing_share: float = 0.0
     max_entries: int = 100_000
     gap_rate: float = 0.1
+    key_weight: float = 0.9
 
     def __post_init__(self):
         check_types(self, "memory ")
@@ -187,6 +193,8 @@ class MemoryConfig:
             raise InvalidValueError(f"memory max_entries must be >= 1000, got {self.max_entries}")
         if not 0 < self.gap_rate <= 1:
             raise InvalidValueError(f"memory gap_rate must be in (0, 1], got {self.gap_rate}")
+        if not 0 <= self.key_weight <= 1:
+            raise InvalidValueError(f"memory key_weight must be 0-1, got {self.key_weight}")
 
 
 @dataclass(frozen=True)
@@ -231,6 +239,7 @@ class PhraseMemory:
         self._entries = 0  # (context, code) counts in the table
         self.notes = {"player": 0, "own": 0}
         self.typical_gap = START_GAP
+        self._key_cache: dict[bytes, np.ndarray] = {}
         self.reset_context()
 
     # -- learning ---------------------------------------------------------------------
@@ -427,11 +436,14 @@ class PhraseMemory:
         cfg = self.config
         return cfg.scale * guess.order / cfg.max_order * n / (n + cfg.count_half)
 
-    def mix(self, prediction: Prediction, strength: float) -> Prediction:
+    def mix(self, prediction: Prediction, strength: float,
+            key: np.ndarray | None = None) -> Prediction:
         """Return ``prediction`` with the memory's guess mixed in at
         ``min(1, 2 * strength * confidence)``: pitch, and step and duration (times
         ``timing_share``) for a model with time bins. Logits come back as log
-        probabilities (new arrays; ``prediction`` is left as it is)."""
+        probabilities (new arrays; ``prediction`` is left as it is). With ``key`` (a (12,)
+        bool mask, :class:`improv.key.KeyTracker`) the memory's pitches outside it are
+        weighted by ``1 - key_weight`` before its guess is normalised."""
         if strength <= 0:
             return prediction
         blend = self._accumulate()
@@ -460,6 +472,8 @@ class PhraseMemory:
         lo = reference - INTERVAL_RANGE
         a, b = max(lo, 0), min(lo + NO_INTERVAL, vocab)
         q[0, a:b] = acc[a - lo:b - lo]
+        if key is not None and cfg.key_weight > 0:
+            q[0, :vocab] *= self._key_weights(key, vocab)
         q[0] /= q[0].sum()
         weights = np.array([[lam]] if rows == 1 else [[lam], [lam_t], [lam_t]])
         if rows == 3:
@@ -481,6 +495,15 @@ class PhraseMemory:
         return Prediction(z[0, :vocab], prediction.step, prediction.duration, timing,
                           prediction.timing_values, prediction.velocity_logits,
                           prediction.velocity_values)
+
+    def _key_weights(self, key: np.ndarray, vocab: int) -> np.ndarray:
+        """Return :func:`improv.key.pitch_weights` of ``key``, cached per key."""
+        code = key.tobytes()
+        weights = self._key_cache.get(code)
+        if weights is None:
+            weights = pitch_weights(key, self.config.key_weight, 0, vocab - 1)
+            self._key_cache[code] = weights  # at most 12-choose-7 = 792 keys
+        return weights
 
     def _time_bins(self, gap: float, bins: int) -> np.ndarray:
         """Return where each step class and each duration class goes among a model's time

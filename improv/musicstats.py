@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from improv.errors import InvalidValueError
+from improv.key import KEY_CLASSES, KEY_CONTEXT
 
 #: Histogram bins per feature: the features compared between generated and real notes.
 BINS = {
@@ -96,15 +97,11 @@ def failure_signatures(notes: np.ndarray) -> dict[str, float]:
     }
 
 
-#: The key of a context: its commonest pitch classes among its last notes.
-KEY_CONTEXT = 64
-KEY_CLASSES = 7
-
-
 def context_keys(pitches: np.ndarray, first: int, context: int = KEY_CONTEXT,
                  classes: int = KEY_CLASSES) -> np.ndarray:
     """Return, for each note from ``first`` on, a (12,) mask of the ``classes`` commonest
-    pitch classes among the ``context`` notes before it (ties: the lower class)."""
+    pitch classes among the ``context`` notes before it (ties: the lower class): the key
+    :class:`improv.key.KeyTracker` keeps live, for every position at once."""
     onehot = np.eye(12, dtype=np.int64)[np.asarray(pitches, np.int64) % 12]
     cum = np.concatenate([np.zeros((1, 12), np.int64), np.cumsum(onehot, axis=0)])
     end = np.arange(first, len(pitches))

@@ -9,6 +9,7 @@ import numpy as np
 
 from improv.engine import Prediction
 from improv.errors import InvalidValueError
+from improv.key import pitch_weights
 
 #: Temperatures at or below this pick the most likely pitch (no division by ~0).
 GREEDY_BELOW = 1e-3
@@ -35,6 +36,9 @@ class SamplingConfig:
         Seconds. Predicted steps and durations are clamped into these ranges.
     pitch_range : tuple of int
         Lowest and highest pitch that may be played (default: the piano's 21-108).
+    key_weight : float
+        0-1: how much less likely a pitch outside the key of the last notes is drawn
+        (:mod:`improv.key`): its weight times ``1 - key_weight``; 0 leaves the model alone.
     """
 
     #: Temperature 0.9 with top-p 0.95 was closest to real continuations on the validation
@@ -52,6 +56,13 @@ class SamplingConfig:
     min_duration: float = 0.02
     max_duration: float = 4.0
     pitch_range: tuple[int, int] = (21, 108)
+    #: On the validation split (53 files, 3 draws of 200 notes after a 50-note seed each)
+    #: the answers' notes out of key were 1.12 x the real continuation's share with 0,
+    #: 0.96 x with 0.1, 0.97 x with 0.15, 0.84 x with 0.2 and 0.82 x with 0.3; distinct
+    #: pitches 30.8, 28.7, 28.8, 28.3, 27.0 (real 31.0); pitch-class histogram overlap
+    #: 0.833, 0.839, 0.834, 0.826, 0.834. As teacher-forced prediction it does not help
+    #: (pitch cross-entropy 2.814 with 0, 2.817 with 0.3): it shapes what is played.
+    key_weight: float = 0.15
 
     def __post_init__(self):
         for name in ("temperature", "timing_temperature", "velocity_temperature"):
@@ -60,6 +71,8 @@ class SamplingConfig:
                 raise InvalidValueError(f"{name} must be >= 0, got {value}")
         if self.top_k < 0:
             raise InvalidValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not (np.isfinite(self.key_weight) and 0 <= self.key_weight <= 1):
+            raise InvalidValueError(f"key_weight must be in 0-1, got {self.key_weight}")
         if not 0 < self.top_p <= 1:
             raise InvalidValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not 0 <= self.min_step <= self.max_step:
@@ -79,14 +92,21 @@ class Sampler:
     def __init__(self, config: SamplingConfig | None = None, seed: int | None = None):
         self.config = config or SamplingConfig()
         self.rng = np.random.default_rng(seed)
+        self._key_weights: dict[bytes, np.ndarray] = {}  # per key mask, pitches in range
 
-    def _weights(self, logits: np.ndarray) -> np.ndarray:
+    def _weights(self, logits: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
         """Return unnormalised probabilities of the pitches in range, filters applied."""
         cfg = self.config
         lo, hi = cfg.pitch_range
         z = logits[lo:hi + 1] * np.float32(1.0 / cfg.temperature)
         z -= z.max()
         np.exp(z, out=z)
+        if key is not None and cfg.key_weight > 0:
+            weights = self._key_weights.get(key.tobytes())
+            if weights is None:
+                weights = pitch_weights(key, cfg.key_weight, lo, hi).astype(np.float32)
+                self._key_weights[key.tobytes()] = weights  # at most 12-choose-7 = 792
+            z *= weights
         if 0 < cfg.top_k < len(z):
             z[z < np.partition(z, -cfg.top_k)[-cfg.top_k]] = 0.0
         if cfg.top_p < 1.0:
@@ -99,26 +119,31 @@ class Sampler:
             z[z < mass[min(last, len(mass) - 1)]] = 0.0
         return z
 
-    def pitch_probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Return the distribution the pitch is drawn from (after all filters)."""
+    def pitch_probabilities(self, logits: np.ndarray,
+                            key: np.ndarray | None = None) -> np.ndarray:
+        """Return the distribution the pitch is drawn from (after all filters), with the
+        key ``key`` (a (12,) bool mask, :mod:`improv.key`) if given."""
         cfg = self.config
         lo, hi = cfg.pitch_range
         probs = np.zeros(logits.shape)
         if cfg.temperature <= GREEDY_BELOW:
             probs[lo + int(np.argmax(logits[lo:hi + 1]))] = 1.0
             return probs
-        z = self._weights(logits)
+        z = self._weights(logits, key)
         probs[lo:hi + 1] = z / z.sum()
         return probs
 
-    def sample(self, prediction: Prediction) -> tuple[int, float, float]:
-        """Return (pitch, step, duration) drawn from ``prediction``."""
+    def sample(self, prediction: Prediction,
+               key: np.ndarray | None = None) -> tuple[int, float, float]:
+        """Return (pitch, step, duration) drawn from ``prediction``, leaning towards the key
+        ``key`` (a (12,) bool mask of pitch classes, :class:`improv.key.KeyTracker`) by
+        :attr:`SamplingConfig.key_weight` if given."""
         cfg = self.config
         lo, hi = cfg.pitch_range
         if cfg.temperature <= GREEDY_BELOW:
             pitch = lo + int(np.argmax(prediction.logits[lo:hi + 1]))
         else:  # inverse CDF: what rng.choice does, without its per-call checks
-            cdf = np.cumsum(self._weights(prediction.logits))
+            cdf = np.cumsum(self._weights(prediction.logits, key))
             pitch = lo + int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
             pitch = min(pitch, hi)
         step, duration = prediction.step, prediction.duration

@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from improv.engine import NoteModel
+from improv.engine import NoteModel, Prediction
 from improv.generate import generate, seed_notes
+from improv.key import KeyTracker
 from improv.memory import (
     FORMAT,
     MAX_WEIGHT,
@@ -149,6 +150,26 @@ def test_greedy_answer_echoes_the_call_at_full_strength():
     greedy = SamplingConfig(temperature=0, timing_temperature=0, velocity_temperature=0)
     out = generate(model, Sampler(greedy, seed=0), call, 8, memory, 1.0)
     assert out[:, 0].astype(int).tolist() == MOTIF[3:11]
+
+
+def test_a_motif_comes_back_on_the_scale():
+    """A motif heard in C major (D E F: up a tone, up a semitone), begun again on F by the
+    player (F G): without the key the memory offers it transposed (G#, off the scale);
+    with the key, on the scale (A or G, its neighbours on the scale)."""
+    key = KeyTracker()
+    for p in [60, 62, 64, 65, 67, 69, 71]:
+        key.push(p)
+    assert key.mask.tolist() == [p % 12 in (0, 2, 4, 5, 7, 9, 11) for p in range(12)]
+    results = {}
+    for key_weight in (0.0, 1.0):
+        memory = PhraseMemory(MemoryConfig(key_weight=key_weight))
+        _play(memory, [62, 64, 65] * 3 + [65, 67])
+        logits = np.zeros(128, np.float32)  # an LSTM with no opinion
+        results[key_weight] = np.exp(
+            memory.mix(Prediction(logits, 0.25, 0.2), 1.0, key.mask).logits)
+    assert int(np.argmax(results[0.0])) == 68  # G + 1 = G#
+    assert results[1.0][68] < results[0.0][68] / 5
+    assert int(np.argmax(results[1.0])) in (67, 69)
 
 
 def test_generate_with_memory_is_repeatable_and_learns_both_parts():
@@ -310,6 +331,7 @@ def test_clear_forgets_everything():
                                          ("chord_seconds", -0.1), ("own_weight", 2.0),
                                          ("count_half", float("nan")), ("timing_share", 1.5),
                                          ("max_entries", 10), ("gap_rate", 0.0),
+                                         ("key_weight", 1.5), ("key_weight", -0.1),
                                          ("own_weight", True)])
 def test_config_checks_its_fields(field, value):
     with pytest.raises(ValueError, match=field):
@@ -332,6 +354,14 @@ def test_the_fast_mix_equals_the_mixture_formula():
     mixed = memory.mix(prediction, 0.5)
     want = mix_logits(prediction.logits, guess.pitch_probabilities(heard=True), lam)
     np.testing.assert_allclose(np.exp(mixed.logits), np.exp(want), atol=1e-6)
+    # with a key: the memory's guess weighted by 1 - key_weight outside it, renormalised
+    key = np.zeros(12, dtype=bool)
+    key[[0, 2, 4, 5, 7, 9, 11]] = True
+    keyed = memory.mix(prediction, 0.5, key)
+    inside = key[np.arange(128) % 12]
+    q = guess.pitch_probabilities(heard=True) * np.where(inside, 1.0, 0.1)
+    want = mix_logits(prediction.logits, q / q.sum(), lam)
+    np.testing.assert_allclose(np.exp(keyed.logits), np.exp(want), atol=1e-6)
     bins = prediction.timing_logits.shape[1]
     ratios = 2.0 ** ((np.arange(14) - 7) / 2)
     steps = to_bins(ratios * guess.typical_gap, bins)

@@ -27,6 +27,7 @@ import numpy as np
 
 from improv.engine import NoteModel
 from improv.features import VOCAB_SIZE
+from improv.key import KeyTracker
 from improv.memory import MAX_WEIGHT, MemoryConfig, PhraseMemory
 from improv.timebins import to_bins
 
@@ -95,7 +96,8 @@ def mix_corpus(notes: list[np.ndarray], preds: list, strength: float,
     """Return ``preds`` (of :func:`training.evaluate.predict_corpus`) with each scored note's
     pitch logits (and time-bin logits) mixed with a memory's guess, through
     :meth:`PhraseMemory.mix`: the memory of each file starts empty and learns every note
-    after it is predicted, so a note's guess is built from the notes before it only."""
+    after it is predicted, so a note's guess is built from the notes before it only (so
+    is the key the memory leans towards, :class:`improv.key.KeyTracker`)."""
     from improv.engine import Prediction
     from improv.timebins import bin_values
 
@@ -105,6 +107,7 @@ def mix_corpus(notes: list[np.ndarray], preds: list, strength: float,
             out.append(None)
             continue
         memory = PhraseMemory(config)
+        key = KeyTracker()
         first = p["first"]
         pitch = p["pitch"].copy()
         timed = p["step"].shape[1] > 1
@@ -115,11 +118,12 @@ def mix_corpus(notes: list[np.ndarray], preds: list, strength: float,
                 j = i - first
                 pred = Prediction(pitch[j], 0.0, 0.0,
                                   np.stack([step[j], duration[j]]) if timed else None, values)
-                mixed = memory.mix(pred, strength)
+                mixed = memory.mix(pred, strength, key.mask)
                 pitch[j] = mixed.logits
                 if timed:
                     step[j], duration[j] = mixed.timing_logits
             memory.learn(int(n[i, 0]), float(n[i, 1]), float(n[i, 2]))
+            key.push(int(n[i, 0]))
         out.append({**p, "pitch": pitch, "step": step, "duration": duration})
     return out
 

@@ -72,6 +72,9 @@ def add_sampling(p) -> None:
     p.add_argument("--top-k", type=int, default=0, help="draw among the k likeliest pitches")
     p.add_argument("--top-p", type=float, default=SAMPLING.top_p,
                    help=f"nucleus sampling mass (default {SAMPLING.top_p:g}; 1: off)")
+    p.add_argument("--key-weight", type=float, default=SAMPLING.key_weight,
+                   help="0-1: how much rarer notes outside the key of the last notes are "
+                   f"drawn (default {SAMPLING.key_weight:g}; 0: the model alone)")
     p.add_argument("--max-step", type=float, default=2.0, help="longest gap between onsets (s)")
     p.add_argument("--max-duration", type=float, default=4.0, help="longest note (s)")
     p.add_argument("--random-seed", type=int, help="same number, same notes")
@@ -92,14 +95,15 @@ def make_sampler(args):
                                     f"got {getattr(args, flag)}")
 
     cfg = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                         max_step=args.max_step, max_duration=args.max_duration)
+                         key_weight=args.key_weight, max_step=args.max_step,
+                         max_duration=args.max_duration)
     return Sampler(cfg, seed=args.random_seed)
 
 
 def add_memory(p, default: float | None = None) -> None:
     p.add_argument("--memory", type=float, default=default, metavar="S",
-                   help="weight of the phrase memory, 0-1: 0 the model alone (default), 0.5 "
-                   "as tuned, 1 mostly the player's own material")
+                   help="weight of the phrase memory, 0-1: 0 the model alone, 0.5 as tuned "
+                   "(default), 1 mostly the player's own material")
     p.add_argument("--memory-file", type=Path, metavar="FILE",
                    help="keep what the memory learns in FILE across sessions")
 

@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
     p.add_argument("--top-k", type=int, help="draw among the k likeliest pitches (0: all)")
     p.add_argument("--top-p", type=float,
                    help=f"nucleus sampling mass (default {SAMPLING.top_p:g}; 1: off)")
+    p.add_argument("--key-weight", type=float,
+                   help="0-1: how much rarer notes outside the key of the last notes are "
+                   f"drawn (default {SAMPLING.key_weight:g}; 0: the model alone)")
     p.add_argument("--random-seed", type=int, help="seed of improv's random draws")
     p.add_argument("--gain", type=float, help=GAIN_HELP)
     add_memory(p)

@@ -191,14 +191,15 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
 
 def _jack():
     """A JACK server for a benchmark: None if one runs, else a new ``jackd -d dummy``
-    (period 64 at 48 kHz, improv.harness) that this process and its children use."""
+    (period 64 at 48 kHz, improv.harness) under JACK's default name, as before the harness:
+    a name of its own per run would take a new slot in JACK's server registry."""
     from improv.harness import JackMissing, JackServer, jack_running
 
     os.environ["JACK_NO_START_SERVER"] = "1"
     if jack_running():
         return None
     try:
-        return JackServer(prefix="improvbench")
+        return JackServer(name="default")
     except JackMissing:
         raise RuntimeError("could not start jackd -d dummy (install jackd2)") from None
 

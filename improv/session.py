@@ -18,7 +18,8 @@ the session's ``clock``, and the input and outputs can be given (``source``,
 ``outputs``), so a test drives a whole session in-process with a fake clock and fake
 ports (:mod:`improv.fakes`). :attr:`Session.status` and :meth:`Session.report` are
 dataclasses: the human status line and the closing lines are made from them, and
-``--status-json`` prints them as JSON lines for scripts (:func:`json_line`).
+``--status-json`` prints them as JSON lines for scripts (:func:`json_line`): the periodic
+``status`` event comes with the status line (not with ``--no-status``).
 """
 
 from __future__ import annotations
@@ -401,12 +402,11 @@ class Session:
         self.improviser.tick(now)
         if self.recorder:
             self.recorder.maybe_write(now)
-        if now >= self._next_status and (self.options.status or self.status_json):
+        if self.options.status and now >= self._next_status:  # --no-status: neither
             self._next_status = now + self._every
             status = self.status
-            if self.options.status:
-                end = "\r" if self.log.isatty() else "\n"
-                print(status.line(), end=end, file=self.log, flush=True)
+            end = "\r" if self.log.isatty() else "\n"
+            print(status.line(), end=end, file=self.log, flush=True)
             self._json("status", status)
         return None
 

@@ -57,7 +57,8 @@ def add_parser(sub) -> None:
                    help="no status line")
     p.add_argument("--status-json", action="store_true",
                    help="also print the session's status as JSON lines on stdout (events "
-                   "listening, status, stopped; for scripts and benchmarks)")
+                   "listening, stopped, and status with the status line; for scripts and "
+                   "benchmarks)")
     # Every other flag sets the RunOptions field (or [settings], [sampling] key) of its name.
     p.set_defaults(option_flags=[a.dest for a in p._actions
                                  if a.dest not in ("help", "config", "gain", "status_json")])

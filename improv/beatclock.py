@@ -49,7 +49,7 @@ class Source(str, Enum):
     """Where the tempo in use comes from."""
 
     CLOCK = "clock"
-    FIXED = "tempo"
+    FIXED = "fixed"
     ONSETS = "onsets"
     NONE = "none"
 
@@ -269,6 +269,11 @@ class BeatClock:
     def transport(self) -> Transport:
         return self._transport
 
+    @property
+    def fixed_tempo(self) -> float | None:
+        """The tempo fixed by :meth:`set_tempo` (bpm), or None."""
+        return self._fixed
+
     def clock_present(self, now: float) -> bool:
         """Pulses are arriving (the latest within ``clock_timeout``) and give a tempo."""
         return (self._last_pulse is not None and now - self._last_pulse
@@ -352,7 +357,9 @@ class BeatClock:
 
         With MIDI clock, bars count from the song's start; otherwise from :meth:`downbeat`.
         """
-        return self._next(now, lead, self.config.meter.bar_beats, self._bar_offset)
+        running = self.clock_present(now) and self._transport is Transport.RUNNING
+        offset = 0.0 if running else self._bar_offset
+        return self._next(now, lead, self.config.meter.bar_beats, offset)
 
     def _next(self, now: float, lead: float, step: float, offset: float
               ) -> tuple[float, float] | None:

@@ -17,6 +17,7 @@ from improv.controls import Controls
 from improv.errors import ImprovError, InvalidValueError
 from improv.improviser import Settings
 from improv.sampling import SamplingConfig
+from improv.timing import TimeSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +36,7 @@ class RunOptions:
     model: str = ""
     input: str = ""
     output: str = ""
+    clock_input: str = ""  # a port that sends MIDI clock only (clock on `input` counts too)
     virtual: str = ""  # base name of virtual ports ("improv" gives "improv in"/"improv out")
     api: str = ""
     channel: int = 0
@@ -47,15 +49,18 @@ class RunOptions:
     record: str = ""
     random_seed: int | None = None
     status: bool = True
+    status_every: float = 0.0  # seconds between status lines; 0: 0.5 on a terminal, else 5
     settings: Settings = field(default_factory=Settings)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     controls: Controls = field(default_factory=Controls)
+    time: TimeSettings = field(default_factory=TimeSettings)
 
     def __post_init__(self):
         try:
             check_types(self)
             check_range("channel", self.channel, 0, 15)
             check_range("voices", self.voices, 1, 128)
+            check_range("status_every", self.status_every, 0, 3600)
             if self.random_seed is not None and self.random_seed < 0:
                 raise InvalidValueError(f"random_seed must be >= 0, got {self.random_seed}")
             _check_sampling(self.sampling)
@@ -86,8 +91,9 @@ def _check_values(cls, values: dict, prefix: str = "") -> None:
             check_value(f"{prefix}{key}", hint, value)
 
 
-_TOP = {f.name for f in fields(RunOptions)} - {"settings", "sampling", "controls"}
-_SECTIONS = {"settings": Settings, "sampling": SamplingConfig, "controls": Controls}
+_SECTIONS = {"settings": Settings, "sampling": SamplingConfig, "controls": Controls,
+             "time": TimeSettings}
+_TOP = {f.name for f in fields(RunOptions)} - set(_SECTIONS)
 
 
 def _build(cls, values: dict, where: str):
@@ -110,7 +116,8 @@ def _prefix(cls) -> str:
 
 
 def load_config(path: str | Path) -> RunOptions:
-    """Read a TOML config file: top-level keys, plus [settings], [sampling], [controls]."""
+    """Read a TOML config file: top-level keys, plus [settings], [sampling], [controls],
+    [time]."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -4,7 +4,10 @@ Defaults follow the conventions players know from Magenta's MIDI interface
 (a temperature knob, end-of-call, panic, mode): the mod wheel (CC1) sets the
 temperature from 0.1 to 2.0; the soft pedal (CC67) ends a call; "all sound
 off" (CC120) is panic; CC85 switches between call-response and continue; CC16
-(general purpose 1) sets the phrase memory's weight from 0 (off) to 1.
+(general purpose 1) sets the phrase memory's weight from 0 (off) to 1. Time-keeping
+(:mod:`improv.timing`) takes three undefined controllers next to the mode's: CC86 steps
+where an answer starts (beat, bar, now), CC87 sets the quantize strength and CC88 the
+swing, each 0-1.
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ class Controls:
     mode: int = 85
     #: General purpose controller 1: the phrase memory's weight, 0 (off) to 1.
     memory: int = 16
+    #: Where an answer starts when a tempo is known: beat -> bar -> now (value >= 64 steps).
+    answer_on: int = 86
+    #: How far improv's onsets move to the grid (``[time] quantize``), 0-1.
+    quantize_strength: int = 87
+    #: The swing of the grid's off-steps, 0-1.
+    swing: int = 88
 
     def __post_init__(self):
         check_types(self, "controls.")
@@ -54,6 +63,11 @@ class Controls:
 
 def cc_to_memory(value: int) -> float:
     """Map a CC value 0-127 linearly onto the memory weight 0-1."""
+    return cc_to_unit(value)
+
+
+def cc_to_unit(value: int) -> float:
+    """Map a CC value 0-127 linearly onto 0-1 (memory, quantize strength, swing)."""
     return min(max(value, 0), 127) / 127
 
 

@@ -18,6 +18,17 @@ Modes:
   answer, every note still waiting behind a held key goes to the model.
 - ``continue``: improv keeps playing, continuing whatever is in the window: its
   own notes and the player's as they arrive.
+
+Time (:mod:`improv.timing`): MIDI clock messages go to the :class:`~improv.timing.TimeKeeper`
+and nowhere else (they are not the player's input: no silence, held-key or call counts
+them); every note-on of the player is an onset for it. When a tempo is known (MIDI clock,
+``[time] tempo``, or the onsets when asked for), an answer starts on the next beat (or bar)
+at least ``gap`` plus :data:`~improv.timing.ENGINE_LEAD` after the call ends, its notes are
+queued in beats (the scheduler re-times them when the tempo moves) and their onsets are
+quantized if a grid is set; continue mode does the same with a clock or a fixed tempo. A
+transport stop ends improv's sounding notes and clears its queue at once, and continue
+mode waits for start or continue. Without a tempo everything is timed in seconds, as it
+always was.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ import mido
 import numpy as np
 
 from improv.checks import check_range, check_types
-from improv.controls import Controls, cc_to_memory, cc_to_temperature
+from improv.controls import Controls, cc_to_memory, cc_to_temperature, cc_to_unit
 from improv.engine import NoteModel
 from improv.errors import InvalidValueError
 from improv.key import KeyTracker
@@ -38,6 +49,7 @@ from improv.memory import DEFAULT_STRENGTH, open_memory
 from improv.note import Note
 from improv.sampling import Sampler
 from improv.scheduler import Scheduler
+from improv.timing import ANSWER_ON, CLOCK_TYPES, ENGINE_LEAD, TimeKeeper
 from improv.tracker import NoteTracker
 from improv.window import NoteWindow
 
@@ -100,7 +112,8 @@ class Improviser:
 
     def __init__(self, model: NoteModel, sampler: Sampler, scheduler: Scheduler,
                  settings: Settings | None = None, controls: Controls | None = None,
-                 passthrough=None, on_note=None, log=None, clock=time.monotonic):
+                 passthrough=None, on_note=None, log=None, clock=time.monotonic,
+                 time_keeper: TimeKeeper | None = None):
         self.model, self.sampler, self.scheduler = model, sampler, scheduler
         self.settings = settings or Settings()
         self.controls = controls or Controls()
@@ -108,6 +121,7 @@ class Improviser:
         self.on_note = on_note  # callable(note, who) for recording, or None
         self.log = log or (lambda text: None)  # callable(str) for what the controls did
         self.clock = clock
+        self.time = time_keeper or TimeKeeper(now=clock())
         self.tracker = NoteTracker()
         self.window = NoteWindow(size=max(model.seq_length, 256))
         self.prediction = None
@@ -125,15 +139,21 @@ class Improviser:
         self.messages = 0  # messages handed to handle()
         self.keys_released = 0  # held keys taken as released (timeout, panic, end of call...)
         self._continue_last = None  # continue mode: start time of the last note played
+        self._continue_beats = False  # ... in beats (a clock or a fixed tempo), else seconds
         self._shifted = 0.0  # the scheduler's shifts (after stalls) already followed
+        self._shifted_beats = 0.0
+        self.transport_stops = 0  # transport stops that silenced improv
         self._chord = 0  # continue mode: notes in a row with step 0
 
     # -- input ------------------------------------------------------------------------
     def handle(self, msg: mido.Message, t: float | None = None) -> None:
         """Take one message from the player, received at clock time ``t``."""
         t = self.clock() if t is None else t
-        self.messages += 1
         kind = msg.type
+        if kind in CLOCK_TYPES:  # the beat clock's, not the player's: not counted as input
+            self._clock_message(msg, t)
+            return
+        self.messages += 1
         if kind == "control_change" and msg.control in (ALL_SOUND_OFF, ALL_NOTES_OFF):
             self.release_keys(t, f"CC{msg.control}")
         if kind == "control_change" and self._control(msg):
@@ -152,6 +172,7 @@ class Improviser:
 
     def _note_on(self, msg, t: float) -> None:
         self.notes_in += 1
+        self.time.onset(t, msg.velocity)
         self.call.append(t)
         if len(self.call) > 4 * self.settings.max_answer_notes:  # a call with no end in sight
             del self.call[:-self.settings.max_answer_notes]
@@ -181,7 +202,31 @@ class Improviser:
         elif action == "mode" and msg.value >= 64:
             mode = MODES[(MODES.index(self.settings.mode) + 1) % len(MODES)]
             self.set_mode(mode)
+        elif action == "answer_on" and msg.value >= 64:
+            now = self.time.settings.answer_on
+            self.time.update(answer_on=ANSWER_ON[(ANSWER_ON.index(now) + 1) % len(ANSWER_ON)])
+            self.log(f"answers start on {self.time.settings.answer_on}")
+        elif action in ("quantize_strength", "swing"):
+            try:
+                self.time.update(**{action: cc_to_unit(msg.value)})
+                self.log(f"{action.replace('_', ' ')} {cc_to_unit(msg.value):.2f}")
+            except ValueError as exc:  # swing on a triplet grid, or with no grid
+                self.log(f"{action.replace('_', ' ')} unchanged: {exc}")
         return True
+
+    def _clock_message(self, msg, t: float) -> None:
+        """A MIDI clock message: to the beat clock; a transport stop silences improv."""
+        event = self.time.midi(msg, t)
+        if event is None:
+            return
+        if event.kind == "stop":
+            # At once, from this thread: note-offs for everything sounding, queue cleared.
+            self.scheduler.cancel()
+            self.transport_stops += 1
+            self.log("transport stopped")
+        elif self.scheduler.beats_pending:  # start, continue, song position: beats renumbered
+            self.scheduler.cancel()
+        self._continue_last = None
 
     def _feed_ready(self) -> None:
         for pitch, step, duration, velocity in self.window.ready(self.tracker.earliest_start):
@@ -222,6 +267,7 @@ class Improviser:
         self.scheduler.cancel()
         self.log(f"mode {mode}")
         self._continue_last = None
+        self._continue_beats = False
 
     def panic(self) -> None:
         """Silence everything improv plays, release held keys, forget the current call."""
@@ -272,13 +318,14 @@ class Improviser:
         self.memory.learn(pitch, step, duration, own=True)
         self.key.push(pitch)
 
-    def _after(self, last_start: float, step: float) -> float:
+    def _after(self, last_start: float, step: float, second: float = 1.0) -> float:
         """Start of the next note: ``step`` after the last; chords are step 0, but never
-        more than MAX_CHORD notes at one instant (a model stuck on step 0 must not pile up)."""
-        self._chord = self._chord + 1 if step < 0.01 else 0
+        more than MAX_CHORD notes at one instant (a model stuck on step 0 must not pile up).
+        ``second``: the length of a second in the units of the times (beats: 1 / period)."""
+        self._chord = self._chord + 1 if step < 0.01 * second else 0
         if self._chord >= MAX_CHORD:
             self._chord = 0
-            return last_start + 0.1
+            return last_start + 0.1 * second
         return last_start + step
 
     def _play(self, pitch: int, start: float, duration: float, velocity: int) -> None:
@@ -289,8 +336,35 @@ class Improviser:
             self.on_note(Note(pitch=pitch, start=start, end=start + duration, velocity=velocity),
                          "improv")
 
+    def _play_beats(self, pitch: int, beat: float, beats: float, velocity: int,
+                    line) -> None:
+        """Queue a note in beats (``line``: the timeline in use, for the window and the
+        recording, which keep seconds)."""
+        self.scheduler.play_beats(pitch=pitch, start=beat, duration=beats, velocity=velocity)
+        start, duration = line.time_at(beat), beats * line.period
+        self.window.push(pitch=pitch, start=start, duration=duration, velocity=velocity)
+        self.notes_out += 1
+        if self.on_note:
+            self.on_note(Note(pitch=pitch, start=start, end=start + duration, velocity=velocity),
+                         "improv")
+
+    def _sync_time(self, now: float, force: bool = False):
+        """Hand the scheduler the timeline in use if it may have moved; return it.
+
+        Notes queued in beats whose numbers changed meaning (a new source, a transport
+        start) are dropped: they would fall at arbitrary times."""
+        if not force and not self.time.due(now):
+            return self.scheduler.timeline
+        line, renumbered = self.time.refresh(now)
+        if renumbered and self.scheduler.beats_pending:
+            self.scheduler.cancel()
+            self._continue_last = None
+        self.scheduler.set_timeline(line)
+        return line
+
     def _answer(self, t: float) -> None:
-        """Play an answer to the current call, starting ``gap`` after ``t``."""
+        """Play an answer to the current call, starting ``gap`` after ``t`` (with a tempo:
+        on the next beat or bar after that, and timed in beats)."""
         # The call is over: held keys and the pedal too, so every note still waiting
         # behind a held one reaches the model before it answers.
         self.release_keys(t, "end of call")
@@ -298,8 +372,14 @@ class Improviser:
             return
         count = self.settings.answer_notes or len(self.call) or 8
         count = int(min(max(count, 1), self.settings.max_answer_notes))
-        start = t + self.settings.gap
         self._chord = 0
+        line = self._sync_time(t, force=True)
+        if line is not None:
+            if self.call and self.time.source(t).value != "clock":
+                self.time.beat.downbeat(self.call[0])  # bars count from the call's start
+            self._answer_in_beats(t, line, count)
+            return
+        start = t + self.settings.gap
         for i in range(count):
             # Each note is queued before the model hears it: the first one can go out
             # while the rest are still being drawn (end-of-call to answer, bench live).
@@ -311,15 +391,34 @@ class Improviser:
         self.call.clear()
         self.answers += 1
 
+    def _answer_in_beats(self, t: float, line, count: int) -> None:
+        """The answer on the beat: onsets kept in beats from the first, quantized if asked."""
+        first = self.time.answer_start(t, self.settings.gap + ENGINE_LEAD)
+        beat = first[1] if first is not None else line.beat_at(t + self.settings.gap)
+        second = 1.0 / line.period
+        for i in range(count):
+            pitch, step, duration, velocity = self._draw()
+            if i:
+                beat = self._after(beat, step * second, second)
+            self._play_beats(pitch, self.time.shape(beat), duration * second, velocity, line)
+            self._feed_back(pitch, step, duration, velocity)
+        self.call.clear()
+        self.answers += 1
+
     def tick(self, t: float | None = None) -> None:
         """Let time pass: end a call after its silence; keep continue mode fed."""
         t = self.clock() if t is None else t
         if self.tracker.keys_down and t - self.last_input >= self.held_key_limit():
             self.release_keys(t, f"no input for {t - self.last_input:.1f} s")
+        if self.scheduler.beats_pending or (self.settings.mode == "continue"
+                                            and self._continue_beats):
+            self._sync_time(t)  # the tempo moved: the notes still to come follow it
         if self.settings.mode == "call-response":
             if (self.call and self.tracker.keys_down == 0 and not self.scheduler.busy
                     and t - self.last_input >= self.silence_threshold()):
                 self._answer(t)
+            return
+        if self._continue_on_beats(t):
             return
         shifted = self.scheduler.shifted
         if self._continue_last is not None and shifted != self._shifted:
@@ -336,6 +435,44 @@ class Improviser:
                 start = self._after(self._continue_last, step)
             self._play(pitch, start, duration, velocity)
             self._continue_last = start
+
+    def _continue_on_beats(self, t: float) -> bool:
+        """Continue mode on a clock or a fixed tempo: keep ``lookahead`` seconds of notes
+        queued in beats; paused while the transport is stopped. Return False when there
+        is no such tempo (continue in seconds)."""
+        source = self.time.source(t).value
+        on_beats = source in ("clock", "fixed") or (source == "none" and self.time.stopped)
+        if on_beats != self._continue_beats:  # seconds <-> beats: start afresh
+            self.scheduler.cancel()
+            self._continue_last, self._continue_beats = None, on_beats
+            self._shifted, self._shifted_beats = self.scheduler.shifted, \
+                self.scheduler.shifted_beats
+        if not on_beats:
+            return False
+        if self.time.stopped:
+            return True
+        line = self._sync_time(t)
+        if line is None:
+            return True
+        shifted = self.scheduler.shifted_beats
+        if self._continue_last is not None and shifted != self._shifted_beats:
+            self._continue_last += shifted - self._shifted_beats  # moved after a stall
+        self._shifted_beats = shifted
+        second = 1.0 / line.period
+        now, ahead = line.beat_at(t), line.beat_at(t + self.settings.lookahead)
+        for _ in range(MAX_NOTES_PER_TICK):
+            last = self._continue_last
+            if last is not None and last >= ahead:
+                break
+            pitch, step, duration, velocity = self._next_note()
+            if last is None or last + step * second < now:  # (re)starting: on a beat
+                first = self.time.beat.next_beat(t, self.settings.gap + ENGINE_LEAD)
+                beat = first[1] if first is not None else now
+            else:
+                beat = self._after(last, step * second, second)
+            self._play_beats(pitch, self.time.shape(beat), duration * second, velocity, line)
+            self._continue_last = beat
+        return True
 
     def close(self) -> None:
         """End every note improv started; keep the memory in ``memory_file`` if one is set."""

@@ -200,7 +200,8 @@ def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool):
     def make(client: str):
         midi_in = rtmidi.MidiIn(api, client, queue_size_limit=QUEUE_LIMIT)
         # SysEx is let through RtMidi on purpose (improv.midiin: unterminated SysEx)
-        midi_in.ignore_types(sysex=False, timing=True, active_sense=True)
+        # MIDI clock (F8, start, stop, continue) through: the beat clock follows it
+        midi_in.ignore_types(sysex=False, timing=False, active_sense=True)
         return midi_in
 
     if virtual:

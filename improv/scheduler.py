@@ -16,6 +16,15 @@ beside it) the scheduler thread was sometimes more than 50 ms late, and dropping
 lost notes of answers there. Note-offs of sounding notes are never shifted: they
 go out at once. A send that raises is counted and reported; it never ends the
 thread.
+
+**Notes in beats.** With a tempo known (:mod:`improv.beatclock`), notes can be queued in
+beats (:meth:`Scheduler.play_beats`) on a second queue. The main loop hands the scheduler
+the seconds-to-beats map in use (:meth:`Scheduler.set_timeline`, a frozen
+:class:`~improv.beatclock.Timeline`, swapped atomically) whenever the tempo moves, and a
+beat note's time is worked out from the map in use when it comes due: a tempo change
+mid-answer re-times the notes still to come, and no thread but the main loop touches the
+beat clock itself. A stale beat note shifts the beat queue by whole beats (not by the
+delay), so the notes stay on the grid they were put on.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from typing import Callable
 
 import mido
 
+from improv.beatclock import Timeline
 from improv.errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +65,8 @@ class Scheduler:
         self.late = late
         self.log = log or (lambda text: logger.error("\nimprov: %s", text))
         self._queue: list[tuple[float, int, int, int, int]] = []  # time, seq, on?, pitch, vel
+        self._beats: list[tuple[float, int, int, int, int]] = []  # the same, in beats
+        self._timeline: Timeline | None = None
         self._seq = itertools.count()
         self._sounding: dict[int, int] = {}  # pitch -> seq of the note_on that sounds it
         self._cond = threading.Condition()
@@ -64,6 +76,7 @@ class Scheduler:
         self.sent_off = 0
         self.shifts = 0  # times the queue was shifted for a note_on more than ``late`` overdue
         self.shifted = 0.0  # seconds shifted in all (improviser's continue mode follows it)
+        self.shifted_beats = 0.0  # beats the beat queue was shifted in all (the same)
         self.errors = 0  # sends that raised
         self._thread = threading.Thread(target=self._run, name="improv-scheduler", daemon=True)
         self._thread.start()
@@ -93,11 +106,66 @@ class Scheduler:
             heapq.heappush(self._queue, (start + max(duration, 0.0), seq, 0, pitch, 0))
             self._cond.notify()
 
+    def set_timeline(self, timeline: Timeline | None) -> None:
+        """The seconds-to-beats map that times the beat queue from now on (None: the beat
+        queue is dropped, its sounding notes end)."""
+        with self._cond:
+            self._timeline = timeline
+            if timeline is None and self._beats:
+                self._drop_beats()
+            self._cond.notify()
+
+    @property
+    def timeline(self) -> Timeline | None:
+        return self._timeline
+
+    def play_beats(self, pitch: int, velocity: int, start: float, duration: float) -> None:
+        """Queue a note in beats: on at beat ``start``, off ``duration`` beats later; its
+        times follow the timeline in use when each comes due (needs :meth:`set_timeline`)."""
+        if not (isinstance(pitch, int) and isinstance(velocity, int) and 0 <= pitch <= 127
+                and 1 <= velocity <= 127 and math.isfinite(start) and math.isfinite(duration)):
+            raise ValueError(f"bad note: pitch {pitch!r}, velocity {velocity!r}, beat {start!r},"
+                             f" beats {duration!r}")
+        seq = next(self._seq)
+        with self._cond:
+            line = self._timeline
+            if line is None:
+                raise ValueError("play_beats needs a timeline (set_timeline)")
+            now = self.clock()
+            at = line.time_at(start)
+            if at <= now and not self._queue and (not self._beats or self._beats[0][0] >= start):
+                self.jitter.append(now - at)  # due already: sent now, as play() does
+                try:
+                    self._fire(1, pitch, velocity, seq)
+                except Exception as exc:
+                    self.errors += 1
+                    self.log(f"scheduler: {exc!r}")
+            else:
+                heapq.heappush(self._beats, (start, seq, 1, pitch, velocity))
+            heapq.heappush(self._beats, (start + max(duration, 0.0), seq, 0, pitch, 0))
+            self._cond.notify()
+
+    def queued(self) -> list[tuple[float, bool, int]]:
+        """(time, note_on?, pitch) of every queued event in time order; beat notes at the
+        times the timeline in use gives them now."""
+        with self._cond:
+            line = self._timeline
+            events = [(t, bool(on), pitch) for t, _, on, pitch, _ in self._queue]
+            if line is not None:
+                events += [(line.time_at(b), bool(on), pitch)
+                           for b, _, on, pitch, _ in self._beats]
+        return sorted(events)
+
+    @property
+    def beats_pending(self) -> bool:
+        """Whether notes wait on the beat queue (then the timeline matters)."""
+        return bool(self._beats)
+
     @property
     def busy(self) -> bool:
         """Whether notes are queued or sounding."""
         with self._cond:
-            return bool(self._queue or self._sounding)
+            return bool(self._queue or self._beats or self._sounding)
 
     @property
     def sounding(self) -> list[int]:
@@ -108,12 +176,16 @@ class Scheduler:
     def queued_until(self) -> float | None:
         """Time of the last queued event (None when idle)."""
         with self._cond:
-            return max((e[0] for e in self._queue), default=None)
+            times = [e[0] for e in self._queue]
+            if self._beats and self._timeline is not None:
+                times.append(self._timeline.time_at(max(e[0] for e in self._beats)))
+            return max(times, default=None)
 
     def cancel(self) -> None:
         """Drop every queued note and end the sounding ones now."""
         with self._cond:
             self._queue.clear()
+            self._beats.clear()
             for pitch in list(self._sounding):
                 self._off(pitch)
             self._cond.notify()
@@ -122,6 +194,7 @@ class Scheduler:
         """Cancel, then send all-notes-off and sustain-off on every channel."""
         with self._cond:
             self._queue.clear()
+            self._beats.clear()
             for pitch in list(self._sounding):
                 self._off(pitch)
             for channel in range(16):
@@ -156,6 +229,35 @@ class Scheduler:
         self.shifts += 1
         self.shifted += delay
 
+    def _shift_beats(self, beats: float) -> None:
+        """Move every beat note not yet started (and its note_off) ``beats`` later."""
+        sounding = set(self._sounding.values())
+        self._beats = [(b + beats, seq, on, pitch, vel) if on or seq not in sounding
+                       else (b, seq, on, pitch, vel)
+                       for b, seq, on, pitch, vel in self._beats]
+        heapq.heapify(self._beats)
+        self.shifts += 1
+        self.shifted_beats += beats
+
+    def _drop_beats(self) -> None:
+        """Drop the beat queue; end the notes it sounds (lock held)."""
+        mine = {seq for _, seq, on, _, _ in self._beats if not on}
+        self._beats.clear()
+        for pitch, seq in list(self._sounding.items()):
+            if seq in mine:
+                self._off(pitch)
+
+    def _next(self) -> tuple[float, list | None]:
+        """(due time, queue) of the earliest event of either queue (lock held)."""
+        due, heap = math.inf, None
+        if self._queue:
+            due, heap = self._queue[0][0], self._queue
+        if self._beats and self._timeline is not None:
+            at = self._timeline.time_at(self._beats[0][0])
+            if at < due:
+                due, heap = at, self._beats
+        return due, heap
+
     def _send(self, msg: mido.Message) -> None:
         try:
             self.send(msg)
@@ -186,10 +288,10 @@ class Scheduler:
     def _run(self) -> None:
         with self._cond:
             while not self._stop:
-                if not self._queue:
+                due, heap = self._next()
+                if heap is None:
                     self._cond.wait()
                     continue
-                due = self._queue[0][0]
                 wait = due - self.clock()
                 if wait > SPIN:
                     self._cond.wait(wait - SPIN)
@@ -205,13 +307,17 @@ class Scheduler:
                     finally:
                         self._cond.acquire()
                     continue
-                t, seq, on, pitch, velocity = self._queue[0]
-                if on and self.clock() - t > self.late:  # stale: shift, do not burst
-                    self._shift(self.clock() - t)
+                t, seq, on, pitch, velocity = heap[0]
+                if on and self.clock() - due > self.late:  # stale: shift, do not burst
+                    if heap is self._queue:
+                        self._shift(self.clock() - due)
+                    else:  # by whole beats: the notes stay on their grid
+                        self._shift_beats(float(math.ceil(
+                            (self.clock() - due) / self._timeline.period)))
                     continue
-                heapq.heappop(self._queue)
+                heapq.heappop(heap)
                 if on:  # lateness of the send itself, not of the port behind it
-                    lateness = self.clock() - t
+                    lateness = self.clock() - due
                     self.jitter.append(lateness)
                     if len(self.jitter) > 10_000:
                         del self.jitter[:5_000]

@@ -53,6 +53,7 @@ from improv.ports import (
 from improv.recorder import Recorder
 from improv.sampling import Sampler
 from improv.scheduler import Scheduler
+from improv.timing import CLOCK_TYPES, TimeKeeper
 from improv.watch import PeerEvent, PeerWatch, PortWatch
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,14 @@ class Status:
     latency_p99_ms: float
     keys_released: int
     stall_shifts: int
+    #: The session clock's time of this status (seconds, monotonic).
+    time: float = 0.0
+    #: The tempo in use (bpm) and its source: "clock", "fixed", "onsets", or "none".
+    tempo_bpm: float | None = None
+    tempo_source: str = "none"
+    #: The beat clock's summary ("120.0 bpm (clock, running)", "98.0 bpm (onsets) or 196").
+    tempo: str = ""
+    transport_stops: int = 0
 
     def line(self) -> str:
         """The human status line."""
@@ -99,6 +108,8 @@ class Status:
             line += f" | {self.keys_released} held key(s) released"
         if self.stall_shifts:
             line += f" | delayed {self.stall_shifts}x after stalls"
+        if self.tempo:
+            line += f" | {self.tempo}"
         return line
 
 
@@ -288,6 +299,7 @@ class Session:
         self._opened = False
         self._closed = False
         self._polled = None
+        self._clock_in: PolledInput | None = None
         self._next_tick = 0.0
         self._next_status = 0.0
         self._every = STATUS_EVERY
@@ -322,7 +334,8 @@ class Session:
             self.model, Sampler(options.sampling, options.random_seed), self.scheduler,
             options.settings, options.controls, passthrough=send,
             on_note=recorder.add if recorder else None, clock=clock,
-            log=lambda text: print(f"\nimprov: {text}", file=self.log, flush=True))
+            log=lambda text: print(f"\nimprov: {text}", file=self.log, flush=True),
+            time_keeper=TimeKeeper(options.time, clock()))
         try:
             self._open_input()
         except BaseException:
@@ -341,12 +354,16 @@ class Session:
         else:
             self.inport = open_polled_input(backend, name=f"{options.virtual or 'improv'} in",
                                             virtual=True)
+        if options.clock_input:
+            self._clock_in = open_polled_input(backend or get_backend(options.api or None),
+                                               name=options.clock_input)
         api = api_name(backend) if backend is not None else "built in"
         self.listening = Listening(options.settings.mode, self.inport.name, api,
                                    tuple(o.name for o in self.outputs))
         print(self.listening.line(), file=self.log, flush=True)
         self._json("listening", self.listening)
-        self._every = STATUS_EVERY if self.log.isatty() else 10 * STATUS_EVERY
+        self._every = options.status_every or (STATUS_EVERY if self.log.isatty()
+                                               else 10 * STATUS_EVERY)
         self._next_status = clock() + self._every
         post = lambda item: self._inbox.put((clock(), item))  # noqa: E731
         if backend is not None:  # also with only virtual ports: it sees the server go
@@ -376,6 +393,9 @@ class Session:
         bounded, floods included. With nothing to do, a turn waits a moment (a few ms).
         """
         items = self._polled.poll(MAX_BATCH) if self._polled is not None else []
+        if self._clock_in is not None:  # clock messages only: its notes are not the player's
+            items += [(t, m) for t, m in self._clock_in.poll(MAX_BATCH) if m.type in CLOCK_TYPES]
+            items.sort(key=lambda item: item[0])
         for _ in range(MAX_BATCH):
             try:
                 items.append(self._inbox.get_nowait())
@@ -457,10 +477,14 @@ class Session:
         """The session's status now (what the status line shows)."""
         improviser = self.improviser
         lat = (np.asarray(self.latencies[-500:]) * 1e3 if self.latencies else np.zeros(1))
+        now = self.clock()
+        bpm, source, text = improviser.time.status(now)
         return Status(improviser.settings.mode, float(improviser.temperature),
                       improviser.notes_in, improviser.notes_out,
                       float(np.percentile(lat, 50)), float(np.percentile(lat, 99)),
-                      improviser.keys_released, improviser.scheduler.shifts)
+                      improviser.keys_released, improviser.scheduler.shifts, now,
+                      None if bpm is None else float(bpm), source, text,
+                      improviser.transport_stops)
 
     # -- close --------------------------------------------------------------------------
     def close(self) -> None:
@@ -481,7 +505,8 @@ class Session:
         if self.recorder:
             self.recorder.write()
             print(f"\nimprov: recorded {self.recorder.path}", file=log)
-        for port in ([self.inport] if self.inport is not None else []) + self.outputs:
+        ports = [p for p in (self.inport, self._clock_in) if p is not None]
+        for port in ports + self.outputs:
             if not (self.midi_gone and not isinstance(port, SynthOutput)):
                 _close(port)  # ports of a vanished JACK server must not be touched: libjack
                 # has freed their clients already

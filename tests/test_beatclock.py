@@ -95,7 +95,7 @@ def test_clock_wins_over_a_fixed_tempo_and_falls_back_when_it_stops():
     assert clock.source(last) is Source.CLOCK and clock.tempo(last) == pytest.approx(130.0)
     later = last + ClockConfig().clock_timeout + 0.01
     assert clock.source(later) is Source.FIXED and clock.tempo(later) == pytest.approx(100.0)
-    assert clock.status(later) == "100.0 bpm (tempo)"
+    assert clock.status(later) == "100.0 bpm (fixed)"
 
 
 def test_a_stopped_clock_gives_the_tempo_and_the_onsets_the_phase():

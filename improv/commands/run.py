@@ -53,8 +53,11 @@ def add_parser(sub) -> None:
     p.add_argument("--random-seed", type=int, help="seed of improv's random draws")
     p.add_argument("--gain", type=float, help=GAIN_HELP)
     add_memory(p)
+    add_time(p)
     p.add_argument("--no-status", dest="status", action="store_false", default=None,
                    help="no status line")
+    p.add_argument("--status-every", type=float, metavar="S",
+                   help="seconds between status lines (default 0.5 on a terminal, else 5)")
     p.add_argument("--status-json", action="store_true",
                    help="also print the session's status as JSON lines on stdout (events "
                    "listening, stopped, and status with the status line; for scripts and "
@@ -64,14 +67,37 @@ def add_parser(sub) -> None:
                                  if a.dest not in ("help", "config", "gain", "status_json")])
 
 
+def add_time(p) -> None:
+    """The flags of time-keeping (improv.timing; the [time] section of the config file)."""
+    g = p.add_argument_group("time", "follow a MIDI clock or a tempo; answers on the beat")
+    g.add_argument("--clock-input", metavar="PORT",
+                   help="a port that sends MIDI clock (clock arriving at --input counts too)")
+    g.add_argument("--tempo", type=float, metavar="BPM",
+                   help="a fixed tempo, 20-400 bpm (a MIDI clock wins; 0: none)")
+    g.add_argument("--onsets", action=argparse.BooleanOptionalAction, default=None,
+                   help="without a clock or --tempo, follow the tempo of the player's onsets "
+                   "(default: off)")
+    g.add_argument("--answer-on", choices=("beat", "bar", "now"),
+                   help="with a tempo, where an answer starts: the next beat (default), bar "
+                   "line, or at once")
+    g.add_argument("--quantize", metavar="GRID",
+                   help="grid of improv's onsets with a tempo: 1/8, 1/16, 1/12 (triplets)...")
+    g.add_argument("--quantize-strength", type=float, metavar="0..1",
+                   help="how far each onset moves to the grid (default 1)")
+    g.add_argument("--swing", type=float, metavar="0..1",
+                   help="delay the grid's off-steps (1: triplet shuffle; default 0)")
+    g.add_argument("--meter", help="time signature for --answer-on bar (default 4/4)")
+
+
 def _run_options(args):
     """The options of the config file (if any) with the flags given on top."""
     from improv.config import RunOptions, apply_flags, load_config
     from improv.improviser import Settings
     from improv.sampling import SamplingConfig
+    from improv.timing import TimeSettings
 
     options = load_config(args.config) if args.config else RunOptions()
-    sections = {"settings": Settings, "sampling": SamplingConfig}
+    sections = {"settings": Settings, "sampling": SamplingConfig, "time": TimeSettings}
     top = {f.name for f in fields(RunOptions)} - set(sections) - {"controls"}
     flags = {}
     for dest in args.option_flags:

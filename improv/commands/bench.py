@@ -16,8 +16,11 @@ def add_parser(sub) -> None:
                        "scheduler's jitter. 'soak': a real MIDI file played into improv in a "
                        "loop, with RSS, latency and stuck notes over time. 'input': messages "
                        "lost and duplicated by improv's input against a reference client, at "
-                       "--rate messages a second for --seconds.")
-    p.add_argument("what", choices=("engine", "live", "soak", "input"))
+                       "--rate messages a second for --seconds. 'clock': an outside MIDI "
+                       "clock at 120 bpm, then 90, into improv --quantize 1/16: tempo "
+                       "error, the answers' first notes against the beat, note-ons against "
+                       "the grid, tempo-follow time and the transport stop.")
+    p.add_argument("what", choices=("engine", "live", "soak", "input", "clock"))
     p.add_argument("--notes", type=int, default=10000,
                    help="notes to time per NumPy row (default 10000)")
     p.add_argument("--predict-notes", type=int, default=1000,
@@ -44,6 +47,10 @@ def command(args) -> int:
         bench.bench_live(args.count, out)
     elif args.what == "soak":
         bench.bench_soak(args.minutes, args.midi, args.every, out)
+    elif args.what == "clock":
+        from improv.clockbench import bench_clock
+
+        bench_clock(out)
     elif args.what == "input":
         bench.bench_input(args.rate, args.seconds, out)
     else:

@@ -1,0 +1,262 @@
+"""``improv bench clock``: improv keeping time with an outside MIDI clock, over real JACK ports.
+
+An outside clock (:mod:`improv.clocksend`, its own process, "a DAW") sends 24 pulses a beat
+at 120 bpm to ``improv run --quantize 1/16`` (``--input`` the clock's port); after a start,
+it plays a phrase of one note a beat, improv answers; the clock changes to 90 bpm, plays
+another phrase, improv answers; a third phrase, and the transport stops during the answer.
+Two taps in this process hear the clock's port and improv's output. Measured:
+
+- improv's tempo (its status events, every ``STATUS_EVERY`` s) against the clock's, at 120
+  bpm and from 2 beats after the change to 90; and how many beats after the change the tempo
+  in use enters 1% of 90 (and stays there for a beat);
+- each answer's first note-on against the nearest beat of the clock, and every answer note-on
+  against the nearest point of the clock's 1/16 grid (6 pulses). The grid is the clock's
+  pulses as the tap hears them (a least-squares line through the 24 pulses around the note:
+  the tap's own jitter is not the grid), so one JACK hop (improv's output) lies
+  between what improv heard and what the tap hears: the deviations include it;
+- the stop: from the stop message at the tap to improv's last note message, note-ons after
+  it, notes left sounding.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from improv.bench import _jack, _stop
+from improv.fakes import Sink
+from improv.harness import Daemon
+from improv.paths import REPO_ROOT
+from improv.table import Column, print_table
+
+COLUMNS = [Column("measure (JACK dummy, period 64 = 1.33 ms)", 46, align="<"),
+           Column("p50", 9, ".3f"), Column("p99", 9, ".3f"), Column("max", 9, ".3f"),
+           Column("n", 5)]
+STATUS_EVERY = 0.05
+CLOCK_PORT = "clocksrc"
+IMPROV = "clockimprov"
+PHRASE = (60, 62, 64, 65, 67, 65, 64, 62)
+
+
+class Tap(Sink):
+    """What arrives from a port, stamped with its arrival time (python-rtmidi polled from a
+    thread of its own, improv.midiin: a Python callback in JACK's thread lost pulses here
+    when it waited for the GIL, and stamped them when it got it, up to 100 ms late)."""
+
+    def __init__(self, port: str):
+        from improv.ports import get_backend, open_polled_input
+
+        super().__init__(port)
+        self.port = open_polled_input(get_backend("jack"), post=self._add, name=port)
+
+    def _add(self, t: float, msg) -> None:
+        with self.lock:
+            self.messages.append((t, msg))
+
+    def close(self) -> None:
+        super().close()
+        self.port.close()
+
+
+class ClockSender:
+    """:mod:`improv.clocksend` in a subprocess; ``say`` a command, ``wait`` for its answer."""
+
+    def __init__(self, name: str, bpm: float):
+        self.proc = subprocess.Popen([sys.executable, "-m", "improv.clocksend", name, str(bpm)],
+                                     cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.lines: list[list[str]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        if self.wait("ready", 20) is None:
+            self.close()
+            raise RuntimeError("the clock sender did not start")
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.split())
+
+    def say(self, command: str) -> None:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def wait(self, word: str, timeout: float = 10, after: int = 0) -> list[str] | None:
+        """The first answer line starting with ``word`` (from line ``after`` on)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines[after:]:
+                if line and line[0] == word:
+                    return line
+            time.sleep(0.005)
+        return None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.say("quit")
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def _grid_time(pulses: np.ndarray, t: float, every: int) -> float:
+    """The time of the grid point (each ``every`` pulses from the start) nearest ``t``, from
+    a least-squares line through the 24 pulses around it (``pulses``: times of pulses 0..)."""
+    i = int(np.searchsorted(pulses, t))
+    lo, hi = max(0, i - 12), min(len(pulses), i + 12)
+    if hi - lo < 4:
+        return float("nan")
+    idx = np.arange(lo, hi)
+    slope, intercept = np.polyfit(idx, pulses[lo:hi], 1)
+    k = round((t - intercept) / slope / every) * every
+    return float(intercept + slope * k)
+
+
+def _stats(values) -> list:
+    v = np.asarray(values, dtype=float)
+    if not len(v):
+        return [None, None, None, 0]
+    return [float(np.percentile(v, 50)), float(np.percentile(v, 99)), float(v.max()), len(v)]
+
+
+def run_clock(quantize: str = "1/16", answer_notes: int = 24, phrases: int = 2,
+              seconds_after: float = 6.0) -> dict:
+    """Run the scenario above (JACK must run); return the raw measurements."""
+    sender = ClockSender(CLOCK_PORT, 120.0)
+    daemon = taps = None
+    try:
+        daemon = Daemon("--api", "jack", "--input", CLOCK_PORT, "--virtual", IMPROV,
+                        "--quantize", quantize, "--silence", "0.6", "--gap", "0",
+                        "--answer-notes", str(answer_notes), "--random-seed", "0",
+                        "--status-every", str(STATUS_EVERY), status=True)
+        taps = (Tap(CLOCK_PORT), Tap(f"{IMPROV} out"))
+        time.sleep(1.0)  # the clock's tempo settles in improv
+        mark = len(sender.lines)
+        sender.say("start")
+        start = float(sender.wait("start", after=mark)[1])
+        time.sleep(1.0)
+        change = None
+        for i in range(phrases + 1):
+            if i == 1:  # after the first answer, the tempo changes
+                mark = len(sender.lines)
+                sender.say("bpm 90")
+                change = float(sender.wait("bpm", after=mark)[2])
+                time.sleep(4 * 60 / 90)
+            mark = len(sender.lines)
+            sender.say("notes " + " ".join(str(p) for p in PHRASE))
+            if i < phrases:
+                time.sleep(len(PHRASE) * 60 / (120 if i == 0 else 90) + seconds_after)
+                continue
+            # The last phrase: stop the transport during its answer.
+            heard = len(taps[1].notes())
+            deadline = time.monotonic() + 20
+            while len(taps[1].notes()) < heard + 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            mark = len(sender.lines)
+            sender.say("stop")
+            stop_sent = float(sender.wait("stop", after=mark)[1])
+            time.sleep(1.5)
+    finally:
+        sender.close()
+        code = daemon.stop(timeout=15) if daemon is not None else None
+        for tap in taps or ():
+            tap.close()
+    clock_msgs = list(taps[0].messages)
+    improv_msgs = list(taps[1].messages)
+    return {"start": start, "change": change, "stop_sent": stop_sent, "exit_status": code,
+            "clock": [(t, m.type) for t, m in clock_msgs],
+            "improv": [(t, m.type, getattr(m, "note", None), getattr(m, "velocity", 0))
+                       for t, m in improv_msgs],
+            "stuck": sorted(taps[1].stuck()),
+            "status": [(e["time"], e["tempo_bpm"], e["tempo_source"]) for e in daemon.events
+                       if e.get("event") == "status"],
+            "phrase_notes": [(float(line[2]), int(line[1])) for line in sender.lines
+                             if line[0] == "note"]}
+
+
+def _follow(after: list[tuple[float, float | None]], change: float, bpm: float) -> float | None:
+    """Beats from ``change`` until the tempo in use enters 1% of ``bpm`` and stays there for
+    a beat (a later excursion shows in the tempo error's p99 instead); None if it never does."""
+    beat = 60 / bpm
+    within = [b is not None and abs(b / bpm - 1) <= 0.01 for _, b in after]
+    for i, (t, _) in enumerate(after):
+        held = [ok for (u, _), ok in zip(after[i:], within[i:], strict=True) if u <= t + beat]
+        if all(held) and after[-1][0] >= t + beat:
+            return (t - change) / beat
+    return None
+
+
+def measure(raw: dict) -> dict:
+    """The measurements of a :func:`run_clock`."""
+    clock = raw["clock"]
+    starts = [t for t, kind in clock if kind == "start"]
+    stop_heard = next((t for t, kind in clock if kind == "stop"), None)
+    pulses = np.asarray([t for t, kind in clock if kind == "clock" and t > starts[0]])
+    change, start = raw["change"], raw["start"]
+    ons = [t for t, kind, _, vel in raw["improv"] if kind == "note_on" and vel > 0]
+    ons = [t for t in ons if stop_heard is None or t < stop_heard]
+    # Answers: note-ons after a gap of over 1 s.
+    firsts = [t for i, t in enumerate(ons) if i == 0 or t - ons[i - 1] > 1.0]
+    beat_dev = [(t - _grid_time(pulses, t, 24)) * 1e3 for t in firsts]
+    # The grid at a steady tempo: during a change the clock itself only says where the grid
+    # is once its pulses have come (improv follows within 2 beats, measured below).
+    beat90 = 60 / 90
+    changing = [t for t in ons if change <= t < change + 2 * beat90]
+    grid_dev = [(t - _grid_time(pulses, t, 6)) * 1e3 for t in ons if t not in changing]
+    status = raw["status"]
+    at120 = [abs(bpm / 120 - 1) * 100 for t, bpm, src in status
+             if start + 1.0 <= t < change and bpm is not None]
+    at90 = [abs(bpm / 90 - 1) * 100 for t, bpm, src in status
+            if change + 2 * beat90 <= t < (stop_heard or np.inf) and bpm is not None]
+    after = [(t, bpm) for t, bpm, src in status if change <= t < (stop_heard or np.inf)]
+    follow = _follow(after, change, 90.0)
+    stop_ms = notes_after_stop = None
+    if stop_heard is not None:
+        late = [t for t, kind, _, _ in raw["improv"] if t >= stop_heard
+                and kind in ("note_on", "note_off")]
+        stop_ms = (max(late) - stop_heard) * 1e3 if late else 0.0
+        notes_after_stop = sum(1 for t, kind, _, vel in raw["improv"]
+                               if t > stop_heard + 0.005 and kind == "note_on" and vel > 0)
+    return {"tempo_error_120_pct": at120, "tempo_error_90_pct": at90,
+            "first_note_from_beat_ms": beat_dev, "note_on_from_grid_ms": grid_dev,
+            "follow_beats": follow, "stop_to_last_note_ms": stop_ms,
+            "note_ons_after_stop": notes_after_stop, "stuck": raw["stuck"],
+            "answers": len(firsts), "answer_notes": len(ons), "during_change": len(changing),
+            "status_events": len(status), "exit_status": raw["exit_status"]}
+
+
+def bench_clock(out: Path | None = None, quantize: str = "1/16") -> dict:
+    """Run the scenario, print the table, write JSON."""
+    jackd = _jack()
+    try:
+        raw = run_clock(quantize)
+    finally:
+        _stop(jackd)
+    m = measure(raw)
+    grid = m["note_on_from_grid_ms"]
+    rows = [
+        ["tempo error at 120 bpm (%)", *_stats(m["tempo_error_120_pct"])],
+        ["tempo error at 90 bpm, from 2 beats on (%)", *_stats(m["tempo_error_90_pct"])],
+        ["answer's first note - nearest beat (ms)", *_stats(m["first_note_from_beat_ms"])],
+        [f"note-on - nearest {quantize} point (ms)", *_stats(grid)],
+        [f"|note-on - nearest {quantize} point| (ms)", *_stats(np.abs(grid))],
+        ["beats after 120->90 until within 1% (for a beat)", m["follow_beats"], None, None, 1],
+        ["stop heard -> improv's last note message (ms)", m["stop_to_last_note_ms"], None,
+         None, 1],
+    ]
+    print_table(COLUMNS, rows)
+    print(f"grid rows: note-ons at a steady tempo (not the {m['during_change']} within 2 "
+          "beats after the change to 90)")
+    print(f"{m['answers']} answers, {m['answer_notes']} note-ons before the stop; note-ons "
+          f"after the stop: {m['note_ons_after_stop']}; notes left sounding: "
+          f"{len(m['stuck'])}; improv exited with {m['exit_status']}")
+    if out:
+        Path(out).write_text(json.dumps({"measures": m, "raw": raw}, indent=1) + "\n")
+        print(f"wrote {out}")
+    return m

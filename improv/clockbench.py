@@ -246,7 +246,7 @@ def bench_clock(out: Path | None = None, quantize: str = "1/16") -> dict:
         ["answer's first note - nearest beat (ms)", *_stats(m["first_note_from_beat_ms"])],
         [f"note-on - nearest {quantize} point (ms)", *_stats(grid)],
         [f"|note-on - nearest {quantize} point| (ms)", *_stats(np.abs(grid))],
-        ["beats after 120->90 until within 1% (for a beat)", m["follow_beats"], None, None, 1],
+        ["beats after 120->90 to within 1% for a beat", m["follow_beats"], None, None, 1],
         ["stop heard -> improv's last note message (ms)", m["stop_to_last_note_ms"], None,
          None, 1],
     ]

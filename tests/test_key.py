@@ -82,3 +82,14 @@ def test_the_sampler_leans_towards_the_key_by_its_weight():
 def test_bad_key_weight(bad):
     with pytest.raises(ValueError, match="key_weight"):
         SamplingConfig(key_weight=bad)
+
+
+def test_the_whole_weight_never_leaves_nothing_to_draw():
+    """key_weight 1 with every pitch in range off the key: the model's own distribution."""
+    logits = np.full(128, -1e4, np.float32)
+    logits[61] = 0.0  # C#: off C major, and the only pitch the model allows
+    mask = np.zeros(12, dtype=bool)
+    mask[C_MAJOR] = True
+    s = Sampler(SamplingConfig(temperature=1.0, key_weight=1.0), seed=0)
+    assert s.sample(Prediction(logits, 0.2, 0.2), mask)[0] == 61
+    assert s.pitch_probabilities(logits, mask)[61] == 1.0

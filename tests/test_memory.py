@@ -170,6 +170,13 @@ def test_a_motif_comes_back_on_the_scale():
     assert int(np.argmax(results[0.0])) == 68  # G + 1 = G#
     assert results[1.0][68] < results[0.0][68] / 5
     assert int(np.argmax(results[1.0])) in (67, 69)
+    # the whole weight, and nothing the memory knows on the key: it keeps its guess
+    memory = PhraseMemory(MemoryConfig(key_weight=1.0))
+    _play(memory, [62, 64, 65] * 3 + [65, 67])
+    nothing = np.zeros(12, dtype=bool)
+    prediction = Prediction(np.zeros(128, np.float32), 0.25, 0.2)
+    np.testing.assert_array_equal(memory.mix(prediction, 1.0, nothing).logits,
+                                  memory.mix(prediction, 1.0).logits)
 
 
 def test_generate_with_memory_is_repeatable_and_learns_both_parts():

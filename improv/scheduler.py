@@ -95,12 +95,7 @@ class Scheduler:
                 # Due already and nothing before it: sent from this thread, now. Waking
                 # the scheduler's thread for it cost a thread switch (~0.3 ms at p99 here,
                 # more on a loaded machine) on the way from end-of-call to the answer.
-                self.jitter.append(now - start)
-                try:
-                    self._fire(1, pitch, velocity, seq)
-                except Exception as exc:
-                    self.errors += 1
-                    self.log(f"scheduler: {exc!r}")
+                self._fire_now(now - start, pitch, velocity, seq)
             else:
                 heapq.heappush(self._queue, (start, seq, 1, pitch, velocity))
             heapq.heappush(self._queue, (start + max(duration, 0.0), seq, 0, pitch, 0))
@@ -134,12 +129,7 @@ class Scheduler:
             now = self.clock()
             at = line.time_at(start)
             if at <= now and not self._queue and (not self._beats or self._beats[0][0] >= start):
-                self.jitter.append(now - at)  # due already: sent now, as play() does
-                try:
-                    self._fire(1, pitch, velocity, seq)
-                except Exception as exc:
-                    self.errors += 1
-                    self.log(f"scheduler: {exc!r}")
+                self._fire_now(now - at, pitch, velocity, seq)  # due already, as in play()
             else:
                 heapq.heappush(self._beats, (start, seq, 1, pitch, velocity))
             heapq.heappush(self._beats, (start + max(duration, 0.0), seq, 0, pitch, 0))
@@ -265,6 +255,16 @@ class Scheduler:
             self.errors += 1
             if self.errors <= 3:
                 self.log(f"cannot send {msg}: {exc!r}")
+
+    def _fire_now(self, late: float, pitch: int, velocity: int, seq: int) -> None:
+        """Send a due note-on from the calling thread (the lock held), ``late`` seconds
+        after its time; a send that raises is counted and reported."""
+        self.jitter.append(late)
+        try:
+            self._fire(1, pitch, velocity, seq)
+        except Exception as exc:
+            self.errors += 1
+            self.log(f"scheduler: {exc!r}")
 
     def _off(self, pitch: int) -> None:
         self._sounding.pop(pitch, None)

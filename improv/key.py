@@ -50,11 +50,17 @@ class KeyTracker:
 
     def push(self, pitch: int) -> None:
         """Take in one note's pitch (0-127)."""
-        if len(self._recent) == self.context:
-            self._counts[self._recent[0]] -= 1
+        dropped = self._recent[0] if len(self._recent) == self.context else None
+        if dropped is not None:
+            self._counts[dropped] -= 1
         pitch_class = int(pitch) % 12
         self._recent.append(pitch_class)
         self._counts[pitch_class] += 1
+        # A class of the key counted once more, or one outside it once less, leaves the key
+        # as it was: no sort and no new array for most notes of tonal music.
+        if (self.mask is not None and self.mask[pitch_class]
+                and (dropped is None or dropped == pitch_class or not self.mask[dropped])):
+            return
         mask = np.zeros(12, dtype=bool)
         mask[np.argsort(-self._counts, kind="stable")[:self.classes]] = True
         self.mask = mask

@@ -105,15 +105,30 @@ class ClockSender:
                 self.proc.wait(5)
 
 
-def _grid_time(pulses: np.ndarray, t: float, every: int) -> float:
+def pulse_numbers(times: np.ndarray) -> np.ndarray:
+    """Number the pulses a tap heard (times from the start's pulse on) as the clock sent
+    them. A JACK client that misses a cycle loses that cycle's messages, the tap as much as
+    improv: a gap of 2 or more periods (the median of the gaps around it) followed by a
+    whole period stands for the pulses lost in it."""
+    gaps = np.diff(times)
+    numbers = np.zeros(len(times), dtype=int)
+    for i, gap in enumerate(gaps):
+        period = float(np.median(gaps[max(0, i - 12):i + 12]))
+        step = round(gap / period)
+        follows = i + 1 >= len(gaps) or gaps[i + 1] >= 0.5 * period
+        numbers[i + 1] = numbers[i] + (step if step >= 2 and follows else 1)
+    return numbers
+
+
+def _grid_time(pulses: np.ndarray, numbers: np.ndarray, t: float, every: int) -> float:
     """The time of the grid point (each ``every`` pulses from the start) nearest ``t``, from
-    a least-squares line through the 24 pulses around it (``pulses``: times of pulses 0..)."""
+    a least-squares line through the 24 pulses around it (``pulses``: times of the pulses
+    numbered ``numbers``, :func:`pulse_numbers`)."""
     i = int(np.searchsorted(pulses, t))
     lo, hi = max(0, i - 12), min(len(pulses), i + 12)
     if hi - lo < 4:
         return float("nan")
-    idx = np.arange(lo, hi)
-    slope, intercept = np.polyfit(idx, pulses[lo:hi], 1)
+    slope, intercept = np.polyfit(numbers[lo:hi], pulses[lo:hi], 1)
     k = round((t - intercept) / slope / every) * every
     return float(intercept + slope * k)
 
@@ -195,20 +210,24 @@ def _follow(after: list[tuple[float, float | None]], change: float, bpm: float) 
 def measure(raw: dict) -> dict:
     """The measurements of a :func:`run_clock`."""
     clock = raw["clock"]
-    starts = [t for t, kind in clock if kind == "start"]
     stop_heard = next((t for t, kind in clock if kind == "stop"), None)
-    pulses = np.asarray([t for t, kind in clock if kind == "clock" and t > starts[0]])
+    # The pulses after the start message (in the order heard: the start and its pulse
+    # come in one JACK cycle, and may carry the same time).
+    start_at = next(i for i, (_, kind) in enumerate(clock) if kind == "start")
+    pulses = np.asarray([t for t, kind in clock[start_at:] if kind == "clock"])
+    numbers = pulse_numbers(pulses)
     change, start = raw["change"], raw["start"]
     ons = [t for t, kind, _, vel in raw["improv"] if kind == "note_on" and vel > 0]
     ons = [t for t in ons if stop_heard is None or t < stop_heard]
     # Answers: note-ons after a gap of over 1 s.
     firsts = [t for i, t in enumerate(ons) if i == 0 or t - ons[i - 1] > 1.0]
-    beat_dev = [(t - _grid_time(pulses, t, 24)) * 1e3 for t in firsts]
+    beat_dev = [(t - _grid_time(pulses, numbers, t, 24)) * 1e3 for t in firsts]
     # The grid at a steady tempo: during a change the clock itself only says where the grid
     # is once its pulses have come (improv follows within 2 beats, measured below).
     beat90 = 60 / 90
     changing = [t for t in ons if change <= t < change + 2 * beat90]
-    grid_dev = [(t - _grid_time(pulses, t, 6)) * 1e3 for t in ons if t not in changing]
+    grid_dev = [(t - _grid_time(pulses, numbers, t, 6)) * 1e3 for t in ons
+                if t not in changing]
     status = raw["status"]
     at120 = [abs(bpm / 120 - 1) * 100 for t, bpm, src in status
              if start + 1.0 <= t < change and bpm is not None]
@@ -223,7 +242,8 @@ def measure(raw: dict) -> dict:
         stop_ms = (max(late) - stop_heard) * 1e3 if late else 0.0
         notes_after_stop = sum(1 for t, kind, _, vel in raw["improv"]
                                if t > stop_heard + 0.005 and kind == "note_on" and vel > 0)
-    return {"tempo_error_120_pct": at120, "tempo_error_90_pct": at90,
+    return {"pulses_lost_at_tap": int(numbers[-1] + 1 - len(numbers)) if len(numbers) else 0,
+            "tempo_error_120_pct": at120, "tempo_error_90_pct": at90,
             "first_note_from_beat_ms": beat_dev, "note_on_from_grid_ms": grid_dev,
             "follow_beats": follow, "stop_to_last_note_ms": stop_ms,
             "note_ons_after_stop": notes_after_stop, "stuck": raw["stuck"],

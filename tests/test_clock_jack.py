@@ -29,29 +29,16 @@ def test_improv_follows_the_outside_clock(measured):
     assert measured["follow_beats"] is not None and measured["follow_beats"] <= 3, summary
 
 
-#: A clock pulse at the two tempos of the run (ms).
-PULSES_MS = (60 / 120 / 24 * 1e3, 60 / 90 / 24 * 1e3)
-
-
-def _off_the_pulses(ms: np.ndarray, most: int = 3) -> np.ndarray:
-    """Distance of each offset from the nearest whole number (0-``most``) of pulses."""
-    ms = np.abs(np.asarray(ms, float))[:, None]
-    steps = np.array([k * p for p in PULSES_MS for k in range(most + 1)])
-    return np.abs(ms - steps).min(axis=1)
-
-
 def test_answers_start_on_the_beat_and_lie_on_the_grid(measured):
     assert measured["answers"] == 3 and measured["answer_notes"] >= 24
-    firsts = np.asarray(measured["first_note_from_beat_ms"], float)
-    grid = np.asarray(measured["note_on_from_grid_ms"], float)
-    # Open (issue 14): in about half the runs, on a quiet machine too, improv's whole beat
-    # grid sits one or two clock pulses late (first notes 22, 29, 56 ms off; every note-on
-    # ~23 ms off the 1/16 grid), in the other half on it (first notes 0.6-1.4 ms, grid
-    # median 1.2 ms). Until that is found, the test holds improv to the clock's pulses,
-    # which every run met: a whole number of pulses off, within a few JACK periods.
-    assert np.all(_off_the_pulses(firsts) <= 10), firsts
-    assert np.median(_off_the_pulses(grid)) <= 3 * PERIOD_MS, np.median(np.abs(grid))
-    assert np.mean(_off_the_pulses(grid) <= 10) >= 0.8
+    # Two JACK hops and a scheduler's send: a few periods. A pulse is 21-28 ms here, so a
+    # pulse lost on the way into improv and counted as the next one (improv numbers pulses
+    # by time: beatclock.PulseSmoother) shows as 20 ms or more.
+    firsts = np.abs(measured["first_note_from_beat_ms"])
+    assert np.all(firsts <= 10), firsts
+    grid = np.abs(measured["note_on_from_grid_ms"])
+    assert np.median(grid) <= 3 * PERIOD_MS, grid
+    assert np.mean(grid <= 10) >= 0.9, grid
 
 
 def test_a_transport_stop_silences_improv_at_once(measured):

@@ -382,9 +382,13 @@ class BeatClock:
         if est is None:
             if period is None:
                 return self._free if self._free is not None and self._fixed is None else None
-            anchor = self._free.time if self._free is not None else self._fixed_since
-            beat = self._free.beat if self._free is not None else 0.0
-            return Timeline(anchor, beat, period)
+            if self._free is None:
+                anchor = self._fixed_since if self._fixed is not None else now
+                line = Timeline(anchor, 0.0, period)
+            else:  # the beat at ``now`` stays; a new period (a clock's) counts from here
+                line = Timeline(now, self._free.beat_at(now), period)
+            self._free = line
+            return line
         beat = 0.0 if self._free is None else float(round(self._free.beat_at(est.beat_time)))
         line = Timeline(est.beat_time, beat, est.period)
         self._free = line
@@ -426,9 +430,13 @@ class BeatClock:
 
         With MIDI clock, bars count from the song's start; otherwise from :meth:`downbeat`.
         """
+        return self._next(now, lead, self.config.meter.bar_beats, self.bar_offset(now))
+
+    def bar_offset(self, now: float) -> float:
+        """The number of a beat that starts a bar (bars repeat every ``meter.bar_beats``):
+        0 with a running MIDI clock, else the one :meth:`downbeat` set."""
         running = self.clock_present(now) and self._transport is Transport.RUNNING
-        offset = 0.0 if running else self._bar_offset
-        return self._next(now, lead, self.config.meter.bar_beats, offset)
+        return 0.0 if running else self._bar_offset
 
     def _next(self, now: float, lead: float, step: float, offset: float
               ) -> tuple[float, float] | None:

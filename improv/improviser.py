@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 import mido
 import numpy as np
 
+from improv.beatout import BeatSender
 from improv.checks import check_range, check_types
 from improv.controls import Controls, cc_to_memory, cc_to_temperature, cc_to_unit
 from improv.engine import NoteModel
@@ -113,8 +114,9 @@ class Improviser:
     def __init__(self, model: NoteModel, sampler: Sampler, scheduler: Scheduler,
                  settings: Settings | None = None, controls: Controls | None = None,
                  passthrough=None, on_note=None, log=None, clock=time.monotonic,
-                 time_keeper: TimeKeeper | None = None):
+                 time_keeper: TimeKeeper | None = None, beat_sender: BeatSender | None = None):
         self.model, self.sampler, self.scheduler = model, sampler, scheduler
+        self.beat_sender = beat_sender  # clock out and metronome, on the timeline in use
         self.settings = settings or Settings()
         self.controls = controls or Controls()
         self.passthrough = passthrough  # callable(msg) for the player's notes, or None
@@ -360,6 +362,9 @@ class Improviser:
             self.scheduler.cancel()
             self._continue_last = None
         self.scheduler.set_timeline(line)
+        if self.beat_sender is not None:
+            self.beat_sender.set_timeline(line, renumbered, self.time.beat.bar_offset(now),
+                                          running=not self.time.stopped)
         return line
 
     def _answer(self, t: float) -> None:
@@ -410,9 +415,9 @@ class Improviser:
         t = self.clock() if t is None else t
         if self.tracker.keys_down and t - self.last_input >= self.held_key_limit():
             self.release_keys(t, f"no input for {t - self.last_input:.1f} s")
-        if self.scheduler.beats_pending or (self.settings.mode == "continue"
-                                            and self._continue_beats):
-            self._sync_time(t)  # the tempo moved: the notes still to come follow it
+        if (self.scheduler.beats_pending or self.beat_sender is not None
+                or (self.settings.mode == "continue" and self._continue_beats)):
+            self._sync_time(t)  # the tempo moved: the notes (and pulses) to come follow it
         if self.settings.mode == "call-response":
             if (self.call and self.tracker.keys_down == 0 and not self.scheduler.busy
                     and t - self.last_input >= self.silence_threshold()):

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 import mido
 import numpy as np
 
+from improv.beatout import BeatSender
 from improv.config import RunOptions
 from improv.engine import NoteModel
 from improv.improviser import Improviser
@@ -300,6 +301,7 @@ class Session:
         self._closed = False
         self._polled = None
         self._clock_in: PolledInput | None = None
+        self.beat_sender: BeatSender | None = None
         self._next_tick = 0.0
         self._next_status = 0.0
         self._every = STATUS_EVERY
@@ -328,6 +330,10 @@ class Session:
         self._send = send
         self.scheduler = Scheduler(send, channel=options.channel, voices=options.voices,
                                    clock=clock)
+        timing = options.time
+        if timing.clock_out or timing.metronome:
+            self.beat_sender = BeatSender(send, timing.clock_out, timing.metronome,
+                                          timing.meter_value().bar_beats, clock=clock)
         self.recorder = Recorder(options.record, clock()) if options.record else None
         recorder = self.recorder
         self.improviser = Improviser(
@@ -335,7 +341,7 @@ class Session:
             options.settings, options.controls, passthrough=send,
             on_note=recorder.add if recorder else None, clock=clock,
             log=lambda text: print(f"\nimprov: {text}", file=self.log, flush=True),
-            time_keeper=TimeKeeper(options.time, clock()))
+            time_keeper=TimeKeeper(options.time, clock()), beat_sender=self.beat_sender)
         try:
             self._open_input()
         except BaseException:
@@ -361,6 +367,12 @@ class Session:
         self.listening = Listening(options.settings.mode, self.inport.name, api,
                                    tuple(o.name for o in self.outputs))
         print(self.listening.line(), file=self.log, flush=True)
+        timing = options.time
+        if self.beat_sender is not None and not (timing.tempo or timing.onsets):
+            wanted = " and ".join(f for f, on in (("--clock-out", timing.clock_out),
+                                                  ("--metronome", timing.metronome)) if on)
+            print(f"improv: {wanted} follow the tempo in use: none until a MIDI clock "
+                  "arrives (or give --tempo BPM, or --onsets)", file=self.log, flush=True)
         self._json("listening", self.listening)
         self._every = options.status_every or (STATUS_EVERY if self.log.isatty()
                                                else 10 * STATUS_EVERY)
@@ -502,6 +514,8 @@ class Session:
             self._peers.stop()
         self.improviser.panic()  # note-offs first, before anything that could fail or block
         self.scheduler.close()
+        if self.beat_sender is not None:
+            self.beat_sender.close()  # a stop for the clock's followers; the click ends
         if self.recorder:
             self.recorder.write()
             print(f"\nimprov: recorded {self.recorder.path}", file=log)

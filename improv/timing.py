@@ -50,7 +50,9 @@ class TimeSettings:
     quantize: str = ""  # grid of improv's onsets: 1/8, 1/16, 1/12 (triplets)...; "": none
     quantize_strength: float = 1.0  # 0-1: how far each onset moves towards the grid
     swing: float = 0.0  # 0-1: the off-step of each pair later (1: triplet shuffle)
-    meter: str = "4/4"  # beats of a bar (answer_on = "bar")
+    meter: str = "4/4"  # beats of a bar (answer_on = "bar", the metronome's accent)
+    clock_out: bool = False  # send MIDI clock at the tempo in use (improv.beatout)
+    metronome: bool = False  # a click on every beat, on MIDI channel 10 (improv.beatout)
 
     def __post_init__(self) -> None:
         check_types(self, "time.")

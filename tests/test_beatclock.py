@@ -223,6 +223,22 @@ def test_a_late_pulse_and_a_burst_count_as_what_they_are():
     assert len(settled) > 300 and np.all(np.abs(settled) < 0.3), errors
 
 
+def test_a_clock_heard_without_its_start_keeps_a_steady_phase():
+    # improv started after the DAW's start (or the DAW sends pulses while stopped): the
+    # beats are counted from where improv is, and the phase must not jump as the smoothed
+    # period moves by a few parts per million (it did, anchored at time 0: by a pulse or
+    # more per refresh, and the clock out then sent 17 pulses in 2 s instead of 80).
+    arrive, _ = clock_pulses(np.random.default_rng(6), [(100.0, 8)], jitter=0.002,
+                             start=20000.0)
+    clock = BeatClock()
+    beats = []
+    for t in arrive:
+        clock.midi(PULSE, float(t))
+        beats.append(clock.beat_at(float(t)))
+    steps = np.diff(beats[24:]) * 24  # pulses between pulses
+    assert np.all(np.abs(steps - 1) < 0.3), np.round(steps, 3)
+
+
 def test_a_change_of_tempo_is_not_taken_for_lost_pulses():
     # Slower pulses leave gaps too, but they drift off the old line: each pulse counts one.
     # (With +-4 ms jitter, 1 false loss came in 2,100 such changes, at 150-200 bpm.)

@@ -86,7 +86,14 @@ def add_time(p) -> None:
                    help="how far each onset moves to the grid (default 1)")
     g.add_argument("--swing", type=float, metavar="0..1",
                    help="delay the grid's off-steps (1: triplet shuffle; default 0)")
-    g.add_argument("--meter", help="time signature for --answer-on bar (default 4/4)")
+    g.add_argument("--meter", help="time signature for --answer-on bar and the metronome's "
+                   "accent (default 4/4)")
+    g.add_argument("--clock-out", action=argparse.BooleanOptionalAction, default=None,
+                   help="send MIDI clock (and start/stop) on improv's output at the tempo in "
+                   "use, for a drum machine or DAW to follow (default: off)")
+    g.add_argument("--metronome", action=argparse.BooleanOptionalAction, default=None,
+                   help="click every beat at the tempo in use, on MIDI channel 10 (default: "
+                   "off)")
 
 
 def _run_options(args):

@@ -1,0 +1,202 @@
+"""What improv sends on the beat besides its notes: MIDI clock out and a metronome click.
+
+With a tempo in use (:mod:`improv.timing`: an incoming MIDI clock, ``--tempo``, or with
+``--onsets`` the player's), a :class:`BeatSender` thread sends, on improv's own output:
+
+- **MIDI clock** (``--clock-out``): 24 pulses a beat (``0xF8``) at the tempo improv uses, so
+  a drum machine or a DAW set to follow an outside clock follows the player through improv.
+  A start (``0xFA``) goes out just before the pulse of the first bar line after the tempo
+  appears (the follower's bar 1 is one of improv's bar lines), a stop (``0xFC``) when the
+  tempo goes away, when an incoming clock's transport stops, and at the end of the session.
+  The pulses run on while stopped, as a DAW's do, so a follower keeps the tempo.
+- **A metronome click** (``--metronome``): a short note on MIDI channel 10 (General MIDI
+  drums; FluidSynth's channel 10 plays them too) on every beat, high wood block on a bar
+  line, low wood block on the other beats; silent while an incoming clock is stopped.
+
+The main loop hands the sender the seconds-to-beats map in use
+(:meth:`BeatSender.set_timeline`, a frozen :class:`~improv.beatclock.Timeline` swapped
+atomically) as the scheduler gets it; the sender's thread works out each pulse's time from
+the map in use when it comes due, so a tempo change moves the pulses still to come.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Callable
+
+import mido
+
+from improv.beatclock import PPQN, Timeline
+
+#: Wake this long before a pulse and spin out the rest (as the scheduler: sleeps overshoot).
+SPIN = 0.001
+#: General MIDI drums on channel 10 (index 9): hi wood block on a bar line, low otherwise.
+CLICK_CHANNEL = 9
+CLICK_BAR, CLICK_BEAT = 76, 77
+CLICK_VELOCITY_BAR, CLICK_VELOCITY_BEAT = 110, 80
+#: How long a click sounds (s).
+CLICK_LENGTH = 0.05
+
+
+class BeatSender:
+    """A thread that sends MIDI clock (``clock_out``) and a click (``metronome``) on the
+    beat of the timeline in use, through ``send`` (called from its thread only)."""
+
+    def __init__(self, send: Callable[[mido.Message], None], clock_out: bool = True,
+                 metronome: bool = False, bar_beats: float = 4.0,
+                 clock: Callable[[], float] = time.monotonic, thread: bool = True):
+        if not (clock_out or metronome):
+            raise ValueError("BeatSender: nothing to send (clock_out or metronome)")
+        if not bar_beats > 0:
+            raise ValueError(f"BeatSender: bar_beats must be > 0, got {bar_beats!r}")
+        self.send, self.clock_out, self.metronome = send, clock_out, metronome
+        self.bar_beats, self.clock = float(bar_beats), clock
+        self._line: Timeline | None = None
+        self._bar_offset = 0.0
+        self._running = True  # False while an incoming clock's transport is stopped
+        self._started = False  # a start was sent and no stop since
+        self._next: int | None = None  # the next pulse's number (beat * PPQN); None: work out
+        self._click_off: float | None = None  # when the sounding click ends
+        self._cond = threading.Condition()
+        self._stop = False
+        self.pulses = self.clicks = self.starts = self.stops = 0
+        self.errors = 0
+        self._thread = None
+        if thread:
+            self._thread = threading.Thread(target=self._run, name="improv-beat", daemon=True)
+            self._thread.start()
+
+    # -- called from the main loop ----------------------------------------------------
+    def set_timeline(self, line: Timeline | None, renumbered: bool = False,
+                     bar_offset: float = 0.0, running: bool = True) -> None:
+        """The seconds-to-beats map in use from now on (None: no tempo, the clock out
+        stops). ``renumbered``: beat numbers changed meaning (a transport start, a new
+        source), so a start goes out again at the next bar line; ``bar_offset``: the beat
+        number of a bar line (0 with an incoming clock); ``running``: False while an
+        incoming clock's transport is stopped."""
+        with self._cond:
+            if renumbered or line is None:
+                self._next = None
+            if (line is None or not running or renumbered) and self._started:
+                self._send_clock("stop")
+            self._line, self._bar_offset, self._running = line, bar_offset, running
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Stop the thread; send a stop and end a sounding click."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        with self._cond:
+            if self._started:
+                self._send_clock("stop")
+            if self._click_off is not None:
+                self._end_click()
+
+    # -- the sender's thread -------------------------------------------------------------
+    def _send(self, msg: mido.Message) -> None:
+        try:
+            self.send(msg)
+        except Exception:  # a failing output must not end the thread (or leave a click on)
+            self.errors += 1
+
+    def _send_clock(self, kind: str) -> None:
+        self._send(mido.Message(kind))
+        if kind == "start":
+            self._started, self.starts = True, self.starts + 1
+        elif kind == "stop":
+            self._started, self.stops = False, self.stops + 1
+
+    def _end_click(self) -> None:
+        for note in (CLICK_BAR, CLICK_BEAT):
+            self._send(mido.Message("note_off", channel=CLICK_CHANNEL, note=note))
+        self._click_off = None
+
+    def _step(self) -> int:
+        """Pulses from one due event to the next: every pulse with clock out, else beats."""
+        return 1 if self.clock_out else PPQN
+
+    def _due(self, now: float) -> tuple[float, str | None]:
+        """(time, what) of the next event: "click off", "pulse", or None (lock held)."""
+        due, what = math.inf, None
+        if self._click_off is not None:
+            due, what = self._click_off, "click off"
+        line = self._line
+        if line is not None:
+            if self._next is None:
+                step = self._step()
+                self._next = math.ceil(line.beat_at(now) * PPQN / step - 1e-6) * step
+            at = line.time_at(self._next / PPQN)
+            if at < due:
+                due, what = at, "pulse"
+        return due, what
+
+    def _pulse(self, now: float) -> None:
+        """Send what falls on pulse ``self._next`` and move on (lock held)."""
+        number, step = self._next, self._step()
+        self._next = number + step
+        beat = number / PPQN
+        on_beat = number % PPQN == 0
+        on_bar = on_beat and (beat - self._bar_offset) % self.bar_beats == 0
+        if self.clock_out:
+            if on_bar and self._running and not self._started:
+                self._send_clock("start")
+            self._send(mido.Message("clock"))
+            self.pulses += 1
+        if self.metronome and on_beat and self._running:
+            if self._click_off is not None:
+                self._end_click()
+            self._send(mido.Message(
+                "note_on", channel=CLICK_CHANNEL, note=CLICK_BAR if on_bar else CLICK_BEAT,
+                velocity=CLICK_VELOCITY_BAR if on_bar else CLICK_VELOCITY_BEAT))
+            self._click_off = now + CLICK_LENGTH
+            self.clicks += 1
+
+    def run_until(self, now: float) -> int:
+        """Send everything due up to ``now``, in order; return how many events that was.
+        The thread does this as time passes; a sender made with ``thread=False`` (tests,
+        a fake clock) is driven by calling it."""
+        done = 0
+        with self._cond:
+            while True:
+                due, what = self._due(now)
+                if what is None or due > now:
+                    return done
+                self._fire(what, due, now)
+                done += 1
+
+    def _fire(self, what: str, due: float, now: float) -> None:
+        """Send the event ``what`` due at ``due`` (lock held)."""
+        if what == "click off":
+            self._end_click()
+        elif now - due > self._line.period:
+            self._next = None  # over a beat late (a stall): on from now, no burst
+        else:
+            self._pulse(now)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stop:
+                now = self.clock()
+                due, what = self._due(now)
+                if what is None:
+                    self._cond.wait()
+                    continue
+                wait = due - now
+                if wait > SPIN:
+                    self._cond.wait(wait - SPIN)
+                    continue
+                if wait > 0:  # the last moment: spin without the lock, then look again
+                    self._cond.release()
+                    try:
+                        limit = time.perf_counter() + SPIN
+                        while self.clock() < due and time.perf_counter() < limit:
+                            time.sleep(0)  # lets other threads in (see improv.scheduler)
+                    finally:
+                        self._cond.acquire()
+                    continue
+                self._fire(what, due, self.clock())

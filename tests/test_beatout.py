@@ -1,0 +1,196 @@
+"""Clock out and metronome (improv.beatout): in-process on given times, then over real JACK
+ports with a listener, as a drum machine following improv would hear them."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from improv.beatclock import PPQN, Timeline
+from improv.beatout import CLICK_BAR, CLICK_BEAT, CLICK_CHANNEL, CLICK_LENGTH, BeatSender
+from improv.fakes import Sink
+from improv.harness import Daemon, Listener
+
+AT_120 = Timeline(time=0.0, beat=0.0, period=0.5)
+
+
+class TimedSink(Sink):
+    """A sink that stamps each message with the time the test says it is (``now``)."""
+
+    now = 0.0
+
+    def send(self, msg) -> None:
+        self.messages.append((self.now, msg))
+
+
+def _sender(**kwargs) -> tuple[BeatSender, TimedSink]:
+    sink = TimedSink()
+    return BeatSender(sink, thread=False, **kwargs), sink
+
+
+def _advance(sender: BeatSender, start: float, end: float, step: float = 0.001) -> None:
+    """Let time pass from ``start`` to ``end`` (inclusive) as the sender's thread sees it:
+    a look every ``step`` seconds (a jump at once would be a stall)."""
+    for now in np.append(np.arange(start, end, step), end):
+        sender.send.now = float(now)
+        sender.run_until(float(now))
+
+
+def _types(sink: Sink) -> list[str]:
+    return [m.type for _, m in sink.messages]
+
+
+def test_clock_out_sends_24_pulses_a_beat_after_a_start_on_the_bar_line():
+    sender, sink = _sender()
+    sender.set_timeline(Timeline(time=0.0, beat=-0.5, period=0.5))  # half a beat before a bar
+    _advance(sender, 0.0, 2.25)  # to beat 4
+    kinds = _types(sink)
+    # Pulses from beat -0.5 to 4: 12 before the bar line, then 4 beats and the pulse at 4.
+    assert kinds.count("clock") == 12 + 4 * PPQN + 1
+    assert kinds.count("start") == 1 and kinds.index("start") == 12  # just before beat 0's
+    assert sender.pulses == kinds.count("clock")
+
+
+def test_pulses_follow_a_tempo_change_and_stop_when_the_tempo_goes():
+    sender, sink = _sender()
+    sender.set_timeline(AT_120)
+    _advance(sender, 0.0, 0.999)  # two beats at 120 (the pulse at 1.0 not yet)
+    at_90 = Timeline(time=1.0, beat=2.0, period=60 / 90)
+    sender.set_timeline(at_90)
+    _advance(sender, 1.0, 1.0 + 2 * 60 / 90)  # two beats at 90
+    pulses = [t for t, m in sink.messages if m.type == "clock"]
+    assert len(pulses) == 4 * PPQN + 1
+    gaps = np.diff(pulses)  # as sent: one look (1 ms) at most off
+    assert np.allclose(gaps[:2 * PPQN - 1], 0.5 / PPQN, atol=0.0011)
+    assert np.allclose(gaps[2 * PPQN + 1:], at_90.period / PPQN, atol=0.0011)
+    sender.set_timeline(None)
+    assert _types(sink)[-1] == "stop" and sender.stops == 1
+    assert sender.run_until(10.0) == 0  # no tempo: nothing to send
+
+
+def test_a_stall_skips_ahead_instead_of_bursting():
+    sender, sink = _sender()
+    sender.set_timeline(AT_120)
+    sender.run_until(0.0)
+    before = sender.pulses
+    sender.run_until(5.0)  # 10 beats late: one pulse, at 5.0, not 240 at once
+    sender.run_until(5.0)
+    assert sender.pulses - before == 1
+
+
+def test_metronome_clicks_each_beat_accented_on_the_bar_and_each_click_ends():
+    sender, sink = _sender(clock_out=False, metronome=True, bar_beats=3)
+    sender.set_timeline(AT_120, bar_offset=1.0)  # bars of 3 beats, starting on beat 1
+    _advance(sender, 0.0, 3.0)  # beats 0-6
+    ons = [m for _, m in sink.messages if m.type == "note_on"]
+    assert [m.note for m in ons] == [CLICK_BEAT, CLICK_BAR, CLICK_BEAT, CLICK_BEAT, CLICK_BAR,
+                                     CLICK_BEAT, CLICK_BEAT]
+    assert all(m.channel == CLICK_CHANNEL for _, m in sink.messages)
+    assert "clock" not in _types(sink)
+    _advance(sender, 3.0, 3.0 + CLICK_LENGTH + 0.001)
+    offs = [m for _, m in sink.messages if m.type == "note_off"]
+    assert len(offs) == 2 * len(ons)  # both wood blocks off after each click
+
+
+def test_stopped_transport_silences_the_click_and_stops_the_clock_but_pulses_run_on():
+    sender, sink = _sender(metronome=True)
+    sender.set_timeline(AT_120)
+    _advance(sender, 0.0, 0.99)
+    clicks = sender.clicks
+    sender.set_timeline(AT_120, running=False)  # the incoming clock stopped
+    assert _types(sink)[-1] == "stop"
+    pulses = sender.pulses
+    _advance(sender, 1.0, 1.99)
+    assert sender.clicks == clicks and sender.pulses - pulses == 2 * PPQN
+    sender.set_timeline(Timeline(time=2.0, beat=0.0, period=0.5), renumbered=True)  # start
+    _advance(sender, 2.0, 2.5)
+    assert sender.starts == 2 and sender.clicks == clicks + 2
+
+
+def test_close_stops_the_clock_and_ends_a_sounding_click():
+    sender, sink = _sender(metronome=True)
+    sender.set_timeline(AT_120)
+    sender.run_until(0.0)
+    sender.close()
+    assert _types(sink)[-3:] == ["stop", "note_off", "note_off"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"clock_out": False, "metronome": False}, "nothing to send"),
+    ({"bar_beats": 0}, "bar_beats"),
+])
+def test_bad_sender_settings_say_which(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BeatSender(Sink(), thread=False, **kwargs)
+
+
+@pytest.mark.slow
+def test_clock_out_and_metronome_over_jack(jack):
+    """improv run --tempo 120 --clock-out --metronome: what a follower hears on its output."""
+    daemon = Daemon("--api", "jack", "--virtual", "beatout", "--tempo", "120", "--clock-out",
+                    "--metronome")
+    listener = Listener("beatout out")
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with listener.lock:
+                if sum(m.type == "clock" for _, m in listener.messages) >= 6 * PPQN:
+                    break
+            time.sleep(0.05)
+    finally:
+        code = daemon.stop()
+        time.sleep(0.3)  # the stop's JACK cycle
+        listener.close()
+    assert code == 0, daemon.log
+    msgs = list(listener.messages)
+    kinds = [m.type for _, m in msgs]
+    assert "start" in kinds and kinds[-1] in ("stop", "note_off"), kinds[-5:]
+    assert "stop" in kinds[kinds.index("start"):]
+    pulses = np.array([t for t, m in msgs if m.type == "clock"])
+    assert len(pulses) >= 6 * PPQN
+    # 120 bpm: a pulse every 20.8 ms (the median: one late pulse is not the tempo).
+    assert np.median(np.diff(pulses)) == pytest.approx(60 / 120 / PPQN, rel=0.05)
+    # A click on every 24th pulse, on channel 10, and each one ends; the start on a bar
+    # line, so the click with the start's pulse is the bar's.
+    clicks = [m for _, m in msgs if m.type == "note_on"]
+    assert clicks and all(m.channel == CLICK_CHANNEL for m in clicks)
+    assert abs(len(pulses) / PPQN - len(clicks)) <= 1
+    after = [m for _, m in msgs[kinds.index("start"):]]
+    assert next(m for m in after if m.type == "note_on").note == CLICK_BAR
+    offs = [m for _, m in msgs if m.type == "note_off"]
+    assert len(offs) >= 2 * len(clicks)
+
+
+@pytest.mark.slow
+def test_clock_input_port_gives_the_tempo_and_clock_out_passes_it_on(jack):
+    """--clock-input: the clock comes from a port of its own (an outside sender at 100 bpm),
+    the player's input stays apart; with --clock-out improv passes that tempo on."""
+    from improv.clockbench import ClockSender
+
+    sender = ClockSender("beatsrc", 100.0)
+    daemon = listener = None
+    try:
+        sender.say("start")
+        daemon = Daemon("--api", "jack", "--virtual", "fwd", "--clock-input", "beatsrc",
+                        "--clock-out", "--status-every", "0.1", status=True)
+        listener = Listener("fwd out")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            status = daemon.last("status")
+            with listener.lock:
+                pulses = [t for t, m in listener.messages if m.type == "clock"]
+            if status and status["tempo_source"] == "clock" and len(pulses) > 4 * PPQN:
+                break
+            time.sleep(0.05)
+    finally:
+        sender.close()
+        code = daemon.stop() if daemon is not None else None
+        if listener is not None:
+            listener.close()
+    assert code == 0, daemon.log
+    status = daemon.last("status")
+    assert status["tempo_source"] == "clock", status
+    assert status["tempo_bpm"] == pytest.approx(100.0, rel=0.01)
+    assert np.median(np.diff(pulses)) == pytest.approx(60 / 100 / PPQN, rel=0.05)

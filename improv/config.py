@@ -15,6 +15,7 @@ from pathlib import Path
 from improv.checks import check_range, check_types, check_value
 from improv.controls import Controls
 from improv.errors import ImprovError, InvalidValueError
+from improv.flags import flag
 from improv.improviser import Settings
 from improv.sampling import SamplingConfig
 from improv.timing import TimeSettings
@@ -33,23 +34,27 @@ class ConfigError(ImprovError, ValueError):
 class RunOptions:
     """Everything ``improv run`` can be told."""
 
-    model: str = ""
-    input: str = ""
-    output: str = ""
-    clock_input: str = ""  # a port that sends MIDI clock only (clock on `input` counts too)
-    virtual: str = ""  # base name of virtual ports ("improv" gives "improv in"/"improv out")
-    api: str = ""
-    channel: int = 0
-    voices: int = 16
-    synth: bool = False
-    soundfont: str = ""
-    audio_driver: str = ""
+    model: str = flag("", "model folder (default: the shipped one)")
+    input: str = flag("", "input port: name, part of a name, or index", names=("--input", "-i"))
+    output: str = flag("", "output port: name, part of a name, or index",
+                       names=("--output", "-o"))
+    clock_input: str = flag("", "a port that sends MIDI clock (clock arriving at --input "
+                            "counts too)", metavar="PORT")
+    virtual: str = flag("", "open virtual ports NAME in / NAME out (default name: improv)",
+                        nargs="?", const="improv", metavar="NAME")
+    api: str = flag("", "MIDI back-end", choices=("alsa", "jack", "coremidi", "winmm"))
+    channel: int = flag(0, "output channel 0-15")
+    voices: int = flag(16, "most notes improv sounds at once")
+    synth: bool = flag(False, "play through FluidSynth (no MIDI output unless named)")
+    soundfont: str = flag("", "soundfont for --synth")
+    audio_driver: str = flag("", "FluidSynth audio driver (pulseaudio, alsa, jack, ...)")
     #: Extra FluidSynth settings, e.g. {"audio.file.name": "out.wav"} for the file driver.
     synth_settings: dict = field(default_factory=dict)
-    record: str = ""
-    random_seed: int | None = None
-    status: bool = True
-    status_every: float = 0.0  # seconds between status lines; 0: 0.5 on a terminal, else 5
+    record: str = flag("", "write the session (both parts) to this MIDI file")
+    random_seed: int | None = flag(None, "seed of improv's random draws")
+    status: bool = flag(True, "print a status line")
+    status_every: float = flag(0.0, "seconds between status lines; 0: 0.5 on a terminal, "
+                               "else 5", metavar="S")
     settings: Settings = field(default_factory=Settings)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     controls: Controls = field(default_factory=Controls)
@@ -94,6 +99,11 @@ def _check_values(cls, values: dict, prefix: str = "") -> None:
 _SECTIONS = {"settings": Settings, "sampling": SamplingConfig, "controls": Controls,
              "time": TimeSettings}
 _TOP = {f.name for f in fields(RunOptions)} - set(_SECTIONS)
+
+
+def section_classes() -> dict[str, type]:
+    """The config file's sections (``[time]`` ...) and the settings class of each."""
+    return dict(_SECTIONS)
 
 
 def _build(cls, values: dict, where: str):

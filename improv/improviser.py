@@ -45,6 +45,7 @@ from improv.checks import check_range, check_types
 from improv.controls import Controls, cc_to_memory, cc_to_temperature, cc_to_unit
 from improv.engine import NoteModel
 from improv.errors import InvalidValueError
+from improv.flags import flag
 from improv.key import KeyTracker
 from improv.memory import DEFAULT_STRENGTH, open_memory
 from improv.note import Note
@@ -76,18 +77,22 @@ ALL_SOUND_OFF, ALL_NOTES_OFF = 120, 123
 class Settings:
     """How improv plays along (every field is also a config-file key)."""
 
-    mode: str = "call-response"
-    silence: float = 0.0  # seconds of silence that end a call; 0: adaptive
-    answer_notes: int = 0  # notes per answer; 0: as many as the call
+    mode: str = flag("call-response", "answer each phrase, or keep playing", choices=MODES)
+    silence: float = flag(0.0, "seconds of silence that end a call; 0: adaptive")
+    answer_notes: int = flag(0, "notes per answer; 0: as many as the call")
     max_answer_notes: int = 64
-    gap: float = 0.1  # seconds between the end of a call and the answer
-    barge_in: bool = True
-    passthrough: bool = False
-    velocity: int = 0  # velocity of improv's notes; 0: the model's, else the player's median
-    lookahead: float = 1.0  # continue mode: seconds of music kept queued
-    held_keys: float = 0.0  # seconds a key may be held with no input; 0: automatic
-    memory: float = DEFAULT_STRENGTH  # weight of the phrase memory (improv.memory); 0: off
-    memory_file: str = ""  # where the memory is kept between sessions; "": not kept
+    gap: float = flag(0.1, "seconds between the end of a call and the answer")
+    barge_in: bool = flag(True, "stop an answer when the player plays again")
+    passthrough: bool = flag(False, "send the player's notes to the output too")
+    velocity: int = flag(0, "velocity of improv's notes; 0: the model's, else the player's "
+                         "median")
+    lookahead: float = flag(1.0, "continue mode: seconds of music kept queued", metavar="S")
+    held_keys: float = flag(0.0, "a key held this long with no input is taken as released "
+                            "(a lost note-off); 0: twice the silence, at least 5 s", metavar="S")
+    memory: float = flag(DEFAULT_STRENGTH, "weight of the phrase memory, 0-1: 0 the model "
+                         "alone, 0.5 as tuned, 1 mostly the player's own material", metavar="S")
+    memory_file: str = flag("", "keep what the memory learns in FILE across sessions",
+                            metavar="FILE")
 
     def __post_init__(self):
         check_types(self, "settings.")

@@ -9,6 +9,7 @@ import numpy as np
 
 from improv.engine import Prediction
 from improv.errors import InvalidValueError
+from improv.flags import flag
 from improv.key import pitch_weights
 
 #: Temperatures at or below this pick the most likely pitch (no division by ~0).
@@ -44,17 +45,17 @@ class SamplingConfig:
     #: Temperature 0.9 with top-p 0.95 was closest to real continuations on the validation
     #: split (highest mean histogram overlap, lowest mean KL) among 0.8-1.0 x 0.9-1.0, with
     #: notes out of key within 1.2 x the real continuation's share (models/README.md).
-    temperature: float = 0.9
-    top_k: int = 0
-    top_p: float = 0.95
+    temperature: float = flag(0.9, "pitch sampling temperature; 0 always takes the likeliest")
+    top_k: int = flag(0, "draw among the k likeliest pitches (0: all)")
+    top_p: float = flag(0.95, "nucleus sampling mass (1: off)")
     timing_temperature: float = 1.0
     velocity_temperature: float = 1.0
     min_step: float = 0.0
-    max_step: float = 2.0
+    max_step: float = flag(2.0, "longest gap between onsets (s)")
     #: Real piano music has many notes shorter than 50 ms: with this floor at 0.05 s the
     #: durations' overlap with real continuations was 0.62 on validation, at 0.02 s 0.93.
     min_duration: float = 0.02
-    max_duration: float = 4.0
+    max_duration: float = flag(4.0, "longest note (s)")
     pitch_range: tuple[int, int] = (21, 108)
     #: On the validation split (53 files, 3 draws of 200 notes after a 50-note seed each)
     #: the answers' notes out of key were 1.12 x the real continuation's share with 0,
@@ -62,7 +63,8 @@ class SamplingConfig:
     #: pitches 30.8, 28.7, 28.8, 28.3, 27.0 (real 31.0); pitch-class histogram overlap
     #: 0.833, 0.839, 0.834, 0.826, 0.834. As teacher-forced prediction it does not help
     #: (pitch cross-entropy 2.814 with 0, 2.817 with 0.3): it shapes what is played.
-    key_weight: float = 0.15
+    key_weight: float = flag(0.15, "0-1: how much rarer notes outside the key of the last "
+                             "notes are drawn (0: the model alone)")
 
     def __post_init__(self):
         for name in ("temperature", "timing_temperature", "velocity_temperature"):

@@ -24,6 +24,7 @@ import mido
 from improv.beatclock import BeatClock, ClockConfig, ClockEvent, Meter, Source, Timeline, Transport
 from improv.checks import check_range, check_types
 from improv.errors import InvalidValueError
+from improv.flags import flag
 from improv.quantize import Grid, Quantizer
 
 #: Where an answer starts when a tempo is known: the next beat, the next bar line, or at once.
@@ -44,15 +45,21 @@ REFRESH = 0.05
 class TimeSettings:
     """How improv keeps time (the ``[time]`` section of the config file; flags by name)."""
 
-    tempo: float = 0.0  # a fixed tempo in bpm (20-400); 0: none (MIDI clock, or onsets)
-    onsets: bool = False  # without clock or fixed tempo, follow the player's onsets' tempo
-    answer_on: str = "beat"  # beat, bar or now: where an answer starts when a tempo is known
-    quantize: str = ""  # grid of improv's onsets: 1/8, 1/16, 1/12 (triplets)...; "": none
-    quantize_strength: float = 1.0  # 0-1: how far each onset moves towards the grid
-    swing: float = 0.0  # 0-1: the off-step of each pair later (1: triplet shuffle)
-    meter: str = "4/4"  # beats of a bar (answer_on = "bar", the metronome's accent)
-    clock_out: bool = False  # send MIDI clock at the tempo in use (improv.beatout)
-    metronome: bool = False  # a click on every beat, on MIDI channel 10 (improv.beatout)
+    tempo: float = flag(0.0, "a fixed tempo, 20-400 bpm (a MIDI clock wins; 0: none)",
+                        metavar="BPM")
+    onsets: bool = flag(False, "without a clock or --tempo, follow the tempo of the player's "
+                        "onsets")
+    answer_on: str = flag("beat", "with a tempo, where an answer starts: the next beat, bar "
+                          "line, or at once", choices=ANSWER_ON)
+    quantize: str = flag("", "grid of improv's onsets with a tempo: 1/8, 1/16, 1/12 "
+                         "(triplets)...; none when not given", metavar="GRID")
+    quantize_strength: float = flag(1.0, "how far each onset moves to the grid",
+                                    metavar="0..1")
+    swing: float = flag(0.0, "delay the grid's off-steps (1: triplet shuffle)", metavar="0..1")
+    meter: str = flag("4/4", "time signature for --answer-on bar and the metronome's accent")
+    clock_out: bool = flag(False, "send MIDI clock (and start/stop) on improv's output at the "
+                           "tempo in use, for a drum machine or DAW to follow")
+    metronome: bool = flag(False, "click every beat at the tempo in use, on MIDI channel 10")
 
     def __post_init__(self) -> None:
         check_types(self, "time.")

@@ -5,14 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from improv.errors import InvalidValueError
+from improv.flags import flag
 
 ARCHITECTURES = ("tutorial", "streaming")
-
-
-def flag(default, help: str | None, **argparse_options):
-    """A field that is also an ``improv train`` flag, with its help (and argparse options
-    such as ``choices``) in the field's metadata."""
-    return field(default=default, metadata={"flag": help, **argparse_options})
 
 
 @dataclass(frozen=True)
@@ -25,7 +20,7 @@ class TrainConfig:
     so running it one step per note with the state carried is how it was trained.
 
     A field whose metadata has ``"flag"`` is also an ``improv train`` flag (``--seq-length``
-    for ``seq_length``), with that help text (:func:`improv.commands.common.add_fields`):
+    for ``seq_length``), with that help text (:func:`improv.flags.add_fields`):
     a new field is one edit.
     """
 

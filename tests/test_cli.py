@@ -63,3 +63,34 @@ def test_plot_commands(tmp_path, real_midi):
         assert out.read_bytes()[:4] == b"\x89PNG"
     assert main(["plot", "history", str(REPO / "models" / "default"), "-o",
                  str(tmp_path / "h.png")]) == 0
+
+
+def test_every_run_flag_sets_the_config_key_of_its_field():
+    # Flags come from the settings' fields (improv.flags): each one given on the command
+    # line lands in the field of its name, in its section ([time] tempo for --tempo).
+    import dataclasses
+
+    from improv.cli import build_parser
+    from improv.commands.run import _run_options
+    from improv.config import RunOptions, section_classes
+
+    classes = {"": RunOptions, **section_classes()}
+    parser = build_parser()
+    checked = 0
+    for section, names in parser.parse_args(["run"]).option_flags.items():
+        for f in dataclasses.fields(classes[section]):
+            if f.name not in names:
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                argv, want = [f"--{'no-' if default else ''}{f.name.replace('_', '-')}"], \
+                    not default
+            else:
+                want = f.metadata.get("choices", [default])[-1]
+                want = 7 if want is None else want  # random_seed
+                argv = [f"--{f.name.replace('_', '-')}", str(want)]
+            options = _run_options(parser.parse_args(["run", *argv]))
+            holder = getattr(options, section) if section else options
+            assert getattr(holder, f.name) == want, (argv, section)
+            checked += 1
+    assert checked >= 35  # every flag of improv run but --config, --gain, --status-json

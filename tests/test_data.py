@@ -139,7 +139,9 @@ def test_asap_download_resumes_checks_and_lays_out_for_training(serve, tmp_path,
         "Bach/Fugue_bwv_846", "Bach/Fugue_bwv_858", "Bach/Fugue_bwv_867", "Bach/Fugue_bwv_875"}
     assert main(["data", "list", "--to", str(to)]) == 0
     out = capsys.readouterr().out
-    assert "maestro-asap" in out and "4 MIDI files" in out and "2 MIDI files" in out
+    files = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+             if line.startswith(("maestro-asap", "asap-ecompetition"))}
+    assert files == {"maestro-asap": 4, "asap-ecompetition": 2}, out
 
 
 def test_a_second_download_reuses_the_checked_archive(serve, tmp_path, capsys):

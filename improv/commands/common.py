@@ -65,47 +65,39 @@ def print_metrics(rows: dict[str, dict]) -> None:
         for name, m in rows.items()])
 
 
-def add_sampling(p) -> None:
-    p.add_argument("--temperature", type=float, default=SAMPLING.temperature,
-                   help="pitch sampling temperature; 0 always takes the likeliest "
-                   f"(default {SAMPLING.temperature:g})")
-    p.add_argument("--top-k", type=int, default=0, help="draw among the k likeliest pitches")
-    p.add_argument("--top-p", type=float, default=SAMPLING.top_p,
-                   help=f"nucleus sampling mass (default {SAMPLING.top_p:g}; 1: off)")
-    p.add_argument("--key-weight", type=float, default=SAMPLING.key_weight,
-                   help="0-1: how much rarer notes outside the key of the last notes are "
-                   f"drawn (default {SAMPLING.key_weight:g}; 0: the model alone)")
-    p.add_argument("--max-step", type=float, default=2.0, help="longest gap between onsets (s)")
-    p.add_argument("--max-duration", type=float, default=4.0, help="longest note (s)")
-    p.add_argument("--random-seed", type=int, help="same number, same notes")
-
-
 def check_folder(path: Path | None) -> None:
     """Refuse an output file whose folder is missing, before any work is done."""
     if path is not None and not path.resolve().parent.is_dir():
         raise MissingFileError(f"{path}: no such folder {path.parent}")
 
 
+def add_sampling(p) -> None:
+    """The sampling flags (the fields of improv.sampling.SamplingConfig made flags) and
+    --random-seed; :func:`make_sampler` reads them."""
+    from improv.flags import add_fields
+
+    p.set_defaults(sampling_flags=add_fields(p, SamplingConfig))
+    p.add_argument("--random-seed", type=int, help="same number, same notes")
+
+
 def make_sampler(args):
-    from improv.sampling import Sampler, SamplingConfig
+    from improv.flags import given_fields
+    from improv.sampling import Sampler
 
-    for flag in ("max_step", "max_duration"):
-        if not getattr(args, flag) > 0:
-            raise InvalidValueError(f"--{flag.replace('_', '-')} must be above 0 seconds, "
-                                    f"got {getattr(args, flag)}")
-
-    cfg = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                         key_weight=args.key_weight, max_step=args.max_step,
-                         max_duration=args.max_duration)
-    return Sampler(cfg, seed=args.random_seed)
+    given = given_fields(args, args.sampling_flags)
+    for name in ("max_step", "max_duration"):
+        if name in given and not given[name] > 0:
+            raise InvalidValueError(f"--{name.replace('_', '-')} must be above 0 seconds, "
+                                    f"got {given[name]}")
+    return Sampler(SamplingConfig(**given), seed=args.random_seed)
 
 
-def add_memory(p, default: float | None = None) -> None:
-    p.add_argument("--memory", type=float, default=default, metavar="S",
-                   help="weight of the phrase memory, 0-1: 0 the model alone, 0.5 as tuned "
-                   "(default), 1 mostly the player's own material")
-    p.add_argument("--memory-file", type=Path, metavar="FILE",
-                   help="keep what the memory learns in FILE across sessions")
+def add_memory(p) -> None:
+    """--memory and --memory-file (fields of improv.improviser.Settings made flags)."""
+    from improv.flags import add_fields
+    from improv.improviser import Settings
+
+    add_fields(p, Settings, only=("memory", "memory_file"))
 
 
 GAIN_HELP = "FluidSynth's live gain (default 1.5; 0-10); WAV files are normalised instead"
@@ -120,28 +112,3 @@ def with_gain(options, gain: float | None):
     from dataclasses import replace
 
     return replace(options, synth_settings={**options.synth_settings, "synth.gain": gain})
-
-
-def add_fields(parser, cls, names=None) -> list[str]:
-    """Add a flag for each field of the dataclass ``cls`` whose metadata has ``"flag"``
-    (its help), ``--seq-length`` for ``seq_length``, typed by the field's annotation and
-    defaulting to None (not given); return the fields' names, for :func:`given_fields`."""
-    import dataclasses
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    added = []
-    for f in dataclasses.fields(cls):
-        if "flag" not in f.metadata or (names is not None and f.name not in names):
-            continue
-        extra = {k: v for k, v in f.metadata.items() if k != "flag"}
-        kind = hints[f.name]
-        parser.add_argument(f"--{f.name.replace('_', '-')}", help=f.metadata["flag"],
-                            **({} if "choices" in extra else {"type": kind}), **extra)
-        added.append(f.name)
-    return added
-
-
-def given_fields(args, names) -> dict:
-    """The values of the flags :func:`add_fields` added that were given."""
-    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from improv.data import ASAP_COMMIT, SOURCES, DownloadError, data_dir, describe, download
+from improv.table import Column, print_table
 
 
 def add_parser(sub) -> None:
@@ -46,8 +47,10 @@ def command(args) -> int:
         return 0
     print(f"data sets in {root}:")
     width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        default = " (improv train's default)" if r["name"] in SOURCES["asap"].folders else ""
-        print(f"  {r['name']:<{width}} {r['files']:>6} MIDI files {r['mb']:>8.1f} MB   "
-              f"--data {r['data']}{default}")
+    columns = [Column("data set", max(width, 8), align="<"), Column("MIDI files", 10, ","),
+               Column("MB", 8, ".1f"), Column("train on it with", 1, align="<")]
+    print_table(columns, [[r["name"], r["files"], r["mb"], f"--data {r['data']}"
+                           + (" (improv train's default)"
+                              if r["name"] in SOURCES["asap"].folders else "")]
+                          for r in rows])
     return 0

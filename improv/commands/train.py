@@ -6,13 +6,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from improv.commands.common import (
-    add_fields,
-    check_data,
-    given_fields,
-    print_metrics,
-    quiet_tensorflow,
-)
+from improv.commands.common import check_data, print_metrics, quiet_tensorflow
+from improv.flags import add_fields, given_fields
 from improv.paths import resolve_data
 
 
@@ -28,7 +23,9 @@ def add_parser(sub) -> None:
                    help="MIDI folder or MAESTRO-style CSV (repeatable; replaces the preset's)")
     from improv.trainconfig import TrainConfig
 
-    add_fields(p, TrainConfig)  # every field with a "flag" help: --seq-length, --units, ...
+    # Every field made with improv.flags.flag: --seq-length, --units... (the preset's values
+    # replace the fields' defaults, so the help does not name them).
+    add_fields(p, TrainConfig, defaults=False)
     p.add_argument("--out", type=Path, help="model folder to write (default: models/<preset>)")
     p.add_argument("--checkpoints", type=Path,
                    help="checkpoint folder (default: runs/<model folder name>)")

@@ -135,6 +135,26 @@ def test_a_small_delay_is_not_shifted():
     s.close()
 
 
+def test_a_beat_note_queued_too_late_moves_by_whole_beats():
+    # The main loop chose beat 4 for an answer, then was held up 0.3 s before queueing
+    # its note: sent at once it would be 0.3 s off the beat; it goes a beat later instead.
+    from improv.beatclock import Timeline
+
+    sink, clock = Sink(), FakeClock(10.0)
+    s = Scheduler(sink, clock=clock)
+    s.set_timeline(Timeline(time=10.0, beat=0.0, period=0.5))
+    clock.t = 12.0 + 0.3  # beat 4 was at 12.0
+    s.play_beats(60, 90, 4.0, 0.5)
+    time.sleep(0.1)
+    assert s.sent_on == 0 and s.shifts == 1 and s.shifted_beats == 1.0
+    clock.t = 12.5  # beat 5
+    assert wait_until(lambda: s.sent_on == 1)
+    clock.t = 12.52
+    s.play_beats(62, 90, 5.0, 0.5)  # 20 ms late (within LATE): sent at once, as it is
+    assert s.sent_on == 2 and s.shifts == 1
+    s.close()
+
+
 def test_note_offs_are_always_sent_even_late():
     sink, clock = Sink(), FakeClock()
     s = Scheduler(sink, clock=clock)

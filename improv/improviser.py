@@ -403,13 +403,18 @@ class Improviser:
 
     def _answer_in_beats(self, t: float, line, count: int) -> None:
         """The answer on the beat: onsets kept in beats from the first, quantized if asked."""
-        first = self.time.answer_start(t, self.settings.gap + ENGINE_LEAD)
-        beat = first[1] if first is not None else line.beat_at(t + self.settings.gap)
         second = 1.0 / line.period
+        beat = 0.0
         for i in range(count):
             pitch, step, duration, velocity = self._draw()
             if i:
                 beat = self._after(beat, step * second, second)
+            else:  # its beat chosen once its note is drawn, from the time it is now: a
+                # loaded machine can hold the main loop up for tens of ms on the way
+                now = max(t, self.clock())
+                first = self.time.answer_start(
+                    now, max(t + self.settings.gap - now, 0.0) + ENGINE_LEAD)
+                beat = first[1] if first is not None else line.beat_at(now + self.settings.gap)
             self._play_beats(pitch, self.time.shape(beat), duration * second, velocity, line)
             self._feed_back(pitch, step, duration, velocity)
         self.call.clear()

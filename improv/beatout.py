@@ -29,6 +29,7 @@ from typing import Callable
 import mido
 
 from improv.beatclock import PPQN, Timeline
+from improv.scheduler import LATE
 
 #: Wake this long before a pulse and spin out the rest (as the scheduler: sleeps overshoot).
 SPIN = 0.001
@@ -42,7 +43,9 @@ CLICK_LENGTH = 0.05
 
 class BeatSender:
     """A thread that sends MIDI clock (``clock_out``) and a click (``metronome``) on the
-    beat of the timeline in use, through ``send`` (called from its thread only)."""
+    beat of the timeline in use, through ``send``: from its thread, and a stop from the
+    caller's (:meth:`set_timeline`, :meth:`close`), so ``send`` must be thread-safe (as the
+    session's fan-out to its outputs is)."""
 
     def __init__(self, send: Callable[[mido.Message], None], clock_out: bool = True,
                  metronome: bool = False, bar_beats: float = 4.0,
@@ -70,19 +73,28 @@ class BeatSender:
 
     # -- called from the main loop ----------------------------------------------------
     def set_timeline(self, line: Timeline | None, renumbered: bool = False,
-                     bar_offset: float = 0.0, running: bool = True) -> None:
+                     bar_offset: float = 0.0, running: bool = True,
+                     now: float | None = None) -> None:
         """The seconds-to-beats map in use from now on (None: no tempo, the clock out
         stops). ``renumbered``: beat numbers changed meaning (a transport start, a new
         source), so a start goes out again at the next bar line; ``bar_offset``: the beat
         number of a bar line (0 with an incoming clock); ``running``: False while an
-        incoming clock's transport is stopped."""
+        incoming clock's transport is stopped; ``now``: the time (default: the clock's)."""
         with self._cond:
-            if renumbered or line is None:
-                self._next = None
+            now = self.clock() if now is None else now
+            if (renumbered or line is None or running != self._running
+                    or (self._next is not None
+                        and abs(line.beat_at(now) * PPQN - self._next) > PPQN)):
+                self._next = None  # the beats count afresh: the next pulse from now
             if (line is None or not running or renumbered) and self._started:
                 self._send_clock("stop")
             self._line, self._bar_offset, self._running = line, bar_offset, running
             self._cond.notify()
+
+    def restart(self) -> None:
+        """A follower has just connected: a start goes out again at the next bar line."""
+        with self._cond:
+            self._started = False
 
     def close(self) -> None:
         """Stop the thread; send a stop and end a sounding click."""
@@ -173,8 +185,8 @@ class BeatSender:
         """Send the event ``what`` due at ``due`` (lock held)."""
         if what == "click off":
             self._end_click()
-        elif now - due > self._line.period:
-            self._next = None  # over a beat late (a stall): on from now, no burst
+        elif now - due > LATE:
+            self._next = None  # a stall: on from now, no burst of late pulses or clicks
         else:
             self._pulse(now)
 

@@ -108,8 +108,9 @@ class ClockSender:
 def pulse_numbers(times: np.ndarray) -> np.ndarray:
     """Number the pulses a tap heard (times from the start's pulse on) as the clock sent
     them. A JACK client that misses a cycle loses that cycle's messages, the tap as much as
-    improv: a gap of 2 or more periods (the median of the gaps around it) followed by a
-    whole period stands for the pulses lost in it."""
+    improv: a gap of 1.5 periods or more (the median of the gaps around it) followed by at
+    least half a period stands for ``round(gap / period) - 1`` lost pulses; a gap followed
+    at once by the next pulse is a late pulse, not a lost one."""
     gaps = np.diff(times)
     numbers = np.zeros(len(times), dtype=int)
     for i, gap in enumerate(gaps):

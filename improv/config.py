@@ -46,8 +46,9 @@ class RunOptions:
     channel: int = flag(0, "output channel 0-15")
     voices: int = flag(16, "most notes improv sounds at once")
     synth: bool = flag(False, "play through FluidSynth (no MIDI output unless named)")
-    soundfont: str = flag("", "soundfont for --synth")
-    audio_driver: str = flag("", "FluidSynth audio driver (pulseaudio, alsa, jack, ...)")
+    soundfont: str = flag("", "soundfont for FluidSynth (default: see soundfonts/README.md)")
+    audio_driver: str = flag("", "FluidSynth audio driver (pulseaudio, alsa, jack, ...; "
+                             "file: no live sound)")
     #: Extra FluidSynth settings, e.g. {"audio.file.name": "out.wav"} for the file driver.
     synth_settings: dict = field(default_factory=dict)
     record: str = flag("", "write the session (both parts) to this MIDI file")

@@ -347,7 +347,8 @@ class Improviser:
                     line) -> None:
         """Queue a note in beats (``line``: the timeline in use, for the window and the
         recording, which keep seconds)."""
-        self.scheduler.play_beats(pitch=pitch, start=beat, duration=beats, velocity=velocity)
+        beat = self.scheduler.play_beats(pitch=pitch, start=beat, duration=beats,
+                                         velocity=velocity)  # whole beats later if stale
         start, duration = line.time_at(beat), beats * line.period
         self.window.push(pitch=pitch, start=start, duration=duration, velocity=velocity)
         self.notes_out += 1
@@ -369,7 +370,7 @@ class Improviser:
         self.scheduler.set_timeline(line)
         if self.beat_sender is not None:
             self.beat_sender.set_timeline(line, renumbered, self.time.beat.bar_offset(now),
-                                          running=not self.time.stopped)
+                                          running=not self.time.halted(now), now=now)
         return line
 
     def _answer(self, t: float) -> None:
@@ -405,9 +406,13 @@ class Improviser:
         """The answer on the beat: onsets kept in beats from the first, quantized if asked."""
         second = 1.0 / line.period
         beat = 0.0
+        shifted = self.scheduler.shifted_beats
         for i in range(count):
             pitch, step, duration, velocity = self._draw()
             if i:
+                # The notes queued so far moved by whole beats (one was stale): so do these.
+                beat += self.scheduler.shifted_beats - shifted
+                shifted = self.scheduler.shifted_beats
                 beat = self._after(beat, step * second, second)
             else:  # its beat chosen once its note is drawn, from the time it is now: a
                 # loaded machine can hold the main loop up for tens of ms on the way

@@ -77,6 +77,8 @@ class SamplingConfig:
             raise InvalidValueError(f"key_weight must be in 0-1, got {self.key_weight}")
         if not 0 < self.top_p <= 1:
             raise InvalidValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not self.max_step > 0:
+            raise InvalidValueError(f"max_step must be above 0 seconds, got {self.max_step}")
         if not 0 <= self.min_step <= self.max_step:
             raise InvalidValueError(
                 f"need 0 <= min_step <= max_step, got {self.min_step}, {self.max_step}")

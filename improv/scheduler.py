@@ -24,7 +24,9 @@ the seconds-to-beats map in use (:meth:`Scheduler.set_timeline`, a frozen
 beat note's time is worked out from the map in use when it comes due: a tempo change
 mid-answer re-times the notes still to come, and no thread but the main loop touches the
 beat clock itself. A stale beat note shifts the beat queue by whole beats (not by the
-delay), so the notes stay on the grid they were put on.
+delay), so the notes stay on the grid they were put on; so does a beat note queued already
+more than ``LATE`` after its beat (the caller was held up: a CI run under load sent answers'
+first notes 57 and 239 ms off the beat when such a note went out at once).
 """
 
 from __future__ import annotations
@@ -114,9 +116,11 @@ class Scheduler:
     def timeline(self) -> Timeline | None:
         return self._timeline
 
-    def play_beats(self, pitch: int, velocity: int, start: float, duration: float) -> None:
+    def play_beats(self, pitch: int, velocity: int, start: float, duration: float) -> float:
         """Queue a note in beats: on at beat ``start``, off ``duration`` beats later; its
-        times follow the timeline in use when each comes due (needs :meth:`set_timeline`)."""
+        times follow the timeline in use when each comes due (needs :meth:`set_timeline`).
+        Return the beat it starts on: ``start``, or whole beats later when ``start`` is more
+        than ``late`` gone already (then the beat queue moves with it, as after a stall)."""
         if not (isinstance(pitch, int) and isinstance(velocity, int) and 0 <= pitch <= 127
                 and 1 <= velocity <= 127 and math.isfinite(start) and math.isfinite(duration)):
             raise ValueError(f"bad note: pitch {pitch!r}, velocity {velocity!r}, beat {start!r},"
@@ -128,18 +132,19 @@ class Scheduler:
                 raise ValueError("play_beats needs a timeline (set_timeline)")
             now = self.clock()
             at = line.time_at(start)
-            # Due already: sent now, as in play(). But more than ``late`` overdue (the caller
-            # was held up: a loaded machine stalled the main loop between choosing the beat
-            # and queueing its note; a CI run sent an answer's first note 57 and 239 ms off
-            # the beat that way) it is queued: the thread shifts it by whole beats, so it
-            # stays on the grid.
-            if (at <= now < at + self.late and not self._queue
-                    and (not self._beats or self._beats[0][0] >= start)):
+            if now - at > self.late:  # the caller was held up (see above): stale already
+                beats = float(math.ceil((now - at) / line.period))
+                self._shift_beats(beats)  # the notes queued before it stay after it
+                start += beats
+                at = line.time_at(start)
+            # Due already (within ``late``): sent now, as in play().
+            if at <= now and not self._queue and (not self._beats or self._beats[0][0] >= start):
                 self._fire_now(now - at, pitch, velocity, seq)
             else:
                 heapq.heappush(self._beats, (start, seq, 1, pitch, velocity))
             heapq.heappush(self._beats, (start + max(duration, 0.0), seq, 0, pitch, 0))
             self._cond.notify()
+        return start
 
     def queued(self) -> list[tuple[float, bool, int]]:
         """(time, note_on?, pitch) of every queued event in time order; beat notes at the

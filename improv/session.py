@@ -369,10 +369,11 @@ class Session:
         print(self.listening.line(), file=self.log, flush=True)
         timing = options.time
         if self.beat_sender is not None and not (timing.tempo or timing.onsets):
-            wanted = " and ".join(f for f, on in (("--clock-out", timing.clock_out),
-                                                  ("--metronome", timing.metronome)) if on)
-            print(f"improv: {wanted} follow the tempo in use: none until a MIDI clock "
-                  "arrives (or give --tempo BPM, or --onsets)", file=self.log, flush=True)
+            wanted = [f for f, on in (("--clock-out", timing.clock_out),
+                                      ("--metronome", timing.metronome)) if on]
+            print(f"improv: {' and '.join(wanted)} follow{'s' if len(wanted) == 1 else ''} the "
+                  "tempo in use: none until a MIDI clock arrives (or give --tempo BPM, or "
+                  "--onsets)", file=self.log, flush=True)
         self._json("listening", self.listening)
         self._every = options.status_every or (STATUS_EVERY if self.log.isatty()
                                                else 10 * STATUS_EVERY)
@@ -481,6 +482,8 @@ class Session:
             self.improviser.release_keys(self.clock(), f"{', '.join(event.peers)} disconnected")
         else:
             self.scheduler.reset_listeners()
+            if self.beat_sender is not None:
+                self.beat_sender.restart()  # a clock follower hears a start on a bar line
             print(f"\nimprov: {', '.join(event.peers)} connected; sent all-notes-off",
                   file=self.log, flush=True)
 

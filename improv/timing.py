@@ -136,6 +136,11 @@ class TimeKeeper:
         """The MIDI clock's transport is stopped (continue mode pauses until start)."""
         return self.beat.transport is Transport.STOPPED
 
+    def halted(self, now: float) -> bool:
+        """The MIDI clock that gives the tempo has its transport stopped (not a clock that
+        went away: then a fixed tempo, say, goes on)."""
+        return self.stopped and self.beat.clock_present(now)
+
     def source(self, now: float) -> Source:
         """The source of the tempo in use (the onsets only when the settings say so)."""
         if self.beat.clock_present(now):

@@ -44,7 +44,7 @@ def _types(sink: Sink) -> list[str]:
 
 def test_clock_out_sends_24_pulses_a_beat_after_a_start_on_the_bar_line():
     sender, sink = _sender()
-    sender.set_timeline(Timeline(time=0.0, beat=-0.5, period=0.5))  # half a beat before a bar
+    sender.set_timeline(Timeline(time=0.0, beat=-0.5, period=0.5), now=0.0)  # half a beat to a bar
     _advance(sender, 0.0, 2.25)  # to beat 4
     kinds = _types(sink)
     # Pulses from beat -0.5 to 4: 12 before the bar line, then 4 beats and the pulse at 4.
@@ -55,24 +55,24 @@ def test_clock_out_sends_24_pulses_a_beat_after_a_start_on_the_bar_line():
 
 def test_pulses_follow_a_tempo_change_and_stop_when_the_tempo_goes():
     sender, sink = _sender()
-    sender.set_timeline(AT_120)
+    sender.set_timeline(AT_120, now=0.0)
     _advance(sender, 0.0, 0.999)  # two beats at 120 (the pulse at 1.0 not yet)
     at_90 = Timeline(time=1.0, beat=2.0, period=60 / 90)
-    sender.set_timeline(at_90)
+    sender.set_timeline(at_90, now=1.0)
     _advance(sender, 1.0, 1.0 + 2 * 60 / 90)  # two beats at 90
     pulses = [t for t, m in sink.messages if m.type == "clock"]
     assert len(pulses) == 4 * PPQN + 1
     gaps = np.diff(pulses)  # as sent: one look (1 ms) at most off
     assert np.allclose(gaps[:2 * PPQN - 1], 0.5 / PPQN, atol=0.0011)
     assert np.allclose(gaps[2 * PPQN + 1:], at_90.period / PPQN, atol=0.0011)
-    sender.set_timeline(None)
+    sender.set_timeline(None, now=2.4)
     assert _types(sink)[-1] == "stop" and sender.stops == 1
     assert sender.run_until(10.0) == 0  # no tempo: nothing to send
 
 
 def test_a_stall_skips_ahead_instead_of_bursting():
     sender, sink = _sender()
-    sender.set_timeline(AT_120)
+    sender.set_timeline(AT_120, now=0.0)
     sender.run_until(0.0)
     before = sender.pulses
     sender.run_until(5.0)  # 10 beats late: one pulse, at 5.0, not 240 at once
@@ -82,7 +82,7 @@ def test_a_stall_skips_ahead_instead_of_bursting():
 
 def test_metronome_clicks_each_beat_accented_on_the_bar_and_each_click_ends():
     sender, sink = _sender(clock_out=False, metronome=True, bar_beats=3)
-    sender.set_timeline(AT_120, bar_offset=1.0)  # bars of 3 beats, starting on beat 1
+    sender.set_timeline(AT_120, bar_offset=1.0, now=0.0)  # bars of 3 beats from beat 1
     _advance(sender, 0.0, 3.0)  # beats 0-6
     ons = [m for _, m in sink.messages if m.type == "note_on"]
     assert [m.note for m in ons] == [CLICK_BEAT, CLICK_BAR, CLICK_BEAT, CLICK_BEAT, CLICK_BAR,
@@ -96,22 +96,64 @@ def test_metronome_clicks_each_beat_accented_on_the_bar_and_each_click_ends():
 
 def test_stopped_transport_silences_the_click_and_stops_the_clock_but_pulses_run_on():
     sender, sink = _sender(metronome=True)
-    sender.set_timeline(AT_120)
+    sender.set_timeline(AT_120, now=0.0)
     _advance(sender, 0.0, 0.99)
     clicks = sender.clicks
-    sender.set_timeline(AT_120, running=False)  # the incoming clock stopped
+    sender.set_timeline(AT_120, running=False, now=0.99)  # the incoming clock stopped
     assert _types(sink)[-1] == "stop"
     pulses = sender.pulses
     _advance(sender, 1.0, 1.99)
     assert sender.clicks == clicks and sender.pulses - pulses == 2 * PPQN
-    sender.set_timeline(Timeline(time=2.0, beat=0.0, period=0.5), renumbered=True)  # start
+    sender.set_timeline(Timeline(time=2.0, beat=0.0, period=0.5), renumbered=True,
+                        now=2.0)  # a start
     _advance(sender, 2.0, 2.5)
     assert sender.starts == 2 and sender.clicks == clicks + 2
 
 
+def test_pulses_run_on_through_an_incoming_stop_and_a_start_restarts_them():
+    # Clock out passing on an incoming clock, as the improviser hands it the timelines:
+    # the stop's timeline counts its beats afresh, and the pulses must go on all the same.
+    import mido
+
+    from improv.timing import TimeKeeper
+
+    keeper, (sender, sink) = TimeKeeper(now=0.0), _sender()
+    pulse = 0.5 / PPQN
+
+    def hear(message: str, t: float) -> None:
+        keeper.midi(mido.Message(message), t)
+        line, renumbered = keeper.refresh(t)
+        sender.set_timeline(line, renumbered, keeper.beat.bar_offset(t),
+                            running=not keeper.halted(t), now=t)
+
+    t = 1.0
+    for _ in range(2 * PPQN):  # pulses before the start: the tempo
+        hear("clock", t)
+        _advance(sender, t, t + pulse - 0.001)
+        t += pulse
+    # (Pulses without a start: improv starts its followers on its own bar line; the
+    # incoming start then restarts them on the song's.)
+    hear("start", t)
+    starts, stops = sender.starts, sender.stops
+    for beat in range(16):
+        if beat == 8:
+            hear("stop", t)
+            stopped_at = sender.pulses
+        if beat == 12:
+            assert abs(sender.pulses - stopped_at - 4 * PPQN) <= 2, (sender.pulses, stopped_at)
+            hear("start", t)
+        for _ in range(PPQN):
+            hear("clock", t)
+            _advance(sender, t, t + pulse - 0.001)
+            t += pulse
+    assert (sender.starts - starts, sender.stops - stops) == (2, 1)
+    kinds = _types(sink)
+    assert kinds[-4 * PPQN - 2:].count("clock") >= 4 * PPQN  # on after the second start
+
+
 def test_close_stops_the_clock_and_ends_a_sounding_click():
     sender, sink = _sender(metronome=True)
-    sender.set_timeline(AT_120)
+    sender.set_timeline(AT_120, now=0.0)
     sender.run_until(0.0)
     sender.close()
     assert _types(sink)[-3:] == ["stop", "note_off", "note_off"]
@@ -133,11 +175,14 @@ def test_clock_out_and_metronome_over_jack(jack):
                     "--metronome")
     listener = Listener("beatout out")
     try:
+        # The listener connects after improv listens: improv starts it on the next bar line
+        # then (a follower that connects gets a start); wait for 6 beats after that.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with listener.lock:
-                if sum(m.type == "clock" for _, m in listener.messages) >= 6 * PPQN:
-                    break
+                kinds = [m.type for _, m in listener.messages]
+            if "start" in kinds and kinds[kinds.index("start"):].count("clock") >= 6 * PPQN:
+                break
             time.sleep(0.05)
     finally:
         code = daemon.stop()

@@ -65,6 +65,12 @@ def test_plot_commands(tmp_path, real_midi):
                  str(tmp_path / "h.png")]) == 0
 
 
+#: Flags whose values have a form of their own (or need another flag).
+SAMPLES = {"tempo": (["--tempo", "96"], 96.0), "quantize": (["--quantize", "1/8"], "1/8"),
+           "meter": (["--meter", "3/4"], "3/4"),
+           "swing": (["--quantize", "1/16", "--swing", "0.5"], 0.5)}
+
+
 def test_every_run_flag_sets_the_config_key_of_its_field():
     # Flags come from the settings' fields (improv.flags): each one given on the command
     # line lands in the field of its name, in its section ([time] tempo for --tempo).
@@ -81,14 +87,22 @@ def test_every_run_flag_sets_the_config_key_of_its_field():
         for f in dataclasses.fields(classes[section]):
             if f.name not in names:
                 continue
-            default = f.default
+            default, flag = f.default, f"--{f.name.replace('_', '-')}"
+            argv = []
+            # A value other than the default, so that it shows where it landed.
             if isinstance(default, bool):
-                argv, want = [f"--{'no-' if default else ''}{f.name.replace('_', '-')}"], \
-                    not default
+                argv, want = [f"--{'no-' if default else ''}{flag[2:]}"], not default
+            elif f.name in SAMPLES:
+                argv, want = SAMPLES[f.name]
+            elif "choices" in f.metadata:
+                want = next(c for c in f.metadata["choices"] if c != default)
+            elif isinstance(default, float):
+                want = default / 2 if default else 0.5
+            elif isinstance(default, int) or default is None:
+                want = (default or 0) + 1
             else:
-                want = f.metadata.get("choices", [default])[-1]
-                want = 7 if want is None else want  # random_seed
-                argv = [f"--{f.name.replace('_', '-')}", str(want)]
+                want = "x"
+            argv = argv or [flag, str(want)]
             options = _run_options(parser.parse_args(["run", *argv]))
             holder = getattr(options, section) if section else options
             assert getattr(holder, f.name) == want, (argv, section)

@@ -144,8 +144,7 @@ def test_a_beat_note_queued_too_late_moves_by_whole_beats():
     s = Scheduler(sink, clock=clock)
     s.set_timeline(Timeline(time=10.0, beat=0.0, period=0.5))
     clock.t = 12.0 + 0.3  # beat 4 was at 12.0
-    s.play_beats(60, 90, 4.0, 0.5)
-    time.sleep(0.1)
+    assert s.play_beats(60, 90, 4.0, 0.5) == 5.0  # where it went
     assert s.sent_on == 0 and s.shifts == 1 and s.shifted_beats == 1.0
     clock.t = 12.5  # beat 5
     assert wait_until(lambda: s.sent_on == 1)

@@ -84,12 +84,8 @@ def make_sampler(args):
     from improv.flags import given_fields
     from improv.sampling import Sampler
 
-    given = given_fields(args, args.sampling_flags)
-    for name in ("max_step", "max_duration"):
-        if name in given and not given[name] > 0:
-            raise InvalidValueError(f"--{name.replace('_', '-')} must be above 0 seconds, "
-                                    f"got {given[name]}")
-    return Sampler(SamplingConfig(**given), seed=args.random_seed)
+    return Sampler(SamplingConfig(**given_fields(args, args.sampling_flags)),
+                   seed=args.random_seed)
 
 
 def add_memory(p) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from improv.commands.common import GAIN_HELP, SAMPLING, with_gain
+from improv.commands.common import GAIN_HELP, with_gain
 from improv.errors import InvalidValueError
+from improv.sampling import SamplingConfig
 
 
 def add_parser(sub) -> None:
+    from improv.config import RunOptions
+    from improv.flags import add_fields
+
     p = sub.add_parser("demo", help="hear improv answer a built-in pianist (no keyboard needed)",
                        description="A built-in pianist plays phrases of a real performance into "
                        "improv, which answers; both sound through FluidSynth (speakers, else "
@@ -18,13 +22,10 @@ def add_parser(sub) -> None:
                    "(default demo.wav)")
     p.add_argument("--mid", type=Path, default=Path("demo.mid"), help="recording (demo.mid)")
     p.add_argument("--phrases", type=int, default=3, help="phrases the pianist plays (1-5)")
-    p.add_argument("--model", help="model folder (default: the shipped one)")
-    p.add_argument("--soundfont", help="soundfont (default: see soundfonts/README.md)")
-    p.add_argument("--audio-driver", help="FluidSynth audio driver (file: no live sound)")
     p.add_argument("--gain", type=float, help=GAIN_HELP)
-    p.add_argument("--temperature", type=float,
-                   help=f"pitch sampling temperature (default {SAMPLING.temperature:g})")
-    p.add_argument("--random-seed", type=int, help="seed of improv's random draws")
+    # improv run's flags of these names (their help is in the fields, improv.flags).
+    add_fields(p, RunOptions, only=("model", "soundfont", "audio_driver", "random_seed"))
+    add_fields(p, SamplingConfig, only=("temperature",))
 
 
 def command(args) -> int:

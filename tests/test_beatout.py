@@ -239,3 +239,20 @@ def test_clock_input_port_gives_the_tempo_and_clock_out_passes_it_on(jack):
     assert status["tempo_source"] == "clock", status
     assert status["tempo_bpm"] == pytest.approx(100.0, rel=0.01)
     assert np.median(np.diff(pulses)) == pytest.approx(60 / 100 / PPQN, rel=0.05)
+
+
+def test_a_stopped_clock_that_goes_away_no_longer_holds_the_click():
+    # The DAW stopped, then went away; with --tempo the metronome goes on at that tempo.
+    import mido
+
+    from improv.timing import TimeKeeper, TimeSettings
+
+    keeper = TimeKeeper(TimeSettings(tempo=100.0), now=0.0)
+    t = 1.0
+    for _ in range(48):
+        keeper.midi(mido.Message("clock"), t)
+        t += 0.5 / PPQN
+    keeper.midi(mido.Message("stop"), t)
+    assert keeper.halted(t) and keeper.source(t).value == "clock"
+    later = t + keeper.beat.config.clock_timeout + 0.1  # no pulse since
+    assert not keeper.halted(later) and keeper.source(later).value == "fixed"

@@ -50,8 +50,6 @@ class BeatSender:
     def __init__(self, send: Callable[[mido.Message], None], clock_out: bool = True,
                  metronome: bool = False, bar_beats: float = 4.0,
                  clock: Callable[[], float] = time.monotonic, thread: bool = True):
-        if not (clock_out or metronome):
-            raise ValueError("BeatSender: nothing to send (clock_out or metronome)")
         if not bar_beats > 0:
             raise ValueError(f"BeatSender: bar_beats must be > 0, got {bar_beats!r}")
         self.send, self.clock_out, self.metronome = send, clock_out, metronome
@@ -89,6 +87,20 @@ class BeatSender:
             if (line is None or not running or renumbered) and self._started:
                 self._send_clock("stop")
             self._line, self._bar_offset, self._running = line, bar_offset, running
+            self._cond.notify()
+
+    @property
+    def active(self) -> bool:
+        """Whether it sends anything (the metronome can be switched on later)."""
+        return self.clock_out or self.metronome
+
+    def set_metronome(self, on: bool) -> None:
+        """Switch the click on or off (a control); a sounding click ends."""
+        with self._cond:
+            self.metronome = bool(on)
+            if not on and self._click_off is not None:
+                self._end_click()
+            self._next = None  # its steps are beats, or pulses with clock out
             self._cond.notify()
 
     def restart(self) -> None:
@@ -138,7 +150,7 @@ class BeatSender:
         if self._click_off is not None:
             due, what = self._click_off, "click off"
         line = self._line
-        if line is not None:
+        if line is not None and self.active:
             if self._next is None:
                 step = self._step()
                 self._next = math.ceil(line.beat_at(now) * PPQN / step - 1e-6) * step

@@ -7,7 +7,7 @@ off" (CC120) is panic; CC85 switches between call-response and continue; CC16
 (general purpose 1) sets the phrase memory's weight from 0 (off) to 1. Time-keeping
 (:mod:`improv.timing`) takes three undefined controllers next to the mode's: CC86 steps
 where an answer starts (beat, bar, now), CC87 sets the quantize strength and CC88 the
-swing, each 0-1.
+swing, each 0-1, and CC89 switches the metronome's click on or off.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ class Controls:
     quantize_strength: int = 87
     #: The swing of the grid's off-steps, 0-1.
     swing: int = 88
+    #: The metronome's click on or off (value >= 64 switches it).
+    metronome: int = 89
 
     def __post_init__(self):
         check_types(self, "controls.")

@@ -213,6 +213,11 @@ class Improviser:
             now = self.time.settings.answer_on
             self.time.update(answer_on=ANSWER_ON[(ANSWER_ON.index(now) + 1) % len(ANSWER_ON)])
             self.log(f"answers start on {self.time.settings.answer_on}")
+        elif action == "metronome" and msg.value >= 64:
+            if self.beat_sender is not None:
+                self.beat_sender.set_metronome(not self.beat_sender.metronome)
+                self._sync_time(self.clock(), force=True)
+                self.log(f"metronome {'on' if self.beat_sender.metronome else 'off'}")
         elif action in ("quantize_strength", "swing"):
             try:
                 self.time.update(**{action: cc_to_unit(msg.value)})
@@ -430,7 +435,7 @@ class Improviser:
         t = self.clock() if t is None else t
         if self.tracker.keys_down and t - self.last_input >= self.held_key_limit():
             self.release_keys(t, f"no input for {t - self.last_input:.1f} s")
-        if (self.scheduler.beats_pending or self.beat_sender is not None
+        if (self.scheduler.beats_pending or (self.beat_sender and self.beat_sender.active)
                 or (self.settings.mode == "continue" and self._continue_beats)):
             self._sync_time(t)  # the tempo moved: the notes (and pulses) to come follow it
         if self.settings.mode == "call-response":

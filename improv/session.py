@@ -330,10 +330,9 @@ class Session:
         self._send = send
         self.scheduler = Scheduler(send, channel=options.channel, voices=options.voices,
                                    clock=clock)
-        timing = options.time
-        if timing.clock_out or timing.metronome:
-            self.beat_sender = BeatSender(send, timing.clock_out, timing.metronome,
-                                          timing.meter_value().bar_beats, clock=clock)
+        timing = options.time  # (a sender even with both off: a control can start the click)
+        self.beat_sender = BeatSender(send, timing.clock_out, timing.metronome,
+                                      timing.meter_value().bar_beats, clock=clock)
         self.recorder = Recorder(options.record, clock()) if options.record else None
         recorder = self.recorder
         self.improviser = Improviser(
@@ -368,7 +367,7 @@ class Session:
                                    tuple(o.name for o in self.outputs))
         print(self.listening.line(), file=self.log, flush=True)
         timing = options.time
-        if self.beat_sender is not None and not (timing.tempo or timing.onsets):
+        if self.beat_sender.active and not (timing.tempo or timing.onsets):
             wanted = [f for f, on in (("--clock-out", timing.clock_out),
                                       ("--metronome", timing.metronome)) if on]
             print(f"improv: {' and '.join(wanted)} follow{'s' if len(wanted) == 1 else ''} the "

@@ -296,3 +296,33 @@ def test_the_status_shows_the_tempo_and_its_source():
         assert session.improviser.messages == 0  # the clock is not the player
     stopped = json.loads(status_json.getvalue().splitlines()[-1])
     assert stopped["messages"] == 0
+
+
+def test_the_metronome_control_switches_the_click(model):
+    from improv.beatout import BeatSender
+
+    clock, sink = FakeClock(100.0), Sink()
+    sender = BeatSender(sink, clock_out=False, metronome=False, thread=False, clock=clock)
+    improv = Improviser(model, Sampler(seed=3), Scheduler(Sink(), clock=clock), Settings(),
+                        clock=clock, time_keeper=TimeKeeper(TimeSettings(tempo=120.0), clock()),
+                        beat_sender=sender)
+    switch = mido.Message("control_change", control=Controls().metronome, value=127)
+
+    def run(seconds: float) -> None:
+        end = clock() + seconds
+        while clock() < end - 1e-9:
+            t = clock.advance(0.001)
+            improv.tick(t)
+            sender.run_until(t)
+
+    run(1.0)
+    assert sender.clicks == 0 and not sender.active
+    improv.handle(switch, clock())
+    run(2.0)  # four beats at 120 bpm
+    assert sender.clicks in (4, 5) and sender.metronome
+    clicks = sender.clicks
+    improv.handle(switch, clock())
+    run(2.0)
+    assert sender.clicks == clicks and not sender.metronome
+    assert [m.type for _, m in sink.messages][-2:] == ["note_off", "note_off"]
+    improv.close()

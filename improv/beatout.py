@@ -29,10 +29,8 @@ from typing import Callable
 import mido
 
 from improv.beatclock import PPQN, Timeline
-from improv.scheduler import LATE
+from improv.scheduler import LATE, SPIN  # the scheduler's lateness and wake-up margin
 
-#: Wake this long before a pulse and spin out the rest (as the scheduler: sleeps overshoot).
-SPIN = 0.001
 #: General MIDI drums on channel 10 (index 9): hi wood block on a bar line, low otherwise.
 CLICK_CHANNEL = 9
 CLICK_BAR, CLICK_BEAT = 76, 77

@@ -479,9 +479,12 @@ class PhraseMemory:
         a, b = max(lo, 0), min(lo + NO_INTERVAL, vocab)
         q[0, a:b] = acc[a - lo:b - lo]
         if key is not None and cfg.key_weight > 0:
-            keyed = q[0, :vocab] * self._key_weights(key, vocab)
-            if keyed.sum() > 0:  # at key_weight 1, a memory that knows only notes off it
-                q[0, :vocab] = keyed  # keeps its guess rather than having none
+            if cfg.key_weight < 1:  # every weight above 0: in place, no new array a note
+                q[0, :vocab] *= self._key_weights(key, vocab)
+            else:
+                keyed = q[0, :vocab] * self._key_weights(key, vocab)
+                if keyed.sum() > 0:  # a memory that knows only notes off the key keeps
+                    q[0, :vocab] = keyed  # its guess rather than having none
         q[0] /= q[0].sum()
         weights = np.array([[lam]] if rows == 1 else [[lam], [lam_t], [lam_t]])
         if rows == 3:

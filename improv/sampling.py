@@ -110,9 +110,12 @@ class Sampler:
             if weights is None:
                 weights = pitch_weights(key, cfg.key_weight, lo, hi).astype(np.float32)
                 self._key_weights[key.tobytes()] = weights  # at most 12-choose-7 = 792
-            keyed = z * weights
-            if keyed.max() > 0:  # at key_weight 1 with every likely pitch off the key:
-                z = keyed  # the model's own choice rather than nothing
+            if cfg.key_weight < 1:  # every weight above 0: in place, no new array a note
+                z *= weights
+            else:
+                keyed = z * weights
+                if keyed.max() > 0:  # with every likely pitch off the key at weight 1:
+                    z = keyed  # the model's own choice rather than nothing
         if 0 < cfg.top_k < len(z):
             z[z < np.partition(z, -cfg.top_k)[-cfg.top_k]] = 0.0
         if cfg.top_p < 1.0:

@@ -16,6 +16,8 @@ from improv.memory import (
     MemoryConfig,
     MemoryFileError,
     PhraseMemory,
+    _decode,
+    _dense,
     mix_logits,
 )
 from improv.sampling import Sampler, SamplingConfig
@@ -74,7 +76,7 @@ def test_the_order_of_a_chords_keys_does_not_matter():
             for i, p in enumerate(order):
                 memory.learn(int(p), 0.0 if i else 0.5, 0.4)
         assert a._prediction_context() == b._prediction_context()
-    assert len(a._prediction_context()[0]) == CHORDS.max_order
+    assert len(_decode(a._prediction_context()[0])) == CHORDS.max_order
 
 
 def test_an_echoed_chord_progression_is_predicted_whatever_the_key_order():
@@ -307,7 +309,8 @@ def test_missing_and_oversized_files(tmp_path, monkeypatch):
 
 def test_size_stays_bounded_however_long_the_session():
     """A session of 30 000 random notes (hours of playing) keeps at most max_entries counts
-    and at most MAX_CODES next notes after any context."""
+    and at most MAX_CODES next notes after any context; the rows of the contexts that went
+    are reused, and every context's marginals still match its counts."""
     from improv.memory import MAX_CODES
 
     memory = PhraseMemory(MemoryConfig(max_entries=5000))
@@ -316,11 +319,18 @@ def test_size_stays_bounded_however_long_the_session():
     for i, p in enumerate(rng.integers(40, 90, 30000)):
         memory.learn(int(p), float(rng.choice([0.0, 0.2, 0.4])), float(rng.uniform(0.05, 2)))
         if i % 1000 == 999:
-            entries = sum(len(counts) for _, counts, _ in memory._table.values())
+            entries = sum(len(pairs) for _, pairs in memory.to_dict()["contexts"])
             assert entries == memory.describe()["counts"]
             sizes.append(entries)
     assert max(sizes) <= 5000 and min(sizes[5:]) >= 4000
-    assert max(len(counts) for _, counts, _ in memory._table.values()) <= MAX_CODES
+    rows = list(memory._table.values())
+    counts = [memory._counts[row] for row in rows]
+    assert max(len(c) for c in counts) <= MAX_CODES
+    assert len(memory._marginals) <= 2 * 5000  # rows of forgotten contexts were reused
+    assert len(set(rows)) == len(rows) and not set(rows) & set(memory._free)
+    np.testing.assert_allclose(memory._marginals[rows], [_dense(c) for c in counts],
+                               rtol=1e-5)
+    assert not memory._marginals[memory._free].any()
     # what was heard last is still remembered
     _play(memory, MOTIF)
     _play(memory, MOTIF[:3])

@@ -359,7 +359,7 @@ class PhraseMemory:
         """Count ``code`` after each suffix of ``context``."""
         table, all_counts, totals = self._table, self._counts, self._totals
         rows = []
-        for mask in self._masks[:_length(context) + 1]:
+        for mask in self._masks[_length(context)::-1]:  # longest first: () is the most recent
             key = context & mask
             row = table.pop(key, None)  # pop and put back: the dict's order is recency
             if row is None:

@@ -205,6 +205,9 @@ def test_file_round_trip(tmp_path):
     assert back.describe() == memory.describe()
     data = json.loads(path.read_text())
     assert data["format"] == FORMAT and data["version"] == VERSION
+    # least recently seen first: the last note was counted after its contexts, longest
+    # first, so they close the list and the empty context is the most recent
+    assert [len(symbols) for symbols, _ in data["contexts"][-6:]] == [5, 4, 3, 2, 1, 0]
     # a loaded memory predicts from the counts: the motif comes back in a new session
     _play(back, [p + 2 for p in MOTIF[:3]])
     assert _likeliest(back) == MOTIF[3] + 2

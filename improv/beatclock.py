@@ -347,6 +347,9 @@ class BeatClock:
             self._transport = Transport.RUNNING
             return ClockEvent("continue", now, self._position / PPQN)
         if status == STOP:
+            if self._transport is Transport.RUNNING and self.clock_present(now):
+                # pulses that go on after the stop count on from the song position
+                self._free, self._free_pulses = self.timeline(now), None
             if self._transport is Transport.RUNNING and not self._pending:
                 self._position += 1  # the next pulse after a continue is the following one
                 self._pending = True
@@ -414,13 +417,13 @@ class BeatClock:
                 pos = self._position if not self._pending else self._position - 1
                 return Timeline(self._smoother.last_time(), pos / PPQN, period)
             if self._estimate(now, period) is None:
-                return self._pulse_timeline(period)
+                return self._pulse_timeline(now, period)
             return self._free_timeline(now, period)
         if self._fixed is not None:
             return self._free_timeline(now, 60.0 / self._fixed)
         return self._free_timeline(now, None)
 
-    def _pulse_timeline(self, period: float) -> Timeline:
+    def _pulse_timeline(self, now: float, period: float) -> Timeline | None:
         """The timeline of a clock heard without its start (improv started after the DAW, or
         a stopped DAW that keeps sending pulses): beats counted in its pulses from the beat in
         use when they were first counted, so the phase cannot wander. (Re-anchored at every
@@ -429,6 +432,8 @@ class BeatClock:
         smoother = self._smoother
         last = smoother.last_time()
         if self._free_pulses is None or self._free_pulses[0] != smoother.resets:
+            if smoother.testing_gap:  # the pulses' numbers may still move: count them later
+                return self._free_timeline(now, period)
             beat = 0.0 if self._free is None else self._free.beat_at(last)
             self._free_pulses = (smoother.resets, smoother.number, beat)
         _, number, beat = self._free_pulses

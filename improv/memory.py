@@ -124,8 +124,9 @@ _UNIFORM = np.concatenate([np.full(NO_INTERVAL, 1 / NO_INTERVAL), [0.0],
 #: Bits of one symbol in a context's int (symbol + 1 < 64).
 _BITS = 6
 _DIGIT = (1 << _BITS) - 1
-#: Rows the marginals table starts with; it doubles when full (at most one row a context).
-FIRST_ROWS = 1024
+#: Largest count a memory file may hold (a billion notes after one context): far beyond a
+#: lifetime of playing, and far from overflowing the float32 marginals.
+MAX_COUNT = 1e9
 #: Half-octaves of the typical gap each step / duration class stands for.
 _STEP_RATIO = 2.0 ** ((np.arange(STEP_CLASSES) - 1 + STEP_LOW) / 2)
 _DURATION_RATIO = 2.0 ** ((np.arange(DURATION_CLASSES) + DURATION_LOW) / 2)
@@ -156,9 +157,10 @@ class MemoryConfig:
     max_entries : int
         Most (context, next note) counts kept; the least recently seen contexts go
         when there are more. At 100 000, 3 hours of random notes at 16 a second (the
-        worst case: nothing repeats; 172 800 notes learned in-process) raised RSS by 52 MB
-        within the first hour and not at all in the next two (measured; 34 MB before the
-        marginals moved into a float32 table of up to 65 536 rows, 20 MB).
+        worst case: nothing repeats; 172 800 notes learned in-process) raised RSS by 47 MB
+        within the first hour and not at all in the next two (measured; 34 MB when only
+        contexts with more than 8 next notes kept their marginals as an array: the table
+        of them all, 312 bytes a context, is what makes a guess one product).
     gap_rate : float
         How fast the typical gap follows new steps (weight of each new log step).
     key_weight : float
@@ -254,7 +256,7 @@ class PhraseMemory:
         self._table: dict[int, int] = {}
         self._masks = [(1 << _BITS * m) - 1 for m in range(self.config.max_order + 1)]
         self._entries = 0  # (context, code) counts in the table
-        self._new_rows(FIRST_ROWS)
+        self._new_rows()
         self.notes = {"player": 0, "own": 0}
         self.typical_gap = START_GAP
         self._key_cache: dict[bytes, np.ndarray] = {}
@@ -274,7 +276,7 @@ class PhraseMemory:
         """Forget everything."""
         self._table.clear()
         self._entries = 0
-        self._new_rows(FIRST_ROWS)
+        self._new_rows()
         self.notes = {"player": 0, "own": 0}
         self.typical_gap = START_GAP
         self.reset_context()
@@ -334,25 +336,29 @@ class PhraseMemory:
         c = round(2 * math.log2(max(duration, 1e-3) / self.typical_gap)) - DURATION_LOW
         return min(max(c, 0), DURATION_CLASSES - 1)
 
-    def _new_rows(self, rows: int) -> None:
-        """Start an empty table of contexts with ``rows`` free rows."""
+    def _new_rows(self, rows: int = 0) -> None:
+        """Start an empty table of contexts with room for ``rows`` of them (at least as
+        many as there can be: one a count, ``max_entries``, and those one note adds)."""
         # Each context's marginals (interval, step and duration classes of its counts) are
-        # a row of one float32 array (counts are whole or half numbers: exact), so a guess
-        # adds up all its orders in one product.
+        # a row of one float32 array, so a guess adds up all its orders in one product.
+        # (Whole and half counts are exact in float32 up to 2**23; beyond that, and for
+        # other weights, a marginal is off by float32's 1e-7, as a probability nothing.)
+        # Allocated once with calloc: a row costs memory when first used, and the table
+        # never grows on the note path (doubling it took 107 ms at 65 536 rows).
+        rows = max(rows, self.config.max_entries + self.config.max_order + 1)
         self._marginals = np.zeros((rows, _MARGINALS), np.float32)
-        self._counts: list[dict[int, float] | None] = [None] * rows  # code -> count
-        self._totals = [0.0] * rows
-        self._free = list(range(rows - 1, -1, -1))  # pop() takes the lowest row first
+        self._counts: list[dict[int, float] | None] = []  # per row used: code -> count
+        self._totals: list[float] = []  # per row used: the counts' sum
+        self._free: list[int] = []  # rows used and given back
 
     def _take_row(self) -> int:
-        if not self._free:  # double the table; calloc'd rows cost no memory until used
-            rows = len(self._marginals)
-            self._marginals = np.concatenate([self._marginals, np.zeros_like(self._marginals)])
-            self._counts += [None] * rows
-            self._totals += [0.0] * rows
-            self._free = list(range(2 * rows - 1, rows - 1, -1))
-        row = self._free.pop()
-        self._counts[row] = {}
+        if self._free:
+            row = self._free.pop()
+            self._counts[row] = {}
+        else:  # a row never used
+            row = len(self._counts)
+            self._counts.append({})
+            self._totals.append(0.0)
         return row
 
     def _count(self, context: int, code: int, weight: float) -> None:
@@ -607,7 +613,7 @@ class PhraseMemory:
         contexts = data.get("contexts")
         if not isinstance(contexts, list):
             raise MemoryFileError("no list of contexts")
-        memory._new_rows(max(FIRST_ROWS, len(contexts)))
+        memory._new_rows(len(contexts))
         table, all_counts = memory._table, memory._counts
         for i, item in enumerate(contexts):
             try:
@@ -615,7 +621,8 @@ class PhraseMemory:
                 counts = {}
                 for code, c in pairs:
                     if (not isinstance(code, int) or isinstance(code, bool)
-                            or not 0 <= code < _CODES or not _number(c) or not c > 0):
+                            or not 0 <= code < _CODES or not _number(c)
+                            or not 0 < c <= MAX_COUNT):
                         raise ValueError
                     counts[code] = float(c)
                 if (len(symbols) > order or not counts or len(counts) > MAX_CODES
@@ -703,8 +710,9 @@ def mix_logits(logits: np.ndarray, probs: np.ndarray, lam: float) -> np.ndarray:
 
 def _mix_row(logits: np.ndarray, q: np.ndarray, start: int, scale: float,
              lam: float) -> np.ndarray:
-    """Return ``log((1 - lam) * softmax(logits) + scale * q)`` as float32, ``q`` covering
-    ``logits[start:start + len(q)]`` (0 elsewhere).
+    """Return ``log((1 - lam) * softmax(logits) + scale * q)`` (a new array of the logits'
+    type: float32 from the engine), ``q`` covering ``logits[start:start + len(q)]`` (0
+    elsewhere).
 
     Outside ``q`` that is the log-softmax plus ``log(1 - lam)``, with no exp and log to go
     through, so only ``q``'s window (49 of 128 pitches) is mixed: fewer and shorter NumPy

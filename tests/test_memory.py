@@ -254,6 +254,8 @@ def _damage(data: dict, how: str):
         data["contexts"][0][1][0][0] = 10 ** 9
     elif how == "count":
         data["contexts"][0][1][0][1] = -2
+    elif how == "huge count":  # it would overflow the marginals (float32) to inf, then NaN
+        data["contexts"][0][1][0][1] = 1e39
     elif how == "symbol":
         data["contexts"][-1][0] = [77]
     elif how == "shape":
@@ -268,7 +270,8 @@ def _damage(data: dict, how: str):
 
 
 @pytest.mark.parametrize("how", ["version", "format", "symbols", "order", "gap", "notes",
-                                 "code", "count", "symbol", "shape", "duplicate", "long",
+                                 "code", "count", "huge count", "symbol", "shape", "duplicate",
+                                 "long",
                                  "list"])
 def test_damaged_contents_are_refused_with_one_line(tmp_path, how):
     path = tmp_path / "m.json"
@@ -329,7 +332,7 @@ def test_size_stays_bounded_however_long_the_session():
     rows = list(memory._table.values())
     counts = [memory._counts[row] for row in rows]
     assert max(len(c) for c in counts) <= MAX_CODES
-    assert len(memory._marginals) <= 2 * 5000  # rows of forgotten contexts were reused
+    assert len(memory._counts) <= 5000 + 6  # rows of forgotten contexts were reused
     assert len(set(rows)) == len(rows) and not set(rows) & set(memory._free)
     np.testing.assert_allclose(memory._marginals[rows], [_dense(c) for c in counts],
                                rtol=1e-5)

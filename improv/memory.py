@@ -613,8 +613,11 @@ class PhraseMemory:
         contexts = data.get("contexts")
         if not isinstance(contexts, list):
             raise MemoryFileError("no list of contexts")
-        memory._new_rows(len(contexts))
+        memory._new_rows()
         table, all_counts = memory._table, memory._counts
+        # Contexts come least recently seen first, each with a count at least: those before
+        # the last max_entries would be forgotten at once, so they are only checked.
+        skip = len(contexts) - memory.config.max_entries
         for i, item in enumerate(contexts):
             try:
                 symbols, pairs = item
@@ -631,6 +634,8 @@ class PhraseMemory:
                     raise ValueError
             except (TypeError, ValueError):
                 raise MemoryFileError(f"context {i} is damaged") from None
+            if i < skip:
+                continue
             key = _encode(symbols)
             if key in table:
                 raise MemoryFileError(f"context {i} is damaged")

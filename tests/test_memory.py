@@ -343,6 +343,24 @@ def test_size_stays_bounded_however_long_the_session():
     assert _likeliest(memory) == MOTIF[3]
 
 
+def test_a_file_larger_than_the_memory_keeps_what_was_seen_last(tmp_path):
+    """A file with more counts than max_entries loads as if the memory had forgotten the
+    least recently seen contexts, and only as many rows are used as it keeps."""
+    memory = PhraseMemory(MemoryConfig(max_entries=20000))
+    rng = np.random.default_rng(3)
+    _play(memory, [int(p) for p in rng.integers(40, 90, 6000)])
+    _play(memory, MOTIF)
+    path = tmp_path / "big.improv-memory"
+    memory.save(path)
+    assert memory.describe()["counts"] > 10000
+    small = PhraseMemory.load(path, MemoryConfig(max_entries=1000))
+    assert small.describe()["counts"] <= 1000 and len(small._counts) <= 1006
+    memory._forget(1000)
+    assert small.to_dict() == memory.to_dict()
+    _play(small, MOTIF[:3])
+    assert _likeliest(small) == MOTIF[3]
+
+
 def test_clear_forgets_everything():
     memory = PhraseMemory()
     _play(memory, MOTIF)

@@ -74,7 +74,7 @@ def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, flo
     """Time what the phrase memory adds to a note, as the daemon runs it: mixing its guess
     into the prediction and learning the note drawn. The memory first hears the seed
     ten times over (a session's worth of material, so its contexts match and mix)."""
-    from improv.memory import TUNED_STRENGTH, PhraseMemory
+    from improv.memory import DEFAULT_STRENGTH, PhraseMemory
 
     seed = seed_notes()
     memory = PhraseMemory()
@@ -87,7 +87,7 @@ def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, flo
     times = []
     for _ in progress(range(notes), desc="phrase memory", unit="note"):
         t0 = time.perf_counter()
-        mixed = memory.mix(prediction, TUNED_STRENGTH, key.mask)
+        mixed = memory.mix(prediction, DEFAULT_STRENGTH, key.mask)
         t1 = time.perf_counter()
         pitch, step, duration = sampler.sample(mixed, key.mask)
         velocity = sampler.velocity(mixed) or 64

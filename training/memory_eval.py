@@ -287,9 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         result = tune(traces, notes, model.weights.timing_bins,
                       log=lambda s: print(s, file=sys.stderr, flush=True))
     else:
-        from improv.memory import TUNED_STRENGTH
+        from improv.memory import DEFAULT_STRENGTH
 
-        strength = TUNED_STRENGTH if args.strength is None else args.strength
+        strength = DEFAULT_STRENGTH if args.strength is None else args.strength
         result = evaluate(model_dir, notes, MemoryConfig(), strength, traces)
     result.update({"model": str(model_dir), "split": args.split,
                    "files": [str(f.path) for f in corpus.files]})

@@ -29,20 +29,11 @@ def check_data(sources) -> None:
                 "improv data download asap (see improv data list), or name yours with --data")
 
 
-def tuned_strength() -> float:
-    """The strength evaluate scores the memory at unless told (improv.memory)."""
-    from improv.memory import TUNED_STRENGTH
-
-    return TUNED_STRENGTH
-
-
-def memory_strength(args, default: float | None = None) -> float:
-    """The --memory strength (``default``, else improv's, when not given), checked."""
+def memory_strength(args) -> float:
+    """The --memory strength (improv's default when not given), checked."""
     from improv.memory import DEFAULT_STRENGTH
 
-    if default is None:
-        default = DEFAULT_STRENGTH
-    value = default if args.memory is None else args.memory
+    value = DEFAULT_STRENGTH if args.memory is None else args.memory
     if not 0 <= value <= 1:
         raise InvalidValueError(f"--memory must be 0-1, got {value}")
     return value

@@ -12,7 +12,6 @@ from improv.commands.common import (
     memory_strength,
     print_metrics,
     quiet_tensorflow,
-    tuned_strength,
 )
 from improv.errors import InvalidValueError
 from improv.paths import default_model_dir, resolve_data
@@ -57,7 +56,7 @@ def _music(args, model_dir: Path, corpus) -> int:
 
     result, notes = evaluate_music(model_dir, corpus.files, corpus.notes, args.temperatures,
                                    args.seed_notes, args.generate_notes, top_p=args.top_p,
-                                   memory=memory_strength(args, tuned_strength()))
+                                   memory=memory_strength(args))
     out = args.json or Path(f"music-{model_dir.name}.json")
     out.write_text(json.dumps({"model": str(model_dir), "split": args.split, **result},
                               indent=2) + "\n")
@@ -158,7 +157,7 @@ def _keras(args, model_dir: Path, card: dict, sources, files, corpus) -> int:
     cfg = card.get("config", {})
     arch = cfg.get("arch") or ("streaming" if model.input_shape[1] is None else "tutorial")
     seq_length = cfg.get("seq_length") or model.input_shape[1]
-    strength = memory_strength(args, tuned_strength())
+    strength = memory_strength(args)
     if strength:
         from training.memory_eval import evaluate_with_memory
 

@@ -21,16 +21,22 @@ def session(jack, tmp_path):
 
     def start(*args, name="improv"):
         daemon = Daemon("--virtual", name, "--random-seed", "1", *args)
-        pianist = connect_output(f"{name} in")
-        listener = Listener(f"{name} out")
+        try:
+            pianist = connect_output(f"{name} in")
+            listener = Listener(f"{name} out")
+        except BaseException:  # a daemon left running would hold the port name "improv"
+            daemon.stop(signal.SIGKILL)  # for every later test (a CI run lost 6 that way)
+            raise
         started.append((daemon, pianist, listener))
         return daemon, pianist, listener
 
     yield start
     for daemon, pianist, listener in started:
-        daemon.stop()
-        pianist.close()
-        listener.close()
+        try:
+            daemon.stop()
+        finally:  # a daemon that would not stop was killed: close the ports all the same
+            pianist.close()
+            listener.close()
 
 
 def test_call_response_answers_after_the_call(session, call_notes, tmp_path):

@@ -183,12 +183,10 @@ class PulseSmoother:
         self._gap: tuple[int, int, float, float] | None = None
         self._realign = False
         self._arrived = -math.inf  # the previous pulse's arrival
-        self.resets = 0  # times the numbering started afresh (a number means nothing across)
 
     def reset(self) -> None:
         self._pulses.clear()
         self._line = self._gap = None
-        self.resets += 1
 
     def realign(self) -> None:
         """The next pulse follows a transport start, continue or song position: a DAW may
@@ -272,11 +270,6 @@ class PulseSmoother:
             self._line = slope, ym + slope * (self._pulses[-1][0] - xm)
         return self._line
 
-    @property
-    def number(self) -> int | None:
-        """The latest pulse's number (pulses since the numbering began, lost ones counted)."""
-        return self._pulses[-1][0] if self._pulses else None
-
     def period(self) -> float | None:
         """Seconds per pulse, or None before two pulses."""
         fit = self._fit()
@@ -306,9 +299,6 @@ class BeatClock:
         self._onsets = 0
         self._cache: tuple[tuple[int, float | None], TempoEstimate | None] | None = None
         self._free: Timeline | None = None  # the last timeline from onsets or a fixed tempo
-        # A clock heard without its start: (the smoother's resets, a pulse number, its beat),
-        # so its beats are counted in pulses from there.
-        self._free_pulses: tuple[int, int, float] | None = None
         self._bar_offset = 0.0
         if tempo is not None:
             self.set_tempo(tempo, 0.0)
@@ -347,9 +337,6 @@ class BeatClock:
             self._transport = Transport.RUNNING
             return ClockEvent("continue", now, self._position / PPQN)
         if status == STOP:
-            if self._transport is Transport.RUNNING and self.clock_present(now):
-                # pulses that go on after the stop count on from the song position
-                self._free, self._free_pulses = self.timeline(now), None
             if self._transport is Transport.RUNNING and not self._pending:
                 self._position += 1  # the next pulse after a continue is the following one
                 self._pending = True
@@ -416,33 +403,13 @@ class BeatClock:
             if self._transport is Transport.RUNNING:
                 pos = self._position if not self._pending else self._position - 1
                 return Timeline(self._smoother.last_time(), pos / PPQN, period)
-            if self._estimate(now, period) is None:
-                return self._pulse_timeline(now, period)
             return self._free_timeline(now, period)
         if self._fixed is not None:
             return self._free_timeline(now, 60.0 / self._fixed)
         return self._free_timeline(now, None)
 
-    def _pulse_timeline(self, now: float, period: float) -> Timeline | None:
-        """The timeline of a clock heard without its start (improv started after the DAW, or
-        a stopped DAW that keeps sending pulses): beats counted in its pulses from the beat in
-        use when they were first counted, so the phase cannot wander. (Re-anchored at every
-        refresh from the smoothed period, it did: with +-4 ms jitter, 0.3-0.7 pulses, up to
-        15 ms, in 10 minutes at 120 bpm.)"""
-        smoother = self._smoother
-        last = smoother.last_time()
-        if self._free_pulses is None or self._free_pulses[0] != smoother.resets:
-            if smoother.testing_gap:  # the pulses' numbers may still move: count them later
-                return self._free_timeline(now, period)
-            beat = 0.0 if self._free is None else self._free.beat_at(last)
-            self._free_pulses = (smoother.resets, smoother.number, beat)
-        _, number, beat = self._free_pulses
-        self._free = Timeline(last, beat + (smoother.number - number) / PPQN, period)
-        return self._free
-
     def _free_timeline(self, now: float, period: float | None) -> Timeline | None:
         """A timeline whose phase comes from the onsets (beat numbers kept continuous)."""
-        self._free_pulses = None
         est = self._estimate(now, period)
         if est is None:
             if period is None:
@@ -450,7 +417,7 @@ class BeatClock:
             if self._free is None:
                 anchor = self._fixed_since if self._fixed is not None else now
                 line = Timeline(anchor, 0.0, period)
-            else:  # the beat at ``now`` stays; a new tempo counts from here
+            else:  # the beat at ``now`` stays; a new period (a clock's) counts from here
                 line = Timeline(now, self._free.beat_at(now), period)
             self._free = line
             return line

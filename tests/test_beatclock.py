@@ -255,61 +255,6 @@ def test_a_clock_heard_without_its_start_keeps_a_steady_phase():
     assert np.all(np.abs(steps - 1) < 0.3), np.round(steps, 3)
 
 
-def test_a_clock_heard_without_its_start_keeps_its_phase_for_ten_minutes():
-    # Its beats are counted in pulses from where improv began to count them. Re-anchored at
-    # each refresh from the smoothed period instead, the phase wandered with +-4 ms jitter
-    # (USB): 0.28, 0.69 and 0.49 pulses at most over these 10 minutes at 120 bpm.
-    for seed in range(3):
-        arrive, true = clock_pulses(np.random.default_rng(seed), [(120.0, 1200)],
-                                    jitter=0.004, start=100.0)
-        clock = BeatClock()
-        errors = []
-        for i, t in enumerate(arrive):
-            clock.midi(PULSE, float(t))
-            if i % 6 == 0:  # the daemon refreshes its timeline often; here 4 times a beat
-                clock.beat_at(float(t))
-            if i >= 48 and i % 24 == 0:  # where the clock puts the true pulse, in pulses
-                errors.append(clock.beat_at(float(true[i])) * 24 - i)
-        drift = np.abs(np.array(errors) - errors[0])
-        assert drift.max() < 0.25, (seed, drift.max())  # 0.12-0.14 measured
-
-
-def test_pulses_after_a_stop_count_on_from_the_song_position():
-    # A DAW that keeps sending pulses after its stop: the beats go on from where the
-    # transport stopped (they went on from improv's line from before the start, 2 beats off).
-    arrive, _ = clock_pulses(np.random.default_rng(7), [(120.0, 12)], jitter=0.002)
-    clock = BeatClock()
-    beats = []
-    for i, t in enumerate(arrive):
-        if i == 48:
-            clock.midi(START, float(t) - 0.001)
-        if i == 48 + 96:
-            clock.midi(STOP, float(t) - 0.001)
-        clock.midi(PULSE, float(t))
-        beats.append(clock.beat_at(float(t)))
-    assert beats[48 + 95] == pytest.approx(95 / 24, abs=0.01)  # running: the song position
-    steps = np.diff(beats[48:]) * 24  # pulses between pulses, across the stop
-    assert np.all(np.abs(steps - 1) < 0.3), np.round(steps, 3)
-
-
-def test_beats_are_counted_in_pulses_only_once_a_lost_pulse_test_is_decided():
-    # The first beat asked for comes while the pulses after a gap are still on test; had the
-    # count begun there, the 3 lost pulses would have been counted twice once confirmed.
-    arrive, true = clock_pulses(np.random.default_rng(8), [(120.0, 8)], jitter=0.002)
-    lost = {100, 101, 102}
-    clock = BeatClock()
-    errors = []
-    for i, t in enumerate(arrive):
-        if i in lost:
-            continue
-        clock.midi(PULSE, float(t))
-        if i >= 103:  # from the first pulse after the gap on
-            errors.append(clock.beat_at(float(true[i])) * 24 - i)
-    assert clock._smoother.resets == 0
-    drift = np.array(errors) - errors[0]
-    assert np.all(np.abs(drift) < 0.3), np.round(drift, 2)
-
-
 def test_a_change_of_tempo_is_not_taken_for_lost_pulses():
     # Slower pulses leave gaps too, but they drift off the old line: each pulse counts one.
     # (With +-4 ms jitter, 1 false loss came in 2,100 such changes, at 150-200 bpm.)

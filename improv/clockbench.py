@@ -2,8 +2,9 @@
 
 An outside clock (:mod:`improv.clocksend`, its own process, "a DAW") sends 24 pulses a beat
 at 120 bpm to ``improv run --quantize 1/16`` (``--input`` the clock's port); after a start,
-it plays a phrase of one note a beat, improv answers; the clock changes to 90 bpm, plays
-another phrase, improv answers; a third phrase, and the transport stops during the answer.
+it plays a phrase of one note a beat, improv answers (the whole answer is waited for); the
+clock changes to 90 bpm, plays another phrase, improv answers; a third phrase, and the
+transport stops during its answer.
 Two taps in this process hear the clock's port and improv's output. Measured:
 
 - improv's tempo (its status events, every ``STATUS_EVERY`` s) against the clock's, at 120
@@ -142,8 +143,11 @@ def _stats(values) -> list:
 
 
 def run_clock(quantize: str = "1/16", answer_notes: int = 24, phrases: int = 2,
-              seconds_after: float = 6.0) -> dict:
-    """Run the scenario above (JACK must run); return the raw measurements."""
+              answer_timeout: float = 30.0) -> dict:
+    """Run the scenario above (JACK must run); return the raw measurements. Each phrase but
+    the last waits for its whole answer (up to ``answer_timeout`` s) and a second after it:
+    the model's steps are its own, and a fixed wait cut some answers short (the next phrase
+    came in the middle of one, after a 3-beat rest in it)."""
     sender = ClockSender(CLOCK_PORT, 120.0)
     daemon = taps = None
     try:
@@ -164,16 +168,16 @@ def run_clock(quantize: str = "1/16", answer_notes: int = 24, phrases: int = 2,
                 sender.say("bpm 90")
                 change = float(sender.wait("bpm", after=mark)[2])
                 time.sleep(4 * 60 / 90)
-            mark = len(sender.lines)
-            sender.say("notes " + " ".join(str(p) for p in PHRASE))
-            if i < phrases:
-                time.sleep(len(PHRASE) * 60 / (120 if i == 0 else 90) + seconds_after)
-                continue
-            # The last phrase: stop the transport during its answer.
             heard = len(taps[1].notes())
-            deadline = time.monotonic() + 20
-            while len(taps[1].notes()) < heard + 3 and time.monotonic() < deadline:
+            sender.say("notes " + " ".join(str(p) for p in PHRASE))
+            # The whole answer; the last one only its first 3 notes, and the transport stops.
+            wanted = heard + (answer_notes if i < phrases else 3)
+            deadline = time.monotonic() + answer_timeout
+            while len(taps[1].notes()) < wanted and time.monotonic() < deadline:
                 time.sleep(0.01)
+            if i < phrases:
+                time.sleep(1.0)
+                continue
             mark = len(sender.lines)
             sender.say("stop")
             stop_sent = float(sender.wait("stop", after=mark)[1])
@@ -220,8 +224,11 @@ def measure(raw: dict) -> dict:
     change, start = raw["change"], raw["start"]
     ons = [t for t, kind, _, vel in raw["improv"] if kind == "note_on" and vel > 0]
     ons = [t for t in ons if stop_heard is None or t < stop_heard]
-    # Answers: note-ons after a gap of over 1 s.
-    firsts = [t for i, t in enumerate(ons) if i == 0 or t - ons[i - 1] > 1.0]
+    # Answers: the note-ons after each phrase's last note (a phrase is 8 notes).
+    ends = [t for t, _ in raw["phrase_notes"]][len(PHRASE) - 1::len(PHRASE)]
+    answers = [[t for t in ons if end < t < (ends[i + 1] if i + 1 < len(ends) else np.inf)]
+               for i, end in enumerate(ends)]
+    firsts = [answer[0] for answer in answers if answer]
     beat_dev = [(t - _grid_time(pulses, numbers, t, 24)) * 1e3 for t in firsts]
     # The grid at a steady tempo: during a change the clock itself only says where the grid
     # is once its pulses have come (improv follows within 2 beats, measured below).
@@ -248,7 +255,8 @@ def measure(raw: dict) -> dict:
             "first_note_from_beat_ms": beat_dev, "note_on_from_grid_ms": grid_dev,
             "follow_beats": follow, "stop_to_last_note_ms": stop_ms,
             "note_ons_after_stop": notes_after_stop, "stuck": raw["stuck"],
-            "answers": len(firsts), "answer_notes": len(ons), "during_change": len(changing),
+            "answers": len(firsts), "answer_notes": [len(a) for a in answers],
+            "during_change": len(changing),
             "status_events": len(status), "exit_status": raw["exit_status"]}
 
 
@@ -274,8 +282,8 @@ def bench_clock(out: Path | None = None, quantize: str = "1/16") -> dict:
     print_table(COLUMNS, rows)
     print(f"grid rows: note-ons at a steady tempo (not the {m['during_change']} within 2 "
           "beats after the change to 90)")
-    print(f"{m['answers']} answers, {m['answer_notes']} note-ons before the stop; note-ons "
-          f"after the stop: {m['note_ons_after_stop']}; notes left sounding: "
+    print(f"{m['answers']} answers of {m['answer_notes']} note-ons (the stop came in the "
+          f"last); note-ons after the stop: {m['note_ons_after_stop']}; notes left sounding: "
           f"{len(m['stuck'])}; improv exited with {m['exit_status']}")
     if out:
         Path(out).write_text(json.dumps({"measures": m, "raw": raw}, indent=1) + "\n")

@@ -198,7 +198,10 @@ def _settled(errors: dict[int, float], events, after: int) -> np.ndarray:
                      if i >= 3 and not any(0 <= i - j < after for j in events)])
 
 
-@pytest.mark.parametrize("drop", [{100}, {150, 151}, {60, 200, 201, 202, 330}])
+# {112, 114}: a second pulse lost while the first gap is tested (bench clock's tap saw it:
+# improv's beats then fell 2 pulses late for the rest of the run).
+@pytest.mark.parametrize("drop", [{100}, {150, 151}, {60, 200, 201, 202, 330}, {112, 114},
+                                  {150, 151, 155}])
 def test_lost_pulses_do_not_shift_the_beats(drop):
     # A JACK client that misses a cycle loses its messages: the beats must stay where the
     # clock's are, not fall a pulse late for each lost one. The pulses after a gap decide

@@ -243,6 +243,34 @@ def test_a_late_pulse_and_a_burst_count_as_what_they_are():
     assert len(settled) > 350 and np.all(np.abs(settled) < 0.15), errors
 
 
+def test_a_copy_of_a_pulse_does_not_count():
+    # A JACK client that misses a cycle can get that cycle's events twice: a pulse twice at
+    # one time, between pulses on time (improv's beats fell a pulse early for the rest of
+    # a `bench clock` run). A stalled sender's burst still counts (the test above).
+    arrive, true = clock_pulses(np.random.default_rng(8), [(120.0, 16)], jitter=0.002)
+    clock = BeatClock()
+    clock.midi(START, float(arrive[0]) - 0.005)
+    errors = []
+    for i, t in enumerate(arrive):
+        for _ in range(2 if i in (100, 101, 250) else 1):
+            clock.midi(PULSE, float(t))
+        beat = clock.beat_at(float(true[i]))
+        errors.append(np.nan if beat is None else beat * 24 - i)
+    assert np.all(np.abs(errors[3:]) < 0.3), np.round(errors, 2)
+
+
+def test_the_bench_drops_the_copies_a_tap_heard_but_not_a_burst():
+    from improv.clockbench import without_copies
+
+    period = 60 / 120 / 24
+    times = np.arange(40) * period
+    heard = np.sort(np.concatenate([times, times[[10, 30]]]))  # two copies
+    assert np.array_equal(without_copies(heard), times)
+    burst = times.copy()
+    burst[20:24] = times[24]  # a stalled sender sends what it owes at once
+    assert np.array_equal(without_copies(burst), burst)
+
+
 def test_a_clock_heard_without_its_start_keeps_a_steady_phase():
     # improv started after the DAW's start (or the DAW sends pulses while stopped): the
     # beats are counted from where improv is, and the phase must not jump as the smoothed

@@ -96,6 +96,17 @@ class ClockSender:
             time.sleep(0.005)
         return None
 
+    def phrase_end(self, after: int, notes: int, timeout: float = 30) -> float:
+        """The time of the last of ``notes`` phrase notes sent (from line ``after`` on),
+        once it is sent."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sent = [line for line in self.lines[after:] if line and line[0] == "note"]
+            if len(sent) >= notes:
+                return float(sent[notes - 1][2])
+            time.sleep(0.005)
+        raise RuntimeError("the clock sender did not play its phrase")
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -187,12 +198,16 @@ def run_clock(quantize: str = "1/16", answer_notes: int = 24, phrases: int = 2,
                 sender.say("bpm 90")
                 change = float(sender.wait("bpm", after=mark)[2])
                 time.sleep(4 * 60 / 90)
-            heard = len(taps[1].notes())
+            mark = len(sender.lines)
             sender.say("notes " + " ".join(str(p) for p in PHRASE))
-            # The whole answer; the last one only its first 3 notes, and the transport stops.
-            wanted = heard + (answer_notes if i < phrases else 3)
+            end = sender.phrase_end(mark, len(PHRASE))
+            # The whole answer after the phrase (improv may begin one during it, when a
+            # note of the call is lost on the way: that one is cut short by the next
+            # note); the last one only its first 3 notes, and the transport stops.
+            wanted = answer_notes if i < phrases else 3
             deadline = time.monotonic() + answer_timeout
-            while len(taps[1].notes()) < wanted and time.monotonic() < deadline:
+            while (sum(t > end for t, _ in taps[1].notes()) < wanted
+                   and time.monotonic() < deadline):
                 time.sleep(0.01)
             if i < phrases:
                 time.sleep(1.0)
@@ -243,9 +258,10 @@ def measure(raw: dict) -> dict:
     change, start = raw["change"], raw["start"]
     ons = [t for t, kind, _, vel in raw["improv"] if kind == "note_on" and vel > 0]
     ons = [t for t in ons if stop_heard is None or t < stop_heard]
-    # Answers: the note-ons after each phrase's last note (a phrase is 8 notes).
-    ends = [t for t, _ in raw["phrase_notes"]][len(PHRASE) - 1::len(PHRASE)]
-    answers = [[t for t in ons if end < t < (ends[i + 1] if i + 1 < len(ends) else np.inf)]
+    # Answers: the note-ons after each phrase's last note, before the next phrase.
+    played = [t for t, _ in raw["phrase_notes"]]
+    starts, ends = played[::len(PHRASE)], played[len(PHRASE) - 1::len(PHRASE)]
+    answers = [[t for t in ons if end < t < (starts[i + 1] if i + 1 < len(starts) else np.inf)]
                for i, end in enumerate(ends)]
     firsts = [answer[0] for answer in answers if answer]
     beat_dev = [(t - _grid_time(pulses, numbers, t, 24)) * 1e3 for t in firsts]

@@ -112,6 +112,12 @@ class JackServer:
         if not started and _registry_full(log) and _reset_registry():  # dead servers' slots
             self.log = open(log, "wb")
             started = self._start()
+        for _ in range(3):  # a server of this name that just stopped may still hold it
+            if started or "server already active" not in log.read_text(errors="replace"):
+                break
+            time.sleep(1.0)
+            self.log = open(log, "wb")
+            started = self._start()
         if not started:
             self.stop()
             raise RuntimeError(f"jackd did not start; see {log}")

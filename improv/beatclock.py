@@ -173,7 +173,7 @@ class PulseSmoother:
     lost 2 pulses apart in 100 / 100 / 99 / 68 (0 before). At 120 bpm over 24 beats, 3, 8
     and 19 lost: every run right; with +-6 ms jitter 90, 88 and 71 of 100, with +-8 ms
     (0.38 pulses: a pulse alone no longer tells its place) 19, 1 and 0. 1 pulse taken as
-    lost in 2,100 changes of tempo (7 pairs from 120->90 to 200->150, 300 seeds each; 3
+    lost in 2,100 changes of tempo (7 pairs from 120->90 to 200->150, 300 seeds each; 4
     with +-6 ms).
     """
 

@@ -152,6 +152,36 @@ def without_copies(times: np.ndarray) -> np.ndarray:
     return times[keep]
 
 
+def heard_clock_error(raw: dict) -> float | None:
+    """The pulses the clock tap heard (from the start to the stop), through improv's own
+    beat clock: how far (in pulses) its count at the last one lies from where the clock
+    sender put that pulse (120 bpm from the start, 90 from the change). About 0 when what
+    the tap heard tells the pulses' count; a whole pulse or more when it does not (pulses
+    lost where their loss cannot be told, as just before the change of tempo). None
+    without a start."""
+    from improv.beatclock import BeatClock
+
+    clock, start, change = raw["clock"], raw["start"], raw["change"]
+    at = next((i for i, (_, kind) in enumerate(clock) if kind == "start"), None)
+    if at is None or change is None:
+        return None
+    p120, p90 = 60 / 120 / 24, 60 / 90 / 24
+    changed = round((change - start) / p120)  # the pulse from which they are 90 bpm apart
+    beats, error = BeatClock(), None
+    for t, kind in clock[at:]:
+        if kind == "stop":
+            break
+        if kind not in ("start", "clock"):  # the phrase's notes
+            continue
+        beats.midi([0xFA] if kind == "start" else [0xF8], t)
+        position = beats.beat_at(t) if kind == "clock" else None
+        if position is not None:
+            sent = ((t - start) / p120 if t < start + changed * p120
+                    else changed + (t - start - changed * p120) / p90)
+            error = position * 24 - sent
+    return error
+
+
 def _grid_time(pulses: np.ndarray, numbers: np.ndarray, t: float, every: int) -> float:
     """The time of the grid point (each ``every`` pulses from the start) nearest ``t``, from
     a least-squares line through the 24 pulses around it (``pulses``: times of the pulses
@@ -253,7 +283,8 @@ def measure(raw: dict) -> dict:
     # The pulses after the start message (in the order heard: the start and its pulse
     # come in one JACK cycle, and may carry the same time).
     start_at = next(i for i, (_, kind) in enumerate(clock) if kind == "start")
-    pulses = without_copies(np.asarray([t for t, kind in clock[start_at:] if kind == "clock"]))
+    heard = np.asarray([t for t, kind in clock[start_at:] if kind == "clock"])
+    pulses = without_copies(heard)
     numbers = pulse_numbers(pulses)
     change, start = raw["change"], raw["start"]
     ons = [t for t, kind, _, vel in raw["improv"] if kind == "note_on" and vel > 0]
@@ -286,6 +317,8 @@ def measure(raw: dict) -> dict:
         notes_after_stop = sum(1 for t, kind, _, vel in raw["improv"]
                                if t > stop_heard + 0.005 and kind == "note_on" and vel > 0)
     return {"pulses_lost_at_tap": int(numbers[-1] + 1 - len(numbers)) if len(numbers) else 0,
+            "pulse_copies_at_tap": len(heard) - len(pulses),
+            "heard_clock_error_pulses": heard_clock_error(raw),
             "tempo_error_120_pct": at120, "tempo_error_90_pct": at90,
             "first_note_from_beat_ms": beat_dev, "note_on_from_grid_ms": grid_dev,
             "follow_beats": follow, "stop_to_last_note_ms": stop_ms,

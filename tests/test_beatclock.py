@@ -271,6 +271,23 @@ def test_the_bench_drops_the_copies_a_tap_heard_but_not_a_burst():
     assert np.array_equal(without_copies(burst), burst)
 
 
+def test_the_bench_tells_a_clock_heard_whole_from_one_heard_broken():
+    from improv.clockbench import heard_clock_error
+
+    p120, p90 = 60 / 120 / 24, 60 / 90 / 24
+    times = [1.0 + i * p120 for i in range(300)]
+    times += [times[-1] + (i + 1) * p90 for i in range(200)]
+    raw = {"start": 1.0, "change": times[299], "clock": [(0.999, "start")]
+           + [(t, "clock") for t in times] + [(times[-1] + 0.01, "stop")]}
+    assert abs(heard_clock_error(raw)) < 0.1
+    # Pulses lost one by one are counted: the count stays the sender's.
+    raw["clock"] = [m for i, m in enumerate(raw["clock"]) if i not in (50, 120)]
+    assert abs(heard_clock_error(raw)) < 0.1
+    # One lost 2 pulses before the change of tempo cannot be told from the change.
+    raw["clock"] = [m for m in raw["clock"] if m[0] != times[297]]
+    assert heard_clock_error(raw) < -0.5
+
+
 def test_a_clock_heard_without_its_start_keeps_a_steady_phase():
     # improv started after the DAW's start (or the DAW sends pulses while stopped): the
     # beats are counted from where improv is, and the phase must not jump as the smoothed

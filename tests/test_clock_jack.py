@@ -17,12 +17,38 @@ from improv.clockbench import measure, run_clock
 PERIOD_MS = 64 / 48000 * 1e3
 
 
+#: Runs of the scenario at most: see ``measured``.
+ATTEMPTS = 3
+
+
+def _on_the_beat(m: dict) -> bool:
+    """The timing checks of test_answers_start_on_the_beat_and_lie_on_the_grid."""
+    firsts, grid = np.abs(m["first_note_from_beat_ms"]), np.abs(m["note_on_from_grid_ms"])
+    return (len(firsts) == 3 and bool(np.all(firsts <= 10)) and len(grid) > 0
+            and np.median(grid) <= 3 * PERIOD_MS and np.mean(grid <= 10) >= 0.9)
+
+
 @pytest.fixture(scope="module")
 def measured(jack, tmp_path_factory):
-    raw = run_clock(answer_notes=16)
-    path = tmp_path_factory.mktemp("clock") / "raw.json"  # what a failure is read from
-    path.write_text(json.dumps(raw))
-    return {**measure(raw), "raw": str(path)}
+    """One run of the scenario, or up to ATTEMPTS when the machine failed it. A JACK client
+    that misses its cycles loses (or repeats) their messages, the tap beside improv as much
+    as improv. improv counts the clock's pulses through such losses (PulseSmoother, tested
+    on synthetic clocks), but not through all: a pulse lost just before the change of
+    tempo cannot be told from the change (seen once here, beside a CPU burner), and
+    improv's answers then lie a pulse (28 ms) off the beat. So a run whose answers are off
+    the beat is run again only when the pulses the tap heard, counted by improv's own beat
+    clock, end off the sender's count too (clockbench.heard_clock_error): the clock came
+    through broken. Off the beat with the clock heard whole fails."""
+    folder = tmp_path_factory.mktemp("clock")
+    for attempt in range(1, ATTEMPTS + 1):
+        raw = run_clock(answer_notes=16)
+        path = folder / f"raw{attempt}.json"  # what a failure is read from
+        path.write_text(json.dumps(raw))
+        m = {**measure(raw), "raw": str(path), "attempt": attempt}
+        broken = abs(m["heard_clock_error_pulses"] or 0.0) >= 0.5
+        if _on_the_beat(m) or not broken:
+            return m
+    return m
 
 
 def test_improv_follows_the_outside_clock(measured):
@@ -42,7 +68,7 @@ def test_answers_start_on_the_beat_and_lie_on_the_grid(measured):
     # pulse lost on the way into improv and counted as the next one (improv numbers pulses
     # by time: beatclock.PulseSmoother) shows as 20 ms or more.
     firsts = np.abs(measured["first_note_from_beat_ms"])
-    assert np.all(firsts <= 10), (firsts, measured["raw"])
+    assert np.all(firsts <= 10), (firsts, measured["raw"], measured["attempt"])
     grid = np.abs(measured["note_on_from_grid_ms"])
     assert np.median(grid) <= 3 * PERIOD_MS, (grid, measured["raw"])
     assert np.mean(grid <= 10) >= 0.9, (grid, measured["raw"])

@@ -108,6 +108,10 @@ class JackServer:
             log = Path(tempfile.mkstemp(prefix="jackd-", suffix=".log")[1])
         self.log_path = log
         self.log = open(log, "wb")
+        # JACK keeps a slot per server name in a registry of a few, and a dead server's
+        # slot stays taken: with no server alive, start from an empty one (a session of
+        # runs here filled it, and the suite's second server could not start).
+        _reset_registry()
         started = self._start()
         if not started and _registry_full(log) and _reset_registry():  # dead servers' slots
             self.log = open(log, "wb")

@@ -1,7 +1,8 @@
 """Time-keeping over real JACK ports with an outside clock sender (improv.clocksend, its own
 process): answers on the beat and on the 1/16 grid, 120 -> 90 bpm followed, transport stop.
 
-One run of the scenario of ``improv bench clock`` (improv.clockbench); the tolerances come from
+One run of the scenario of ``improv bench clock`` (improv.clockbench; more only when the clock
+came through broken, see ``measured``); the tolerances come from
 the JACK period (P = 1.33 ms, period 64 at 48 kHz) and leave room for a loaded 2-core machine:
 a pulse is 20.8 ms at 120 bpm, so a note within 10 ms of a beat is on it, not a pulse off."""
 

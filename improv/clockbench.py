@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from improv.beatclock import BeatClock
 from improv.bench import _jack, _stop
 from improv.fakes import Sink
 from improv.harness import Daemon
@@ -159,8 +160,6 @@ def heard_clock_error(raw: dict) -> float | None:
     the tap heard tells the pulses' count; a whole pulse or more when it does not (pulses
     lost where their loss cannot be told, as just before the change of tempo). None
     without a start."""
-    from improv.beatclock import BeatClock
-
     clock, start, change = raw["clock"], raw["start"], raw["change"]
     at = next((i for i, (_, kind) in enumerate(clock) if kind == "start"), None)
     if at is None or change is None:

@@ -67,10 +67,6 @@ def jack_running() -> bool:
 JACK_REGISTRY = Path("/dev/shm/jack-shm-registry")
 
 
-def _registry_full(log: Path) -> bool:
-    return "Too many servers already active" in Path(log).read_text(errors="replace")
-
-
 def _reset_registry() -> bool:
     """Remove JACK's server registry if no jackd is alive on this machine (then it holds
     only the slots of dead servers, and the next server makes a fresh one); return whether
@@ -110,12 +106,10 @@ class JackServer:
         self.log = open(log, "wb")
         # JACK keeps a slot per server name in a registry of a few, and a dead server's
         # slot stays taken: with no server alive, start from an empty one (a session of
-        # runs here filled it, and the suite's second server could not start).
+        # runs here filled it, and the suite's second server could not start). With one
+        # alive the registry must stay, full or not.
         _reset_registry()
         started = self._start()
-        if not started and _registry_full(log) and _reset_registry():  # dead servers' slots
-            self.log = open(log, "wb")
-            started = self._start()
         for _ in range(3):  # a server of this name that just stopped may still hold it
             if started or "server already active" not in log.read_text(errors="replace"):
                 break

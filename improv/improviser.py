@@ -144,6 +144,7 @@ class Improviser:
         self.notes_in = 0
         self.notes_out = 0
         self.messages = 0  # messages handed to handle()
+        self.repeats = 0  # note-ons heard twice (one strike delivered again), dropped
         self.keys_released = 0  # held keys taken as released (timeout, panic, end of call...)
         self._continue_last = None  # continue mode: start time of the last note played
         self._continue_beats = False  # ... in beats (a clock or a fixed tempo), else seconds
@@ -166,6 +167,9 @@ class Improviser:
         if kind == "control_change" and self._control(msg):
             return
         if kind in ("note_on", "note_off") or (kind == "control_change" and msg.control == 64):
+            if self.tracker.is_repeat(msg, t):  # one strike delivered twice: one note
+                self.repeats += 1
+                return
             if self.settings.passthrough and self.passthrough is not None:
                 self.passthrough(msg)
             self.last_input = t  # the silence that ends a call counts from here

@@ -139,6 +139,8 @@ class Report:
     keys_released: int
     stall_shifts: int
     stall_seconds: float
+    #: Note-ons heard twice (one strike delivered again by JACK) and dropped.
+    repeats: int
     jitter_notes: int
     jitter_p50_ms: float | None
     jitter_p99_ms: float | None
@@ -156,7 +158,9 @@ class Report:
     def line(self) -> str:
         dropped = (f", answer delayed {self.stall_shifts} time(s) by {self.stall_seconds:.2f} s "
                    "after stalls" if self.stall_shifts else "")
-        return (f"improv: stopped; {self.messages} messages heard, {self.notes_in} "
+        repeats = f" ({self.repeats} note-on(s) heard twice, once counted)" if self.repeats \
+            else ""
+        return (f"improv: stopped; {self.messages} messages heard{repeats}, {self.notes_in} "
                 f"notes in, {self.notes_out} out{dropped}")
 
 
@@ -542,7 +546,8 @@ class Session:
                       float(ms.max())]
         return Report(improviser.messages, improviser.notes_in, improviser.notes_out,
                       improviser.answers, improviser.keys_released, scheduler.shifts,
-                      float(scheduler.shifted), len(scheduler.jitter), *jitter,
+                      float(scheduler.shifted), improviser.repeats, len(scheduler.jitter),
+                      *jitter,
                       str(self.recorder.path) if self.recorder else None, self.exit_status)
 
     def _json(self, event: str, data) -> None:

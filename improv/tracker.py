@@ -3,7 +3,9 @@
 - ``note_on`` with velocity 0 is a ``note_off``.
 - While the sustain pedal (CC64 >= 64) is down on a channel, released keys keep
   sounding; they end when the pedal comes up, or when the same key is struck again.
-- Striking a key that is already down ends the old note there and starts a new one.
+- Striking a key that is already down ends the old note there and starts a new one;
+  the same note-on again within ``REPEAT_SECONDS`` is the same event delivered twice
+  (:meth:`NoteTracker.is_repeat`), not a new strike.
 - A ``note_off`` for a key that is not down is ignored. Other messages are ignored.
 """
 
@@ -14,6 +16,11 @@ from itertools import chain
 from improv.note import Note
 
 SUSTAIN_CC = 64
+#: A note-on for a key struck this recently at the same velocity is the same event heard
+#: twice: JACK hands a client that missed a cycle its events again (seen here 6 us apart,
+#: clock pulses at improv's input), while a key cannot be struck again without coming up
+#: first, which no hand or action does within a millisecond.
+REPEAT_SECONDS = 0.001
 
 
 class NoteTracker:
@@ -38,6 +45,14 @@ class NoteTracker:
     def earliest_start(self) -> float | None:
         """Start of the oldest note still sounding (None if none)."""
         return min(chain(self._down.values(), self._sustained.values()), default=(None,))[0]
+
+    def is_repeat(self, msg, t: float) -> bool:
+        """Whether ``msg`` is a note-on repeating one that struck its key (still down, same
+        velocity) less than :data:`REPEAT_SECONDS` before ``t``."""
+        if msg.type != "note_on" or msg.velocity == 0:
+            return False
+        down = self._down.get((msg.channel, msg.note))
+        return down is not None and down[1] == msg.velocity and 0 <= t - down[0] < REPEAT_SECONDS
 
     def handle(self, msg, t: float) -> list[Note]:
         """Take one mido message received at time ``t``; return the notes it ended."""

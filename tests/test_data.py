@@ -69,7 +69,10 @@ def serve():
 
     def start(body: bytes, cut_after: int | None = None) -> _Server:
         server = _Server(body, cut_after)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # shutdown() waits for the loop's next poll: at the default 0.5 s that was half a
+        # second of every test here (8 of them)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
+                         daemon=True).start()
         servers.append(server)
         return server
 

@@ -138,3 +138,20 @@ def test_continue_mode_work_per_tick_is_bounded(improv):
     i = make(mode="continue", lookahead=10.0)
     i.tick(clock.t)
     assert i.notes_out <= 64
+
+
+def test_a_note_on_delivered_twice_is_heard_once(improv):
+    """JACK may hand an event to a client twice (6 us apart): one note, one onset, and its
+    one note-off leaves no key down."""
+    make, clock = improv
+    i = make(silence=0.5)
+    clock.t += 0.2
+    i.handle(on(60), clock.t)
+    i.handle(on(60), clock.t + 6e-6)
+    clock.t += 0.1
+    i.handle(off(60), clock.t)
+    assert (i.notes_in, i.repeats, i.tracker.keys_down) == (1, 1, 0)
+    assert [row[0] for row in i.window.rows] == [60]  # one note reached the model
+    clock.t += 0.05  # the same key struck again 50 ms after: a second note
+    i.handle(on(60), clock.t)
+    assert (i.notes_in, i.repeats) == (2, 1)

@@ -77,3 +77,17 @@ def test_flush_ends_everything():
 def test_note_refuses_end_before_start():
     with pytest.raises(ValueError, match="before it starts"):
         Note(60, 80, 2.0, 1.0)
+
+
+def test_a_note_on_delivered_twice_is_a_repeat_and_a_later_strike_is_not():
+    t = NoteTracker()
+    t.handle(on(60, v=80), 1.0)
+    assert t.is_repeat(on(60, v=80), 1.000006)  # JACK's copy, 6 us later
+    assert not t.is_repeat(on(60, v=81), 1.000006)  # another velocity: another strike
+    assert not t.is_repeat(on(60, v=80, ch=1), 1.000006)  # another channel's key
+    assert not t.is_repeat(on(62, v=80), 1.000006)  # a key not down
+    assert not t.is_repeat(on(60, v=80), 1.05)  # struck again 50 ms later
+    assert not t.is_repeat(off(60), 1.000006)
+    assert not t.is_repeat(on(60, v=0), 1.000006)  # a note-off in note-on's clothes
+    t.handle(off(60), 1.2)
+    assert not t.is_repeat(on(60, v=80), 1.2000001)  # the key came up: a new strike

@@ -90,7 +90,8 @@ class Settings:
     held_keys: float = flag(0.0, "a key held this long with no input is taken as released "
                             "(a lost note-off); 0: twice the silence, at least 5 s", metavar="S")
     memory: float = flag(DEFAULT_STRENGTH, "weight of the phrase memory, 0-1: 0 the model "
-                         "alone, 0.5 as tuned, 1 mostly the player's own material", metavar="S")
+                         "alone, 0.5 the best predictor, 1 mostly the player's own material",
+                         metavar="S")
     memory_file: str = flag("", "keep what the memory learns in FILE across sessions",
                             metavar="FILE")
 

@@ -19,6 +19,8 @@ from improv.table import Column, print_table
 
 
 def add_parser(sub) -> None:
+    from improv.memory import DEFAULT_STRENGTH
+
     p = sub.add_parser("evaluate", help="score a model on held-out notes",
                        description="Score next-note predictions on a data split: pitch "
                        "cross-entropy and top-1/top-5 accuracy, step/duration errors.")
@@ -45,7 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-files", type=int, default=0, help="score at most N files (0: all)")
     p.add_argument("--memory", type=float, default=None, metavar="S",
                    help="also score with the phrase memory at strength S, learning each "
-                   "piece as it unfolds (default 0.5; 0: not)")
+                   f"piece as it unfolds (default {DEFAULT_STRENGTH:g}, as improv plays; 0: not)")
     p.add_argument("--png", type=Path, help="--music: histograms plot (default: next to --json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

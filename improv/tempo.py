@@ -53,6 +53,18 @@ its last 4 beats, and real players drift): ``halflife`` 6 -> 3 beats: starts 72.
 real ones; not taken here as the default (a t-test on the last 3 beats' residuals, meant to
 spot the drift, did not separate them: 73.4 / 71.9 / 51.7%).
 
+Where the misses come from (2026-11-30, tempo_eval's synthetic calls at the right level, 508
+of 800): the tracker starts 83.1% within 20 ms (p50 7.2 ms). A least-squares line through the
+same merged events at their *true* metrical positions (1/12 beat) starts 99.6% within 20 ms
+(p50 3.8 ms), so chords' mean times are not the limit: choosing the events and their
+positions is. Of the 86 misses, 30 are the off-beat taken for the beat (0.34-0.5 of a beat
+out) and 56 near misses (20-50 ms) on calls with fewer events near a beat or half beat (p50
+11 against 17) and a period 0.58% off (0.14% on the hits). Tried on top of ``_refine``, not
+kept (synthetic / POP909 / ASAP steady starts, against 73.5 / 71.9 / 50.0%): a last pass on a
+finer grid (quarters and thirds, or quarters only): 69.2-73.8 / 63.7-70.0 / 47.0-57.2%;
+uniform weights (halflife 1000 beats): 74.0 / 71.9 / 36.9%; events taken one by one from the
+last backwards, each snapped to the line fitted so far: 35-59 / 24-66 / 34-51%.
+
 The issue's tests and measured numbers are in ``improv/tempo_eval.py``
 (``python -m improv.tempo_eval``).
 """

@@ -19,8 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from improv.features import interval_class, pitch_to_input, velocity_to_input
+from improv.features import (
+    CHORD_SECONDS,
+    VOCAB_SIZE,
+    interval_class,
+    pitch_to_input,
+    velocity_to_input,
+)
 from improv.weights import ModelWeights, load_weights
+
+#: Most pitches :attr:`NoteModel.chord` keeps: each pitch once (a model stuck on step 0
+#: strings together one long "chord"; generate() plays it as it comes).
+MAX_CHORD_PITCHES = VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class NoteModel:
         self.c[:] = 0.0
         self.notes_fed = 0
         self._previous_pitch = None
+        self._chord: list[int] = []
 
     def _warm_up(self) -> None:
         # The first BLAS calls allocate; do them now, not on the first live note.
@@ -152,6 +163,14 @@ class NoteModel:
                           self._velocity_values)
 
     @property
+    def chord(self) -> tuple[int, ...]:
+        """The pitches of the last onset: the last note fed and those fed before it each
+        less than :data:`~improv.features.CHORD_SECONDS` after the one before (at most
+        :data:`MAX_CHORD_PITCHES`).
+        A next note drawn that close joins them (:meth:`improv.sampling.Sampler.sample`)."""
+        return tuple(self._chord)
+
+    @property
     def takes_velocity(self) -> bool:
         """Whether the model hears velocities (and predicts the next one)."""
         return bool(self.weights.velocity_bins)
@@ -175,6 +194,12 @@ class NoteModel:
         next. The velocity matters only to a model that :attr:`takes_velocity`."""
         x = self.features(pitch, step, duration, velocity)
         self.notes_fed += 1
+        if step < CHORD_SECONDS and self._chord:
+            if len(self._chord) >= MAX_CHORD_PITCHES:
+                del self._chord[0]
+            self._chord.append(int(pitch))
+        else:
+            self._chord = [int(pitch)]
         if self.arch == "streaming":
             pitch = int(pitch)  # a table row: a NumPy float would not index
             interval = interval_class(self._previous_pitch, pitch)

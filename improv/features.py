@@ -33,6 +33,12 @@ VELOCITY_SCALE = 127.0
 #: Intervals beyond this many semitones share the extreme class (97% of intervals in
 #: maestro-asap lie within an octave; two octaves keep leaps distinct).
 INTERVAL_RANGE = 24
+#: Notes whose onsets are closer than this (seconds) sound as one chord, and a chord does
+#: not hold the same pitch twice: in the validation split's pieces a note repeats the pitch
+#: before it within 50 ms 71 times in 430,499 (0.02%; the training split 0.009%). In 200-note
+#: continuations of those pieces the model alone drew 1.0% of its notes so, 1.9% with the
+#: phrase memory at its default strength and 3.0% at 0.8.
+CHORD_SECONDS = 0.05
 #: The class of a note with no previous note.
 NO_INTERVAL = 2 * INTERVAL_RANGE + 1
 INTERVAL_CLASSES = NO_INTERVAL + 1

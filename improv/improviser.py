@@ -90,8 +90,7 @@ class Settings:
     held_keys: float = flag(0.0, "a key held this long with no input is taken as released "
                             "(a lost note-off); 0: twice the silence, at least 5 s", metavar="S")
     memory: float = flag(DEFAULT_STRENGTH, "weight of the phrase memory, 0-1: 0 the model "
-                         "alone, 0.5 the best predictor, 1 mostly the player's own material",
-                         metavar="S")
+                         "alone, 0.5 as tuned, 1 mostly the player's own material", metavar="S")
     memory_file: str = flag("", "keep what the memory learns in FILE across sessions",
                             metavar="FILE")
 
@@ -324,7 +323,7 @@ class Improviser:
         if self.prediction is None:  # nothing heard yet: start from middle C
             self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
         prediction = self.memory.mix(self.prediction, self.settings.memory, self.key.mask)
-        pitch, step, duration = self.sampler.sample(prediction, self.key.mask)
+        pitch, step, duration = self.sampler.sample(prediction, self.key.mask, self.model.chord)
         velocity = (self.settings.velocity or self.sampler.velocity(prediction)
                     or self._player_velocity())
         return pitch, step, duration, velocity

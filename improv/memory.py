@@ -30,8 +30,7 @@ counts alone (the uniform floor's share is left to the LSTM) and
 user's ``--memory``: 0 the LSTM alone, :data:`TUNED_STRENGTH` (0.5) the weighting the
 validation split picked for predicting the next note (``scale``, ``count_half`` and the
 other constants were chosen there by ``training/memory_eval.py --tune``), 1 twice the
-memory's weight; improv plays at :data:`DEFAULT_STRENGTH` (0.8), where answers take up the
-call's motifs as often as the real continuation does on that split.
+memory's weight; improv plays at :data:`DEFAULT_STRENGTH`, the same.
 
 Size: at most ``max_entries`` (context, next note) counts in all, and at most
 :data:`MAX_CODES` different next notes after one context (beyond that the rarer half
@@ -77,18 +76,15 @@ from improv.timebins import bin_edges
 #: predicting the next note (the constants of MemoryConfig; training/memory_eval.py --tune).
 TUNED_STRENGTH = 0.5
 #: ``--memory``'s default in run, demo and generate, and the strength ``improv evaluate``
-#: scores: the least on a 0.05 grid at which the validation split met all of issue 15's
-#: aims (134 files; 5 draws each of 200 notes after a 50-note seed, T 0.9, measured
-#: 2026-11-30). Answers' motif reuse: 0.119 (real continuation 0.110; 0.108 at 0.75, 0.070
-#: at 0.5, 0.022 without the memory). Key and rhythm no worse than without the memory:
-#: notes out of key 0.158 (0.180 without), pitch-class overlap 0.887 (0.871), step overlap
-#: 0.861 (0.858), duration overlap 0.940 (0.923). Pitch cross-entropy with it 0.944 x the
-#: model's alone (0.882 at 0.5, the best for prediction). What it costs: more repeated
-#: pitches (0.056; real 0.027, 0.024 without). On the test split the same 5 draws gave
-#: motif reuse 0.051 (real 0.064; 0.030 at 0.5), notes out of key 0.119 (real 0.101; 0.129
-#: at 0.5, 0.139 without), duration overlap 0.901 (0.913 at 0.5, 0.919 without) and
-#: cross-entropy 0.998 x (0.916 at 0.5): the test pieces repeat themselves less.
-DEFAULT_STRENGTH = 0.8
+#: scores: the tuned one. Stronger takes up more of the call's motifs but plays a rhythm
+#: further from the real one, and no strength met both of issue 15's aims on the validation
+#: split (134 files; 5 draws each of 200 notes after a 50-note seed, T 0.9, a chord's pitches
+#: once; measured 2026-11-30): motif reuse 0.060 at 0.5, 0.100 at 0.75, 0.106 at 0.8 (real
+#: continuation 0.110, 0.020 without the memory), step-histogram overlap with the real notes
+#: 0.849, 0.843, 0.839 (0.853 without). Before the chord rule (improv.features.CHORD_SECONDS)
+#: 0.8 met both (reuse 0.119, step overlap 0.861 against 0.858), but 3% of its notes then
+#: doubled a pitch of their own chord, and those made much of the reuse.
+DEFAULT_STRENGTH = TUNED_STRENGTH
 FORMAT = "improv-memory"
 VERSION = 1
 #: Interval classes a note can have (0-48, and NO_INTERVAL for a first note).

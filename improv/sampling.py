@@ -9,6 +9,7 @@ import numpy as np
 
 from improv.engine import Prediction
 from improv.errors import InvalidValueError
+from improv.features import CHORD_SECONDS
 from improv.flags import flag
 from improv.key import pitch_weights
 
@@ -98,8 +99,10 @@ class Sampler:
         self.rng = np.random.default_rng(seed)
         self._key_weights: dict[bytes, np.ndarray] = {}  # per key mask, pitches in range
 
-    def _weights(self, logits: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
-        """Return unnormalised probabilities of the pitches in range, filters applied."""
+    def _weights(self, logits: np.ndarray, key: np.ndarray | None = None,
+                 taken: list[int] | None = None) -> np.ndarray:
+        """Return unnormalised probabilities of the pitches in range, filters applied;
+        ``taken``: places (pitch - lowest of the range) left out before top-k and top-p."""
         cfg = self.config
         lo, hi = cfg.pitch_range
         z = logits[lo:hi + 1] * np.float32(1.0 / cfg.temperature)
@@ -116,6 +119,8 @@ class Sampler:
                 keyed = z * weights
                 if keyed.max() > 0:  # with every likely pitch off the key at weight 1:
                     z = keyed  # the model's own choice rather than nothing
+        if taken:
+            z = _without(z, taken, 0.0)
         if 0 < cfg.top_k < len(z):
             z[z < np.partition(z, -cfg.top_k)[-cfg.top_k]] = 0.0
         if cfg.top_p < 1.0:
@@ -142,24 +147,33 @@ class Sampler:
         probs[lo:hi + 1] = z / z.sum()
         return probs
 
-    def sample(self, prediction: Prediction,
-               key: np.ndarray | None = None) -> tuple[int, float, float]:
+    def sample(self, prediction: Prediction, key: np.ndarray | None = None,
+               chord: tuple[int, ...] = ()) -> tuple[int, float, float]:
         """Return (pitch, step, duration) drawn from ``prediction``, leaning towards the key
         ``key`` (a (12,) bool mask of pitch classes, :class:`improv.key.KeyTracker`) by
-        :attr:`SamplingConfig.key_weight` if given."""
+        :attr:`SamplingConfig.key_weight` if given.
+
+        ``chord``: the pitches of the last onset (:attr:`improv.engine.NoteModel.chord`).
+        The step is drawn first; one under :data:`~improv.features.CHORD_SECONDS` makes the
+        note one of that chord, so its pitch is drawn among the others (a chord never holds
+        a pitch twice, unless the model allows nothing else)."""
         cfg = self.config
         lo, hi = cfg.pitch_range
-        if cfg.temperature <= GREEDY_BELOW:
-            pitch = lo + int(np.argmax(prediction.logits[lo:hi + 1]))
-        else:  # inverse CDF: what rng.choice does, without its per-call checks
-            cdf = np.cumsum(self._weights(prediction.logits, key))
-            pitch = lo + int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
-            pitch = min(pitch, hi)
         step, duration = prediction.step, prediction.duration
         if prediction.timing_logits is not None:
             step, duration = self._draw_times(prediction.timing_logits, prediction.timing_values)
         step = min(max(step, cfg.min_step), cfg.max_step)
         duration = min(max(duration, cfg.min_duration), cfg.max_duration)
+        taken = [p - lo for p in chord if lo <= p <= hi] if step < CHORD_SECONDS else []
+        if cfg.temperature <= GREEDY_BELOW:
+            z = prediction.logits[lo:hi + 1]
+            if taken:
+                z = _without(z.astype(np.float64), taken, -np.inf)
+            pitch = lo + int(np.argmax(z))
+        else:  # inverse CDF: what rng.choice does, without its per-call checks
+            cdf = np.cumsum(self._weights(prediction.logits, key, taken))
+            pitch = lo + int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
+            pitch = min(pitch, hi)
         return pitch, float(step), float(duration)
 
     def velocity(self, prediction: Prediction) -> int | None:
@@ -184,3 +198,13 @@ class Sampler:
         z = self.rng.gumbel(size=logits.shape)
         z += logits * (1.0 / t)
         return values[z.argmax(axis=1)].tolist()
+
+
+def _without(z: np.ndarray, taken: list[int], nothing: float) -> np.ndarray:
+    """Return ``z`` (changed in place) with the places ``taken`` set to ``nothing``, unless
+    that leaves nothing to draw: then ``z`` as it was."""
+    kept = z[taken].copy()
+    z[taken] = nothing
+    if not (z > nothing).any():
+        z[taken] = kept
+    return z

@@ -107,3 +107,22 @@ def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras, velocity
         assert preds[-1].velocity_logits is None
     engine.reset()  # a reset forgets the previous pitch too: the same notes, the same answers
     np.testing.assert_array_equal(engine.feed_many(notes).logits, preds[-1].logits)
+
+
+def test_the_engine_keeps_the_pitches_of_the_last_onset():
+    from improv.engine import MAX_CHORD_PITCHES
+
+    model = NoteModel.load(MODELS / "default")
+    model.feed(60, 0.5, 0.3)
+    assert model.chord == (60,)
+    model.feed(64, 0.01, 0.3)  # within CHORD_SECONDS: the same onset
+    model.feed(67, 0.0, 0.3)
+    assert model.chord == (60, 64, 67)
+    model.feed(72, 0.3, 0.3)  # a new onset
+    assert model.chord == (72,)
+    pitches = [p % 128 for p in range(MAX_CHORD_PITCHES + 20)]
+    for p in pitches:
+        model.feed(p, 0.0, 0.3)
+    assert model.chord == tuple(pitches[-MAX_CHORD_PITCHES:])  # the newest kept
+    model.reset()
+    assert model.chord == ()

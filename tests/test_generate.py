@@ -101,3 +101,26 @@ def test_restrike_ends_a_note_struck_again():
     start = np.array([0.0, 0.1, 0.5])
     end = np.array([2.0, 0.3, 1.0])
     np.testing.assert_allclose(restrike(pitch, start, end), [0.5, 0.3, 1.0])
+
+
+def test_no_chord_holds_the_same_pitch_twice():
+    """Notes drawn less than CHORD_SECONDS apart sound together: none repeats a pitch of its
+    chord (before the rule, 1.0% of the model's notes and 1.9% with the phrase memory at its
+    default did, on the validation split, against 0.02% of the real notes)."""
+    from improv.features import CHORD_SECONDS
+    from improv.memory import DEFAULT_STRENGTH, PhraseMemory
+
+    engine = NoteModel.load(MODEL)
+    notes = generate(engine, Sampler(seed=0), seed_notes(), 2000, PhraseMemory(),
+                     DEFAULT_STRENGTH)
+    chord: list[int] = []
+    doubled = joined = 0
+    for pitch, step in notes[:, :2]:
+        if step < CHORD_SECONDS:
+            joined += 1
+            doubled += int(pitch) in chord
+            chord.append(int(pitch))
+        else:
+            chord = [int(pitch)]
+    assert joined > 100  # the seed (Bach's Prelude in C) has chords, and so do the answers
+    assert doubled == 0

@@ -93,3 +93,22 @@ def test_velocity_is_drawn_from_the_velocity_head():
     assert np.mean(np.array(draws) == 100) == pytest.approx(0.8, abs=0.04)
     assert Sampler(SamplingConfig(velocity_temperature=0)).velocity(pred) == 100
     assert Sampler().velocity(_pred()) is None  # no velocity head
+
+
+def test_a_chord_tone_is_never_a_pitch_the_chord_already_holds():
+    logits = np.full(128, -10.0, np.float32)
+    logits[[60, 64, 67]] = [3.0, 2.0, 1.0]  # 60 by far the likeliest, then 64, 67
+    chord_step = Prediction(logits, 0.0, 0.3)  # step 0: the note joins the last onset
+    melodic = Prediction(logits, 0.3, 0.3)
+    s = Sampler(seed=0)
+    assert {s.sample(chord_step, chord=(60,))[0] for _ in range(200)} == {64, 67}
+    assert {s.sample(chord_step, chord=(60, 64))[0] for _ in range(100)} == {67}
+    assert 60 in {s.sample(melodic, chord=(60,))[0] for _ in range(50)}  # a new onset
+    greedy = Sampler(SamplingConfig(temperature=0), seed=0)
+    assert greedy.sample(chord_step, chord=(60,))[0] == 64
+    assert greedy.sample(melodic, chord=(60,))[0] == 60
+    # a model that allows only the chord's own pitches keeps its choice
+    only = np.full(128, -np.inf, np.float32)
+    only[60] = 0.0
+    assert s.sample(Prediction(only, 0.0, 0.3), chord=(60,))[0] == 60
+    assert greedy.sample(Prediction(only, 0.0, 0.3), chord=(60,))[0] == 60

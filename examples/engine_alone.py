@@ -21,8 +21,8 @@ def main(count: int = 16) -> None:
     # C major, up and down: (pitch, step, duration, velocity) as improv.features defines
     prediction = model.feed_many([(p, 0.25, 0.2, 80) for p in (60, 62, 64, 65, 67, 65, 64, 62)])
     for _ in range(count):
-        # model.chord: the pitches of the last onset, which a note drawn as a chord tone avoids
-        pitch, step, duration = sampler.sample(prediction, chord=model.chord)
+        # model.struck: the notes just struck, whose pitches a note drawn that close avoids
+        pitch, step, duration = sampler.sample(prediction, struck=model.struck)
         velocity = sampler.velocity(prediction) or 80
         print(f"{pretty_midi.note_number_to_name(pitch):>4}  step {step:.3f} s  "
               f"held {duration:.3f} s  velocity {velocity}")

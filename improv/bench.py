@@ -62,7 +62,7 @@ def time_engine(model: NoteModel, notes: int, sampler: Sampler,
     times = []
     for _ in progress(range(notes), desc=desc, unit="note"):
         t0 = time.perf_counter()
-        pitch, step, duration = sampler.sample(prediction, key.mask, model.chord)
+        pitch, step, duration = sampler.sample(prediction, key.mask, model.struck)
         velocity = sampler.velocity(prediction) or 64
         prediction = model.feed(pitch, step, duration, velocity)
         key.push(pitch)
@@ -89,7 +89,7 @@ def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, flo
         t0 = time.perf_counter()
         mixed = memory.mix(prediction, DEFAULT_STRENGTH, key.mask)
         t1 = time.perf_counter()
-        pitch, step, duration = sampler.sample(mixed, key.mask, model.chord)
+        pitch, step, duration = sampler.sample(mixed, key.mask, model.struck)
         velocity = sampler.velocity(mixed) or 64
         prediction = model.feed(pitch, step, duration, velocity)
         key.push(pitch)

@@ -14,6 +14,7 @@ velocity head.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,8 @@ from improv.features import (
 )
 from improv.weights import ModelWeights, load_weights
 
-#: Most pitches :attr:`NoteModel.chord` keeps: each pitch once (a model stuck on step 0
-#: strings together one long "chord"; generate() plays it as it comes).
-MAX_CHORD_PITCHES = VOCAB_SIZE
+#: Most notes :attr:`NoteModel.struck` keeps (a model stuck on step 0 plays many at once).
+MAX_STRUCK = VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,8 @@ class NoteModel:
         self.c[:] = 0.0
         self.notes_fed = 0
         self._previous_pitch = None
-        self._chord: list[int] = []
+        self._clock = 0.0  # the last onset, in seconds from the first note fed
+        self._struck: deque[tuple[float, int]] = deque(maxlen=MAX_STRUCK)  # onset, pitch
 
     def _warm_up(self) -> None:
         # The first BLAS calls allocate; do them now, not on the first live note.
@@ -163,12 +164,12 @@ class NoteModel:
                           self._velocity_values)
 
     @property
-    def chord(self) -> tuple[int, ...]:
-        """The pitches of the last onset: the last note fed and those fed before it each
-        less than :data:`~improv.features.CHORD_SECONDS` after the one before (at most
-        :data:`MAX_CHORD_PITCHES`).
-        A next note drawn that close joins them (:meth:`improv.sampling.Sampler.sample`)."""
-        return tuple(self._chord)
+    def struck(self) -> tuple[tuple[int, float], ...]:
+        """The notes struck less than :data:`~improv.features.CHORD_SECONDS` before the last
+        onset, the last note included: (pitch, seconds before the last onset), oldest first.
+        A note drawn that close after them would sound with them
+        (:meth:`improv.sampling.Sampler.sample`)."""
+        return tuple((pitch, self._clock - onset) for onset, pitch in self._struck)
 
     @property
     def takes_velocity(self) -> bool:
@@ -194,12 +195,11 @@ class NoteModel:
         next. The velocity matters only to a model that :attr:`takes_velocity`."""
         x = self.features(pitch, step, duration, velocity)
         self.notes_fed += 1
-        if step < CHORD_SECONDS and self._chord:
-            if len(self._chord) >= MAX_CHORD_PITCHES:
-                del self._chord[0]
-            self._chord.append(int(pitch))
-        else:
-            self._chord = [int(pitch)]
+        self._clock += max(float(step), 0.0)
+        struck = self._struck
+        while struck and self._clock - struck[0][0] >= CHORD_SECONDS:
+            struck.popleft()
+        struck.append((self._clock, int(pitch)))
         if self.arch == "streaming":
             pitch = int(pitch)  # a table row: a NumPy float would not index
             interval = interval_class(self._previous_pitch, pitch)

@@ -60,7 +60,7 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
     for i in range(count):
         if memory is not None:
             prediction = memory.mix(prediction, strength, key.mask)
-        pitch, step, duration = sampler.sample(prediction, key.mask, model.chord)
+        pitch, step, duration = sampler.sample(prediction, key.mask, model.struck)
         velocity = sampler.velocity(prediction) or fallback
         out[i] = pitch, step, duration, velocity
         prediction = model.feed(pitch, step, duration, velocity)

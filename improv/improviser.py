@@ -323,7 +323,7 @@ class Improviser:
         if self.prediction is None:  # nothing heard yet: start from middle C
             self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
         prediction = self.memory.mix(self.prediction, self.settings.memory, self.key.mask)
-        pitch, step, duration = self.sampler.sample(prediction, self.key.mask, self.model.chord)
+        pitch, step, duration = self.sampler.sample(prediction, self.key.mask, self.model.struck)
         velocity = (self.settings.velocity or self.sampler.velocity(prediction)
                     or self._player_velocity())
         return pitch, step, duration, velocity

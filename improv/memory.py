@@ -78,12 +78,13 @@ TUNED_STRENGTH = 0.5
 #: ``--memory``'s default in run, demo and generate, and the strength ``improv evaluate``
 #: scores: the tuned one. Stronger takes up more of the call's motifs but plays a rhythm
 #: further from the real one, and no strength met both of issue 15's aims on the validation
-#: split (134 files; 5 draws each of 200 notes after a 50-note seed, T 0.9, a chord's pitches
-#: once; measured 2026-11-30): motif reuse 0.060 at 0.5, 0.100 at 0.75, 0.106 at 0.8 (real
-#: continuation 0.110, 0.020 without the memory), step-histogram overlap with the real notes
-#: 0.849, 0.843, 0.839 (0.853 without). Before the chord rule (improv.features.CHORD_SECONDS)
-#: 0.8 met both (reuse 0.119, step overlap 0.861 against 0.858), but 3% of its notes then
-#: doubled a pitch of their own chord, and those made much of the reuse.
+#: split (134 files; 5 draws each of 200 notes after a 50-note seed, T 0.9, no pitch struck
+#: again within 50 ms; measured 2026-11-30): motif reuse 0.062 at 0.5, 0.101 at 0.75, 0.107
+#: at 0.8 (real continuation 0.110, 0.020 without the memory), step-histogram overlap with
+#: the real notes 0.852, 0.844, 0.839 (0.854 without). Before that rule (improv.features.
+#: CHORD_SECONDS) 0.8 met both (reuse 0.119, step overlap 0.861 against 0.858), but 7.4%
+#: of its notes then repeated a pitch struck less than 50 ms before, and those made much of
+#: the reuse.
 DEFAULT_STRENGTH = TUNED_STRENGTH
 FORMAT = "improv-memory"
 VERSION = 1
@@ -173,9 +174,12 @@ class MemoryConfig:
     # cross-entropy 3.586 nats without the memory; with it, at strength 0.5: 2.781 here;
     # 2.984 with no chord grouping, 2.789 at 0.03 s, 2.888 at 0.08 s; order 8: 2.788.
     max_order: int = 5
+    # (The sampler's chord, improv.features.CHORD_SECONDS, is the same 50 ms by another
+    # measure: in real pieces no pitch comes again within it.)
     chord_seconds: float = 0.05
     # Teacher-forced cross-entropy never hears improv's own notes; what improv plays does.
-    # Validation --music at strength 0.5, key_weight 1 (5 draws, as for DEFAULT_STRENGTH):
+    # Validation --music at strength 0.5, key_weight 1 (5 draws, before the sampler's rule
+    # against pitches struck again within 50 ms, improv.features.CHORD_SECONDS):
     # at 0.25, notes out of key 0.163 (0.178 with 0.5 and key_weight 0.9, the default
     # until 2026-11-30; 0.180 without the memory), repeated pitches 0.041 (0.054; real
     # 0.027), longest run of a pitch 3.0 (3.8; real 2.9), motif reuse 0.065 (0.069).

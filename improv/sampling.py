@@ -102,12 +102,14 @@ class Sampler:
     def _weights(self, logits: np.ndarray, key: np.ndarray | None = None,
                  taken: list[int] | None = None) -> np.ndarray:
         """Return unnormalised probabilities of the pitches in range, filters applied;
-        ``taken``: places (pitch - lowest of the range) left out before top-k and top-p."""
+        ``taken``: places (pitch - lowest of the range) left out before the other filters."""
         cfg = self.config
         lo, hi = cfg.pitch_range
         z = logits[lo:hi + 1] * np.float32(1.0 / cfg.temperature)
         z -= z.max()
         np.exp(z, out=z)
+        if taken:
+            z = _without(z, taken, 0.0)
         if key is not None and cfg.key_weight > 0:
             weights = self._key_weights.get(key.tobytes())
             if weights is None:
@@ -119,8 +121,6 @@ class Sampler:
                 keyed = z * weights
                 if keyed.max() > 0:  # with every likely pitch off the key at weight 1:
                     z = keyed  # the model's own choice rather than nothing
-        if taken:
-            z = _without(z, taken, 0.0)
         if 0 < cfg.top_k < len(z):
             z[z < np.partition(z, -cfg.top_k)[-cfg.top_k]] = 0.0
         if cfg.top_p < 1.0:
@@ -136,7 +136,9 @@ class Sampler:
     def pitch_probabilities(self, logits: np.ndarray,
                             key: np.ndarray | None = None) -> np.ndarray:
         """Return the distribution the pitch is drawn from (after all filters), with the
-        key ``key`` (a (12,) bool mask, :mod:`improv.key`) if given."""
+        key ``key`` (a (12,) bool mask, :mod:`improv.key`) if given, for a note that repeats
+        no pitch struck just before it (the rule of :meth:`sample`, which depends on the step
+        drawn, is left out)."""
         cfg = self.config
         lo, hi = cfg.pitch_range
         probs = np.zeros(logits.shape)
@@ -148,15 +150,16 @@ class Sampler:
         return probs
 
     def sample(self, prediction: Prediction, key: np.ndarray | None = None,
-               chord: tuple[int, ...] = ()) -> tuple[int, float, float]:
+               struck: tuple[tuple[int, float], ...] = ()) -> tuple[int, float, float]:
         """Return (pitch, step, duration) drawn from ``prediction``, leaning towards the key
         ``key`` (a (12,) bool mask of pitch classes, :class:`improv.key.KeyTracker`) by
         :attr:`SamplingConfig.key_weight` if given.
 
-        ``chord``: the pitches of the last onset (:attr:`improv.engine.NoteModel.chord`).
-        The step is drawn first; one under :data:`~improv.features.CHORD_SECONDS` makes the
-        note one of that chord, so its pitch is drawn among the others (a chord never holds
-        a pitch twice, unless the model allows nothing else)."""
+        ``struck``: the notes struck just before, as (pitch, seconds before the last onset)
+        (:attr:`improv.engine.NoteModel.struck`). The step is drawn first, then the pitch
+        among those not struck less than :data:`~improv.features.CHORD_SECONDS` before the
+        note's onset: a chord does not hold a pitch twice, nor is a key struck again that
+        fast (unless the model allows nothing else)."""
         cfg = self.config
         lo, hi = cfg.pitch_range
         step, duration = prediction.step, prediction.duration
@@ -164,11 +167,11 @@ class Sampler:
             step, duration = self._draw_times(prediction.timing_logits, prediction.timing_values)
         step = min(max(step, cfg.min_step), cfg.max_step)
         duration = min(max(duration, cfg.min_duration), cfg.max_duration)
-        taken = [p - lo for p in chord if lo <= p <= hi] if step < CHORD_SECONDS else []
+        taken = [p - lo for p, before in struck if before + step < CHORD_SECONDS and lo <= p <= hi]
         if cfg.temperature <= GREEDY_BELOW:
             z = prediction.logits[lo:hi + 1]
             if taken:
-                z = _without(z.astype(np.float64), taken, -np.inf)
+                z = _without(z.copy(), taken, -np.inf)
             pitch = lo + int(np.argmax(z))
         else:  # inverse CDF: what rng.choice does, without its per-call checks
             cdf = np.cumsum(self._weights(prediction.logits, key, taken))

@@ -158,8 +158,7 @@ class Report:
     def line(self) -> str:
         dropped = (f", answer delayed {self.stall_shifts} time(s) by {self.stall_seconds:.2f} s "
                    "after stalls" if self.stall_shifts else "")
-        repeats = f" ({self.repeats} note-on(s) heard twice, once counted)" if self.repeats \
-            else ""
+        repeats = f" ({self.repeats} duplicate note-on(s) dropped)" if self.repeats else ""
         return (f"improv: stopped; {self.messages} messages heard{repeats}, {self.notes_in} "
                 f"notes in, {self.notes_out} out{dropped}")
 

@@ -60,8 +60,10 @@ same merged events at their *true* metrical positions (1/12 beat) starts 99.6% w
 positions is. Of the 86 misses, 30 are the off-beat taken for the beat (0.34-0.5 of a beat
 out) and 56 near misses (20-50 ms) on calls with fewer events near a beat or half beat (p50
 11 against 17) and a period 0.58% off (0.14% on the hits). Tried on top of ``_refine``, not
-kept (synthetic / POP909 / ASAP steady starts, against 73.5 / 71.9 / 50.0%): a last pass on a
-finer grid (quarters and thirds, or quarters only): 69.2-73.8 / 63.7-70.0 / 47.0-57.2%;
+kept (synthetic / POP909 / ASAP steady starts, against 73.5 / 71.9 / 50.0%): three more passes
+on a finer grid after ``_refine``'s own (quarters and thirds, or quarters only; the snapping
+tried before replaced the half-beat grid instead): 69.2-73.8 / 63.7-70.0 / 47.0-57.2%, the
+best ASAP figure (57.2%, quarters and thirds within 0.08 beat) at 70.2 / 64.4% on the others;
 uniform weights (halflife 1000 beats): 74.0 / 71.9 / 36.9%; events taken one by one from the
 last backwards, each snapped to the line fitted so far: 35-59 / 24-66 / 34-51%.
 

@@ -3,9 +3,10 @@
 - ``note_on`` with velocity 0 is a ``note_off``.
 - While the sustain pedal (CC64 >= 64) is down on a channel, released keys keep
   sounding; they end when the pedal comes up, or when the same key is struck again.
-- Striking a key that is already down ends the old note there and starts a new one;
-  the same note-on again within ``REPEAT_SECONDS`` is the same event delivered twice
-  (:meth:`NoteTracker.is_repeat`), not a new strike.
+- Striking a key that is already down ends the old note there and starts a new one. The
+  same note-on again within ``REPEAT_SECONDS`` is the same event delivered twice, not a new
+  strike: callers ask :meth:`NoteTracker.is_repeat` before handing a message over (the
+  improviser then drops it whole: no onset, no passthrough).
 - A ``note_off`` for a key that is not down is ignored. Other messages are ignored.
 """
 
@@ -19,7 +20,9 @@ SUSTAIN_CC = 64
 #: A note-on for a key struck this recently at the same velocity is the same event heard
 #: twice: JACK hands a client that missed a cycle its events again (seen here 6 us apart,
 #: clock pulses at improv's input), while a key cannot be struck again without coming up
-#: first, which no hand or action does within a millisecond.
+#: first, which no hand or action does within a millisecond. (Messages recovered from a
+#: swallowed SysEx share one arrival time, improv.midiin: two note-ons of one key at one
+#: velocity among them, with no note-off between, would be taken as one.)
 REPEAT_SECONDS = 0.001
 
 

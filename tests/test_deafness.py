@@ -141,17 +141,22 @@ def test_continue_mode_work_per_tick_is_bounded(improv):
 
 
 def test_a_note_on_delivered_twice_is_heard_once(improv):
-    """JACK may hand an event to a client twice (6 us apart): one note, one onset, and its
-    one note-off leaves no key down."""
+    """JACK may hand an event to a client twice (6 us apart): one note, one onset, one
+    passthrough, and its one note-off leaves no key down. A key struck again while still
+    down 5 ms later is a new strike."""
     make, clock = improv
-    i = make(silence=0.5)
+    i = make(silence=0.5, passthrough=True)
+    passed = []
+    i.passthrough = passed.append
     clock.t += 0.2
     i.handle(on(60), clock.t)
     i.handle(on(60), clock.t + 6e-6)
     clock.t += 0.1
     i.handle(off(60), clock.t)
     assert (i.notes_in, i.repeats, i.tracker.keys_down) == (1, 1, 0)
+    assert [m.type for m in passed] == ["note_on", "note_off"]
     assert [row[0] for row in i.window.rows] == [60]  # one note reached the model
-    clock.t += 0.05  # the same key struck again 50 ms after: a second note
+    clock.t += 0.05
     i.handle(on(60), clock.t)
-    assert (i.notes_in, i.repeats) == (2, 1)
+    i.handle(on(60), clock.t + 0.005)  # struck again, still down: a second note
+    assert (i.notes_in, i.repeats, i.tracker.keys_down) == (3, 1, 1)

@@ -109,20 +109,22 @@ def test_engine_equals_keras_with_time_bins(tmp_path, real_midi, keras, velocity
     np.testing.assert_array_equal(engine.feed_many(notes).logits, preds[-1].logits)
 
 
-def test_the_engine_keeps_the_pitches_of_the_last_onset():
-    from improv.engine import MAX_CHORD_PITCHES
+def test_the_engine_keeps_the_notes_just_struck():
+    from improv.engine import MAX_STRUCK
 
     model = NoteModel.load(MODELS / "default")
     model.feed(60, 0.5, 0.3)
-    assert model.chord == (60,)
-    model.feed(64, 0.01, 0.3)  # within CHORD_SECONDS: the same onset
-    model.feed(67, 0.0, 0.3)
-    assert model.chord == (60, 64, 67)
-    model.feed(72, 0.3, 0.3)  # a new onset
-    assert model.chord == (72,)
-    pitches = [p % 128 for p in range(MAX_CHORD_PITCHES + 20)]
-    for p in pitches:
-        model.feed(p, 0.0, 0.3)
-    assert model.chord == tuple(pitches[-MAX_CHORD_PITCHES:])  # the newest kept
+    assert model.struck == ((60, 0.0),)
+    model.feed(64, 0.01, 0.3)
+    model.feed(67, 0.02, 0.3)
+    assert [p for p, _ in model.struck] == [60, 64, 67]
+    assert [round(before, 6) for _, before in model.struck] == [0.03, 0.02, 0.0]
+    model.feed(72, 0.025, 0.3)  # 55 ms after the 60: it is no longer just struck
+    assert [p for p, _ in model.struck] == [64, 67, 72]
+    model.feed(74, 0.3, 0.3)
+    assert model.struck == ((74, 0.0),)
+    for i in range(MAX_STRUCK + 20):  # a model stuck on step 0
+        model.feed(i % 128, 0.0, 0.3)
+    assert len(model.struck) == MAX_STRUCK and model.struck[-1][0] == (MAX_STRUCK + 19) % 128
     model.reset()
-    assert model.chord == ()
+    assert model.struck == ()

@@ -92,7 +92,7 @@ def test_chord_tones_are_not_gaps():
 class _StuckOnStepZero(Sampler):
     """A sampler whose model only ever draws chords: every step is 0."""
 
-    def sample(self, prediction, key=None, chord=()):
+    def sample(self, prediction, key=None, struck=()):
         pitch, _, duration = super().sample(prediction)
         return pitch, 0.0, duration
 

@@ -115,3 +115,15 @@ def test_status_is_data_and_the_line_is_made_from_it(parts):
         status = session.status
     assert (status.mode, status.notes_in, status.notes_out) == ("call-response", 4, 0)
     assert status.line().startswith("call-response | temperature 0.90 | in 4 out 0 | latency")
+
+
+def test_the_report_counts_note_ons_dropped_as_duplicates(parts):
+    clock, keys, sink = parts
+    with Session(options(), source=keys, outputs=[sink], clock=clock,
+                 log=io.StringIO()) as session:
+        keys.note(60)
+        keys.note(60)  # the same event again, at the same instant: JACK's copy
+        session.step()
+        report = session.report()
+    assert (report.messages, report.notes_in, report.repeats) == (2, 1, 1)
+    assert "(1 duplicate note-on(s) dropped)" in report.line()

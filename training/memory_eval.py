@@ -216,7 +216,7 @@ def _score(traces: list[dict], mem: list[dict], config: MemoryConfig, strength: 
 #: count_half 0.5, scale 1; scales above 1 then reached weight 1 and an infinite
 #: cross-entropy (hence MAX_WEIGHT). This grid is around that best.
 ORDERS = (5, 8)
-CHORD_SECONDS = (0.0, 0.03, 0.05, 0.08)
+CHORD_GRID = (0.0, 0.03, 0.05, 0.08)
 COUNT_HALF = (0.25, 0.5, 1.0)
 SCALE = (0.75, 1.0, 1.25)
 
@@ -230,7 +230,7 @@ def tune(traces: list[dict], notes: list[np.ndarray], bins: int, log=print) -> d
     strength = TUNED_STRENGTH
     best = None
     results = []
-    for max_order, chord in itertools.product(ORDERS, CHORD_SECONDS):
+    for max_order, chord in itertools.product(ORDERS, CHORD_GRID):
         base = MemoryConfig(max_order=max_order, chord_seconds=chord)
         t0 = time.time()
         mem = [memory_trace(n, base, bins) for n in notes]

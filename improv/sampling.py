@@ -3,6 +3,7 @@ top-p on the pitch; step and duration clamped to playable ranges."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,7 +101,7 @@ class Sampler:
         self._key_weights: dict[bytes, np.ndarray] = {}  # per key mask, pitches in range
 
     def _weights(self, logits: np.ndarray, key: np.ndarray | None = None,
-                 taken: list[int] | None = None) -> np.ndarray:
+                 taken: Sequence[int] = ()) -> np.ndarray:
         """Return unnormalised probabilities of the pitches in range, filters applied;
         ``taken``: places (pitch - lowest of the range) left out before the other filters."""
         cfg = self.config
@@ -108,8 +109,8 @@ class Sampler:
         z = logits[lo:hi + 1] * np.float32(1.0 / cfg.temperature)
         z -= z.max()
         np.exp(z, out=z)
-        if taken:
-            z = _without(z, taken, 0.0)
+        for i in taken:  # one to a few places: scalar stores cost less than an index array
+            z[i] = 0.0
         if key is not None and cfg.key_weight > 0:
             weights = self._key_weights.get(key.tobytes())
             if weights is None:
@@ -167,14 +168,19 @@ class Sampler:
             step, duration = self._draw_times(prediction.timing_logits, prediction.timing_values)
         step = min(max(step, cfg.min_step), cfg.max_step)
         duration = min(max(duration, cfg.min_duration), cfg.max_duration)
-        taken = [p - lo for p, before in struck if before + step < CHORD_SECONDS and lo <= p <= hi]
+        taken = [p - lo for p, before in struck if before + step < CHORD_SECONDS
+                 and lo <= p <= hi] if step < CHORD_SECONDS else []
         if cfg.temperature <= GREEDY_BELOW:
             z = prediction.logits[lo:hi + 1]
             if taken:
-                z = _without(z.copy(), taken, -np.inf)
+                left = z.copy()
+                left[taken] = -np.inf
+                z = left if left.max() > -np.inf else z  # else nothing but them is possible
             pitch = lo + int(np.argmax(z))
         else:  # inverse CDF: what rng.choice does, without its per-call checks
             cdf = np.cumsum(self._weights(prediction.logits, key, taken))
+            if taken and not cdf[-1] > 0:  # the model allows nothing but them
+                cdf = np.cumsum(self._weights(prediction.logits, key))
             pitch = lo + int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
             pitch = min(pitch, hi)
         return pitch, float(step), float(duration)
@@ -202,12 +208,3 @@ class Sampler:
         z += logits * (1.0 / t)
         return values[z.argmax(axis=1)].tolist()
 
-
-def _without(z: np.ndarray, taken: list[int], nothing: float) -> np.ndarray:
-    """Return ``z`` (changed in place) with the places ``taken`` set to ``nothing``, unless
-    that leaves nothing to draw: then ``z`` as it was."""
-    kept = z[taken].copy()
-    z[taken] = nothing
-    if not (z > nothing).any():
-        z[taken] = kept
-    return z

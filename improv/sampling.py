@@ -207,4 +207,3 @@ class Sampler:
         z = self.rng.gumbel(size=logits.shape)
         z += logits * (1.0 / t)
         return values[z.argmax(axis=1)].tolist()
-

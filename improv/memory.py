@@ -77,14 +77,14 @@ from improv.timebins import bin_edges
 TUNED_STRENGTH = 0.5
 #: ``--memory``'s default in run, demo and generate, and the strength ``improv evaluate``
 #: scores: the tuned one. Stronger takes up more of the call's motifs but plays a rhythm
-#: further from the real one, and no strength met both of issue 15's aims on the validation
-#: split (134 files; 5 draws each of 200 notes after a 50-note seed, T 0.9, no pitch struck
-#: again within 50 ms; measured 2026-11-30): motif reuse 0.062 at 0.5, 0.101 at 0.75, 0.107
-#: at 0.8 (real continuation 0.110, 0.020 without the memory), step-histogram overlap with
-#: the real notes 0.852, 0.844, 0.839 (0.854 without). Before that rule (improv.features.
-#: CHORD_SECONDS) 0.8 met both (reuse 0.119, step overlap 0.861 against 0.858), but 7.4%
-#: of its notes then repeated a pitch struck less than 50 ms before, and those made much of
-#: the reuse.
+#: further from the real one, and none of 0.5, 0.75 and 0.8 met both of issue 15's aims on
+#: the validation split (134 files; 5 draws each of 200 notes after a 50-note seed, T 0.9,
+#: no pitch struck again within 50 ms; measured 2026-11-30): motif reuse 0.062 at 0.5,
+#: 0.101 at 0.75, 0.107 at 0.8 (real continuation 0.110, 0.020 without the memory),
+#: step-histogram overlap with the real notes 0.852, 0.844, 0.839 (0.854 without). Before
+#: that rule (improv.features.CHORD_SECONDS) 0.8 met both (reuse 0.119, step overlap 0.861
+#: against 0.858), but 7.4% of its notes then repeated a pitch struck less than 50 ms
+#: before, and those made much of the reuse.
 DEFAULT_STRENGTH = TUNED_STRENGTH
 FORMAT = "improv-memory"
 VERSION = 1

@@ -175,7 +175,7 @@ class MemoryConfig:
     # 2.984 with no chord grouping, 2.789 at 0.03 s, 2.888 at 0.08 s; order 8: 2.788.
     max_order: int = 5
     # (The sampler's chord, improv.features.CHORD_SECONDS, is the same 50 ms by another
-    # measure: in real pieces no pitch comes again within it.)
+    # measure: in real pieces 0.03% of notes repeat a pitch struck within it.)
     chord_seconds: float = 0.05
     # Teacher-forced cross-entropy never hears improv's own notes; what improv plays does.
     # Validation --music at strength 0.5, key_weight 1 (5 draws, before the sampler's rule

@@ -34,8 +34,8 @@ memory's weight; improv plays at :data:`DEFAULT_STRENGTH`, the same.
 
 Size: at most ``max_entries`` (context, next note) counts in all, and at most
 :data:`MAX_CODES` different next notes after one context (beyond that the rarer half
-goes); beyond ``max_entries`` the least recently seen contexts go until a tenth is
-free, so a session of any length stays within a bounded size.
+goes); beyond ``max_entries`` the least recently seen contexts go, a few with each note
+learned, so a session of any length stays within a bounded size.
 
 Memory files (``--memory-file``) are UTF-8 JSON (never pickle), written
 atomically (a temporary file in the same folder, fsync, rename)::
@@ -58,8 +58,10 @@ from __future__ import annotations
 import functools
 import json
 import math
+import mmap
 import os
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -267,7 +269,9 @@ class PhraseMemory:
         # gives each context's row: its counts, their total and its marginals. Ints and
         # dicts of numbers are not tracked by Python's garbage collector; lists of counts
         # per context made a collection every ~80 notes (bench engine), in the memory's p99.
-        self._table: dict[int, int] = {}
+        # Its order is recency (least recently seen first): an OrderedDict moves a context
+        # to the end and gives up the oldest in constant time.
+        self._table: OrderedDict[int, int] = OrderedDict()
         self._masks = [(1 << _BITS * m) - 1 for m in range(self.config.max_order + 1)]
         self._entries = 0  # (context, code) counts in the table
         self._new_rows()
@@ -357,10 +361,10 @@ class PhraseMemory:
         # a row of one float32 array, so a guess adds up all its orders in one product.
         # (Whole and half counts are exact in float32 up to 2**23; beyond that, and for
         # other weights, a marginal is off by float32's 1e-7, as a probability nothing.)
-        # Allocated once with calloc: a row costs memory when first used, and the table
+        # Allocated once (_lazy_zeros): a row costs memory when first used, and the table
         # never grows on the note path (doubling it took 107 ms at 65 536 rows).
         rows = max(rows, self.config.max_entries + self.config.max_order + 1)
-        self._marginals = np.zeros((rows, _MARGINALS), np.float32)
+        self._marginals = _lazy_zeros(rows, _MARGINALS)
         self._counts: list[dict[int, float] | None] = []  # per row used: code -> count
         self._totals: list[float] = []  # per row used: the counts' sum
         self._free: list[int] = []  # rows used and given back
@@ -378,13 +382,15 @@ class PhraseMemory:
     def _count(self, context: int, code: int, weight: float) -> None:
         """Count ``code`` after each suffix of ``context``."""
         table, all_counts, totals = self._table, self._counts, self._totals
+        move = table.move_to_end
         rows = []
         for mask in self._masks[_length(context)::-1]:  # longest first: () is the most recent
             key = context & mask
-            row = table.pop(key, None)  # pop and put back: the dict's order is recency
+            row = table.get(key)
             if row is None:
-                row = self._take_row()
-            table[key] = row
+                row = table[key] = self._take_row()
+            else:
+                move(key)  # the order is recency
             totals[row] += weight
             counts = all_counts[row]
             old = counts.get(code)
@@ -405,7 +411,12 @@ class PhraseMemory:
             place[j] += weight
             place[k] += weight
         if self._entries > self.config.max_entries:
-            self._forget(self.config.max_entries * 9 // 10)
+            # Only as many as this note went over: forgetting a tenth at once (the rule
+            # until 2026-11-30) held the live loop 4-18 ms every ~2,800 notes once a
+            # session of new material had filled the memory (random notes, max_entries
+            # 100 000; mostly freeing ~6,700 contexts' dicts). Now a note forgets one or
+            # two contexts.
+            self._forget_oldest(self.config.max_entries)
 
     def _prune(self, row: int) -> None:
         """Keep the commoner half of a context's next notes."""
@@ -415,6 +426,17 @@ class PhraseMemory:
         self._counts[row] = counts = dict(keep)
         self._totals[row] = sum(counts.values())
         self._marginals[row] = _dense(counts)
+
+    def _forget_oldest(self, entries: int) -> None:
+        """:meth:`_forget` for a few contexts (a note's worth), one at a time: no lists."""
+        table, all_counts, marginals = self._table, self._counts, self._marginals
+        while self._entries > entries:
+            row = table.popitem(last=False)[1]
+            self._entries -= len(all_counts[row])
+            all_counts[row] = None
+            self._totals[row] = 0.0
+            marginals[row] = 0.0
+            self._free.append(row)
 
     def _forget(self, entries: int) -> None:
         """Drop the least recently seen contexts (the dict's first keys) until at most
@@ -714,6 +736,20 @@ def open_memory(path: str | Path | None, log=print) -> PhraseMemory:
             kept = "left as it is"
         log(f"{exc}; {kept}; starting with an empty memory")
         return PhraseMemory()
+
+
+def _lazy_zeros(rows: int, cols: int) -> np.ndarray:
+    """A zeroed float32 array whose memory is taken a small page at a time, as rows are first
+    written. NumPy's calloc'd arrays take it in the kernel's 2 MB transparent huge pages when
+    those are on ("always" here): the note that first wrote into a new 2 MB of the table
+    (every ~6,700 new contexts) waited 4.7-4.9 ms for the kernel to zero it, in the live
+    loop. Here each 4 kB page costs about a microsecond."""
+    try:
+        buf = mmap.mmap(-1, rows * cols * 4, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buf.madvise(mmap.MADV_NOHUGEPAGE)
+    except (AttributeError, OSError, TypeError, ValueError):  # not Linux: calloc's pages
+        return np.zeros((rows, cols), np.float32)
+    return np.frombuffer(buf, np.float32).reshape(rows, cols)
 
 
 def mix_logits(logits: np.ndarray, probs: np.ndarray, lam: float) -> np.ndarray:

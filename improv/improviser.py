@@ -318,12 +318,15 @@ class Improviser:
         self._feed_back(*note)
         return note
 
-    def _draw(self) -> tuple[int, float, float, int]:
-        """Draw the next note from the current prediction, without feeding it back."""
+    def _draw(self, after_silence: bool = False) -> tuple[int, float, float, int]:
+        """Draw the next note from the current prediction, without feeding it back.
+        ``after_silence``: it starts after a silence (an answer's first note, whatever
+        step is drawn), so no pitch was struck just before it (:meth:`Sampler.sample`)."""
         if self.prediction is None:  # nothing heard yet: start from middle C
             self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
         prediction = self.memory.mix(self.prediction, self.settings.memory, self.key.mask)
-        pitch, step, duration = self.sampler.sample(prediction, self.key.mask, self.model.struck)
+        struck = () if after_silence else self.model.struck
+        pitch, step, duration = self.sampler.sample(prediction, self.key.mask, struck)
         velocity = (self.settings.velocity or self.sampler.velocity(prediction)
                     or self._player_velocity())
         return pitch, step, duration, velocity
@@ -403,7 +406,7 @@ class Improviser:
         for i in range(count):
             # Each note is queued before the model hears it: the first one can go out
             # while the rest are still being drawn (end-of-call to answer, bench live).
-            pitch, step, duration, velocity = self._draw()
+            pitch, step, duration, velocity = self._draw(after_silence=not i)
             if i:
                 start = self._after(start, step)
             self._play(pitch, start, duration, velocity)
@@ -417,7 +420,7 @@ class Improviser:
         beat = 0.0
         shifted = self.scheduler.shifted_beats
         for i in range(count):
-            pitch, step, duration, velocity = self._draw()
+            pitch, step, duration, velocity = self._draw(after_silence=not i)
             if i:
                 # The notes queued so far moved by whole beats (one was stale): so do these.
                 beat += self.scheduler.shifted_beats - shifted

@@ -8,6 +8,7 @@ from improv.engine import NoteModel
 from improv.improviser import Improviser, Settings
 from improv.sampling import Sampler
 from improv.scheduler import Scheduler
+from improv.timing import TimeKeeper, TimeSettings
 from tests.conftest import REPO
 
 
@@ -114,3 +115,39 @@ def test_an_answer_never_stacks_more_than_max_chord_notes_at_one_instant():
     assert sizes == [MAX_CHORD] * (20 // MAX_CHORD) + [20 % MAX_CHORD]
     assert all(b - a == pytest.approx(0.1) for a, b in zip(sorted(set(starts)),
                                                             sorted(set(starts))[1:], strict=False))
+
+
+class _Recording(Sampler):
+    """A sampler that keeps the notes it was told were just struck, draw by draw."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.struck_seen: list[tuple] = []
+
+    def sample(self, prediction, key=None, struck=()):
+        self.struck_seen.append(tuple(struck))
+        return super().sample(prediction, key, struck)
+
+
+@pytest.mark.parametrize("tempo", [None, 120.0])
+def test_an_answers_first_note_may_repeat_the_calls_last_chord(tempo):
+    """An answer starts after a silence, so its first note is drawn as if nothing were just
+    struck (the call ended in a chord: its pitches stay possible); the notes after it are
+    drawn knowing the notes just before them."""
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    sampler = _Recording(seed=0)
+    t = 100.0
+    keeper = TimeKeeper(TimeSettings(tempo=tempo) if tempo else None, now=t)
+    improv = Improviser(model, sampler, Scheduler(lambda msg: None),
+                        Settings(silence=0.5, answer_notes=4), clock=lambda: t + 1.0,
+                        time_keeper=keeper)
+    for i, pitch in enumerate([60, 64, 67]):  # a chord: three keys within 10 ms
+        improv.handle(mido.Message("note_on", note=pitch, velocity=90), t + 0.005 * i)
+    for pitch in (60, 64, 67):
+        improv.handle(mido.Message("note_off", note=pitch), t + 0.3)
+    assert len(model.struck) == 3  # what the model heard last: the chord
+    improv.tick(t + 1.0)
+    improv.close()
+    assert improv.answers == 1 and len(sampler.struck_seen) == 4
+    assert sampler.struck_seen[0] == ()
+    assert all(sampler.struck_seen[1:])  # the last note drawn at least

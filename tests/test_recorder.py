@@ -44,3 +44,68 @@ def test_rewritten_only_when_changed_and_due(tmp_path):
 def test_a_missing_folder_is_named_at_once(tmp_path):
     with pytest.raises(MissingFileError, match="no such folder"):
         Recorder(tmp_path / "nope" / "session.mid", start=0.0)
+
+
+def _mido_bytes(tracks: dict[str, list[tuple[float, float, int, int]]], path) -> bytes:
+    """The same notes written with mido, as the recorder did before it kept bytes (an
+    independent copy of the encoding, on purpose)."""
+    from improv.recorder import TEMPO, TICKS_PER_BEAT
+
+    mid = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
+    for name, notes in tracks.items():
+        track = mido.MidiTrack()
+        track.append(mido.MetaMessage("track_name", name=name, time=0))
+        if name == "player":
+            track.append(mido.MetaMessage("set_tempo", tempo=TEMPO, time=0))
+        events = sorted([(max(s, 0.0), 1, p, v) for s, e, p, v in notes]
+                        + [(max(e, s, 0.0), 0, p, 0) for s, e, p, v in notes])
+        now = 0
+        for t, on, pitch, velocity in events:
+            tick = int(round(mido.second2tick(t, TICKS_PER_BEAT, TEMPO)))
+            track.append(mido.Message("note_on" if on else "note_off", note=pitch,
+                                      velocity=velocity, time=max(tick - now, 0)))
+            now = max(tick, now)
+        mid.tracks.append(track)
+    mid.save(path)
+    return path.read_bytes()
+
+
+def test_a_long_session_is_written_as_mido_writes_it(tmp_path):
+    """An hour of a duet at a few notes a second, written every few notes: each file is
+    the one mido writes for the notes so far, though only the last seconds are encoded
+    again each time. Chords, overlaps, a note recorded long after it started (a held key,
+    recorded at its end: that track is encoded again) and improv's notes queued ahead."""
+    import numpy as np
+
+    from improv.recorder import SETTLE
+
+    rng = np.random.default_rng(0)
+    rec = Recorder(tmp_path / "s.mid", start=1000.0)
+    recorded = {"player": [], "improv": []}
+    held = []  # keys held past SETTLE: recorded when they end, as the tracker does
+
+    def add(note, who):
+        rec.add(note, who)
+        recorded[who].append((note.start - 1000.0, note.end - 1000.0, note.pitch,
+                              note.velocity))
+
+    t = 1000.0
+    for i in range(12000):
+        t += float(rng.choice([0.0, 0.01, 0.2, 0.5]))
+        who = "player" if (i // 16) % 2 == 0 else "improv"
+        longest = 3 * SETTLE if i % 997 == 0 else 0.3
+        note = Note(pitch=int(rng.integers(30, 100)), start=t,
+                    end=t + float(rng.uniform(0.0, longest)), velocity=int(rng.integers(1, 128)))
+        if note.duration > SETTLE:
+            held.append((note, who))
+        else:
+            add(note, who)
+        for late in [h for h in held if h[0].end <= t]:
+            add(*late)
+            held.remove(late)
+        if i % 50 == 49:
+            rec.maybe_write(t)
+        if i % 1500 == 1499:
+            got = rec.write().read_bytes()
+            assert got == _mido_bytes(recorded, tmp_path / "want.mid"), i
+    assert rec.reencoded >= 3  # held keys came after their part was final: encoded again

@@ -38,7 +38,8 @@ LIVE_COLUMNS = [Column("path (JACK dummy, period 64 = 1.33 ms)", 52, align="<"),
                 Column("p50 ms", 8, ".3f"), Column("p99 ms", 8, ".3f"),
                 Column("max ms", 8, ".3f"), Column("n", 5)]
 SOAK_COLUMNS = [Column("minute", 6, ".1f"), Column("RSS MB", 8, ".1f"), Column("p99 ms", 8, ".3f"),
-                Column("notes in", 9), Column("notes out", 10), Column("stuck", 6)]
+                Column("notes in", 9), Column("notes out", 10), Column("memory", 8),
+                Column("stuck", 6)]
 INPUT_COLUMNS = [Column("rate msg/s", 10), Column("seconds", 8, ".0f"), Column("sent", 8),
                  Column("tap lost", 9), Column("tap dup", 8), Column("improv lost", 12),
                  Column("improv dup", 11), Column("improv heard", 13)]
@@ -308,12 +309,14 @@ def _rss_mb(pid: int) -> float:
 
 
 def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 60.0,
-               out: Path | None = None) -> dict:
+               out: Path | None = None, memory_file: Path | None = None) -> dict:
     """Play a real MIDI file into ``improv run`` in a loop over real JACK ports.
 
     Every ``every`` seconds print the daemon's RSS, its message-handling latency p99
-    (from its status events, :class:`improv.session.Status`), notes in/out, and the notes
-    sounding longer than any note improv plays (stuck notes) at the synth it plays into.
+    (from its status events, :class:`improv.session.Status`), notes in/out, the phrase
+    memory's counts, and the notes sounding longer than any note improv plays (stuck
+    notes) at the synth it plays into. ``memory_file``: the daemon's ``--memory-file``
+    (a memory learned before, as a player's over days).
     """
     import threading
 
@@ -341,8 +344,9 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
                 sounding.clear()
 
     sink = open_input(backend, "soak synth", virtual=True, callback=synth)
+    more = ("--memory-file", str(memory_file)) if memory_file else ()
     daemon = Daemon("--api", "jack", "--virtual", "soakimprov", "--output", "soak synth",
-                    "--silence", "0.8", "--random-seed", "0", status=True)
+                    "--silence", "0.8", "--random-seed", "0", *more, status=True)
     pianist = open_output(backend, "soakimprov in")
     rows = []
     stop_at = time.monotonic() + minutes * 60
@@ -372,7 +376,8 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
                        "rss_mb": _rss_mb(daemon.proc.pid),
                        "p99_ms": status.get("latency_p99_ms", float("nan")),
                        "notes_in": status.get("notes_in", 0),
-                       "notes_out": status.get("notes_out", 0), "stuck": stuck}
+                       "notes_out": status.get("notes_out", 0),
+                       "memory": status.get("memory_counts", 0), "stuck": stuck}
                 rows.append(row)
                 print(format_row(SOAK_COLUMNS, list(row.values())), flush=True)
     finally:

@@ -303,6 +303,11 @@ class PhraseMemory:
         """How many contexts the memory holds."""
         return len(self._table)
 
+    @property
+    def entries(self) -> int:
+        """(context, next note) counts held: at most ``max_entries``."""
+        return self._entries
+
     def learn(self, pitch: int, step: float, duration: float, own: bool = False) -> None:
         """Take in one note (pitch 0-127, seconds since the previous onset, seconds held);
         ``own``: improv played it (counted ``own_weight``).

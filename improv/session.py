@@ -99,6 +99,8 @@ class Status:
     #: The beat clock's summary ("120.0 bpm (clock, running)", "98.0 bpm (onsets) or 196").
     tempo: str = ""
     transport_stops: int = 0
+    #: (context, next note) counts the phrase memory holds (bounded: MemoryConfig.max_entries).
+    memory_counts: int = 0
 
     def line(self) -> str:
         """The human status line."""
@@ -501,7 +503,7 @@ class Session:
                       float(np.percentile(lat, 50)), float(np.percentile(lat, 99)),
                       improviser.keys_released, improviser.scheduler.shifts, now,
                       None if bpm is None else float(bpm), source, text,
-                      improviser.transport_stops)
+                      improviser.transport_stops, improviser.memory.entries)
 
     # -- close --------------------------------------------------------------------------
     def close(self) -> None:

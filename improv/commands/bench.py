@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--minutes", type=float, default=30.0, help="soak: how long (default 30)")
     p.add_argument("--every", type=float, default=60.0, help="soak: seconds between rows")
     p.add_argument("--midi", type=Path, help="soak: the MIDI file to play (default: built-in)")
+    p.add_argument("--memory-file", type=Path,
+                   help="soak: improv's --memory-file (start from a memory learned before)")
     p.add_argument("--rate", type=int, nargs="+", default=[1000, 2000],
                    help="input: messages a second, one row each (default 1000 2000)")
     p.add_argument("--seconds", type=float, default=60.0, help="input: seconds a row (60)")
@@ -46,7 +48,7 @@ def command(args) -> int:
     if args.what == "live":
         bench.bench_live(args.count, out)
     elif args.what == "soak":
-        bench.bench_soak(args.minutes, args.midi, args.every, out)
+        bench.bench_soak(args.minutes, args.midi, args.every, out, args.memory_file)
     elif args.what == "clock":
         from improv.clockbench import bench_clock
 

@@ -19,8 +19,11 @@ How ``estimate`` works:
    status line can show "120 bpm (or 60)".
 3. The winner is refined by weighted least squares: events near a beat or half beat of the
    chosen grid are assigned their metrical position and ``t = a + P * position`` is fitted,
-   recent events weighing more (``halflife`` beats), so the period and phase follow the end of
-   the call, where the answer will start.
+   recent events weighing more, so the period and phase follow the end of the call, where the
+   answer will start. How much more is chosen per call: each of the last 3 beats is predicted
+   from the events before it with half-lives of 2, 3 and ``halflife`` (6) beats, and the one
+   whose grids fell nearest those beats' events is used (a player who drifts wants the short
+   one, a steady one with jitter the long one).
 
 Tried and not kept (measured with ``tempo_eval``'s strict "start within 20 ms of a beat"): re-
 ranking the comb's peaks and their metrical relatives (x2, x1/2, x3/2, x4/3...) by beat coverage
@@ -67,6 +70,13 @@ best ASAP figure (57.2%, quarters and thirds within 0.08 beat) at 70.2 / 64.4% o
 uniform weights (halflife 1000 beats): 74.0 / 71.9 / 36.9%; events taken one by one from the
 last backwards, each snapped to the line fitted so far: 35-59 / 24-66 / 34-51%.
 
+The half-life chosen per call (2026-11-30, step 3; before -> after, start within 20 ms):
+synthetic 73.5 -> 71.0%, POP909 71.9 -> 69.4%, ASAP steady 50.0 -> 71.2% (all ASAP 8-beat
+calls 42.5 -> 56.0%; beat error p50 8.3 -> 9.2 / 9.0 -> 9.8 / 17.9 -> 10.9 ms); estimate
+0.9 -> 1.6 ms median. Predicting only the last beat: 69.9 / 68.1 / 74.2%; choosing the
+short half-life only when it predicted over 3 ms better: 71.4 / 71.2 / 69.1%; averaging
+the 2- and 6-beat fits instead of choosing: 65.9 / 65.0 / 53.0%.
+
 The issue's tests and measured numbers are in ``improv/tempo_eval.py``
 (``python -m improv.tempo_eval``).
 """
@@ -87,6 +97,10 @@ _COMB = ((0.0, 1.0), (0.5, 0.5), (0.25, 0.25), (0.75, 0.25), (1 / 3, 0.2), (2 / 
 _HARMONICS = 12
 #: Phases tried per candidate period (the least-squares refinement finds the exact phase).
 _PHASES = 48
+#: Half-lives (beats) the refinement chooses among, with the configured one, and the call's
+#: last beats each is tried on (:meth:`TempoTracker._choose_halflife`).
+_HALFLIVES = (2.0, 3.0)
+_FOLDS = 3
 
 
 @dataclass(frozen=True)
@@ -108,7 +122,8 @@ class TrackerConfig:
     min_width: float = 0.025
     #: Fewest events for an estimate.
     min_events: int = 4
-    #: Half-life, in beats, of an event's weight in the least-squares refinement.
+    #: Half-life, in beats, of an event's weight in the least-squares refinement: chosen per
+    #: call among this, 2 and 3 beats, and this one when a call is too short to choose.
     halflife: float = 6.0
     #: A rival metrical level (double or half) scoring at least this share of the best is named.
     ambiguity: float = 0.85
@@ -267,7 +282,9 @@ class TempoTracker:
         p = int(ranked.argmax())
         base_period = float(periods[p])
         phase = best_phase[p] / _PHASES
-        grid_period, anchor = self._refine(rel, weights, base_period, phase, period is not None)
+        fixed = period is not None
+        halflife = self._choose_halflife(rel, weights, base_period, phase, fixed)
+        grid_period, anchor = self._refine(rel, weights, base_period, phase, fixed, halflife)
         alternative = None
         if period is None:
             for factor in (2.0, 0.5):
@@ -279,10 +296,51 @@ class TempoTracker:
         return TempoEstimate(period=grid_period, beat_time=float(anchor + last),
                              confidence=confidence, events=len(times), alternative=alternative)
 
-    def _refine(self, rel: np.ndarray, weights: np.ndarray, period: float, phase: float,
-                fixed: bool) -> tuple[float, float]:
-        """Least-squares period and the time (relative to the last event) of the last beat."""
+    def _choose_halflife(self, rel: np.ndarray, weights: np.ndarray, period: float,
+                         phase: float, fixed: bool) -> float:
+        """The refinement's half-life (beats) that best predicted the call's last beats.
+
+        Each of the last :data:`_FOLDS` beats is predicted from the events before it, with
+        each of :data:`_HALFLIVES` and the configured one: the error is the weighted distance
+        of that beat's events from the predicted grid (those within 0.12 beat of a beat or
+        half beat). A player who drifts is followed by a short half-life, a steady one with
+        jitter by a long one. With too few events to tell, the configured one."""
         cfg = self.config
+        candidates = sorted({*_HALFLIVES, cfg.halflife})
+        errors = dict.fromkeys(candidates, 0.0)
+        folds = 0
+        for j in range(_FOLDS):
+            test = (rel > -(j + 1) * period) & (rel <= -j * period if j else True)
+            train = rel <= -(j + 1) * period
+            if train.sum() < cfg.min_events or not test.any():
+                break
+            fold = {}
+            for h in candidates:
+                p, origin = self._fit(rel[train], weights[train], period, phase, fixed, h)
+                pos = (rel[test] - origin) / p
+                dev = np.abs(pos - np.round(pos * 2) / 2)
+                near = dev < 0.12
+                if not near.any():
+                    break
+                w = weights[test][near]
+                fold[h] = float(np.sum(w * dev[near]) / w.sum()) * p
+            if len(fold) < len(candidates):
+                break
+            folds += 1
+            for h, error in fold.items():
+                errors[h] += error
+        return min(errors, key=errors.get) if folds else cfg.halflife
+
+    def _refine(self, rel: np.ndarray, weights: np.ndarray, period: float, phase: float,
+                fixed: bool, halflife: float) -> tuple[float, float]:
+        """Least-squares period and the time (relative to the last event) of the last beat."""
+        period, origin = self._fit(rel, weights, period, phase, fixed, halflife)
+        return period, origin + math.floor(-origin / period + 1e-9) * period
+
+    def _fit(self, rel: np.ndarray, weights: np.ndarray, period: float, phase: float,
+             fixed: bool, halflife: float) -> tuple[float, float]:
+        """Least-squares period and phase origin (a beat lies at ``rel == origin`` modulo
+        the period), recent events weighing more (``halflife`` beats)."""
         origin = phase * period  # a beat lies at rel == origin (mod period)
         for _ in range(3):
             pos = (rel - origin) / period
@@ -292,7 +350,7 @@ class TempoTracker:
             near = np.where(on_beat, dev < 0.12, dev < 0.08)
             if near.sum() < 2 or (not fixed and len(np.unique(half[near])) < 2):
                 break
-            recency = 0.5 ** (-rel / (cfg.halflife * period))
+            recency = 0.5 ** (-rel / (halflife * period))
             w = weights * recency * np.where(on_beat, 1.0, 0.5) * near
             if fixed:
                 origin = float(np.sum(w * (rel - half * period)) / w.sum())
@@ -307,5 +365,4 @@ class TempoTracker:
             if not 0.9 * period < slope < 1.1 * period:
                 break
             period, origin = slope, float(ym - slope * xm)
-        last_beat = origin + math.floor(-origin / period + 1e-9) * period
-        return period, last_beat
+        return period, origin

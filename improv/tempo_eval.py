@@ -181,7 +181,8 @@ def judge(call: Call, config: TrackerConfig | None = None, velocity: bool = Fals
 
     ``velocity``: pass the call's key velocities as onset weights (accents). Off by default: on
     the ASAP steady calls it lowered the starts within 20 ms of a beat from 50.0% to 48.3%
-    (the comb then favours loud notes, not the beat), so the daemon passes weight 1.
+    (the comb then favours loud notes, not the beat; measured before the half-life was chosen
+    per call), so the daemon passes weight 1.
     """
     tracker = TempoTracker(config)
     use = velocity and call.weights is not None

@@ -444,7 +444,7 @@ class PhraseMemory:
             self._free.append(row)
 
     def _forget(self, entries: int) -> None:
-        """Drop the least recently seen contexts (the dict's first keys) until at most
+        """Drop the least recently seen contexts (the table's first keys) until at most
         ``entries`` counts are left."""
         table = self._table
         gone = []

@@ -310,7 +310,7 @@ class TempoTracker:
         errors = dict.fromkeys(candidates, 0.0)
         folds = 0
         for j in range(_FOLDS):
-            test = (rel > -(j + 1) * period) & (rel <= -j * period if j else True)
+            test = (rel > -(j + 1) * period) & (rel <= -j * period)
             train = rel <= -(j + 1) * period
             if train.sum() < cfg.min_events or not test.any():
                 break

@@ -88,9 +88,13 @@ class PortWatch:
     A thread of its own looks every WATCH_EVERY seconds through a
     :class:`~improv.ports.PortLister` and posts what it saw to the main loop's inbox;
     the main loop then silences, reports and reconnects (:meth:`apply`). When the
-    listing changes, mido lists again from scratch: that is slow (so only then) but
-    raises :class:`PortError` if the MIDI system itself went (the JACK server
-    stopped), and the run ends with status 3.
+    listing comes back empty (improv's own ports are gone too), mido lists again from
+    scratch, which raises :class:`PortError` if the MIDI system itself went (the JACK
+    server stopped), and the run ends with status 3. Only then: a listing from scratch
+    opens two new clients, and python-rtmidi holds the GIL meanwhile (measured here: 95-129
+    ms beside a loaded machine); done on every change of the listing, it stalled the live
+    loop whenever any port anywhere came or went (the 16-95 ms maxima of ``bench live``,
+    whose own ports appear as it starts).
     """
 
     def __init__(self, backend, improviser, send, post, log):
@@ -112,9 +116,10 @@ class PortWatch:
             last = None
             while not self._stop.wait(WATCH_EVERY):
                 seen = lister.list()
-                if seen != last:  # a port came or went: confirm from scratch
+                if seen != last:
                     last = seen
-                    seen = list_ports(self.backend)
+                    if not seen["inputs"] and not seen["outputs"]:  # the server went?
+                        seen = list_ports(self.backend)
                 post(seen)
         except PortError as exc:
             post(exc)

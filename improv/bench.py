@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -315,8 +316,8 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
     Every ``every`` seconds print the daemon's RSS, its message-handling latency p99
     (from its status events, :class:`improv.session.Status`), notes in/out, the phrase
     memory's counts, and the notes sounding longer than any note improv plays (stuck
-    notes) at the synth it plays into. ``memory_file``: the daemon's ``--memory-file``
-    (a memory learned before, as a player's over days).
+    notes) at the synth it plays into. ``memory_file``: the daemon starts from a copy of
+    it (a memory learned before, as a player's over days); the file is left as it is.
     """
     import threading
 
@@ -344,7 +345,11 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
                 sounding.clear()
 
     sink = open_input(backend, "soak synth", virtual=True, callback=synth)
-    more = ("--memory-file", str(memory_file)) if memory_file else ()
+    more = ()
+    if memory_file:  # a copy: the daemon writes its memory back when it stops
+        copy = Path(tempfile.mkdtemp(prefix="improv-soak-")) / Path(memory_file).name
+        shutil.copyfile(memory_file, copy)
+        more = ("--memory-file", str(copy))
     daemon = Daemon("--api", "jack", "--virtual", "soakimprov", "--output", "soak synth",
                     "--silence", "0.8", "--random-seed", "0", *more, status=True)
     pianist = open_output(backend, "soakimprov in")
@@ -386,6 +391,8 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
         time.sleep(0.5)
         sink.close()
         _stop(jackd)
+        if memory_file:
+            shutil.rmtree(copy.parent, ignore_errors=True)
     result = {"minutes": minutes, "rows": rows, "exit_status": code,
               "sounding_after_exit": len(sounding)}
     print(f"improv exited with status {code}; notes left sounding after exit: {len(sounding)}")

@@ -45,6 +45,7 @@ from improv.checks import check_range, check_types
 from improv.controls import Controls, cc_to_memory, cc_to_temperature, cc_to_unit
 from improv.engine import NoteModel
 from improv.errors import InvalidValueError
+from improv.features import CHORD_SECONDS
 from improv.flags import flag
 from improv.key import KeyTracker
 from improv.memory import DEFAULT_STRENGTH, open_memory
@@ -321,7 +322,8 @@ class Improviser:
     def _draw(self, after_silence: bool = False) -> tuple[int, float, float, int]:
         """Draw the next note from the current prediction, without feeding it back.
         ``after_silence``: it starts after a silence (an answer's first note, whatever
-        step is drawn), so no pitch was struck just before it (:meth:`Sampler.sample`)."""
+        step is drawn, unless the call was ended at once), so no pitch was struck just before
+        it (:meth:`Sampler.sample`)."""
         if self.prediction is None:  # nothing heard yet: start from middle C
             self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
         prediction = self.memory.mix(self.prediction, self.settings.memory, self.key.mask)
@@ -396,17 +398,20 @@ class Improviser:
         count = self.settings.answer_notes or len(self.call) or 8
         count = int(min(max(count, 1), self.settings.max_answer_notes))
         self._chord = 0
+        # The first note sounds after a silence, unless the end-call control came within a
+        # chord's time of the last input with no gap: then it may sound with what was struck.
+        quiet = t + self.settings.gap - self.last_input >= CHORD_SECONDS
         line = self._sync_time(t, force=True)
         if line is not None:
             if self.call and self.time.source(t).value != "clock":
                 self.time.beat.downbeat(self.call[0])  # bars count from the call's start
-            self._answer_in_beats(t, line, count)
+            self._answer_in_beats(t, line, count, quiet)
             return
         start = t + self.settings.gap
         for i in range(count):
             # Each note is queued before the model hears it: the first one can go out
             # while the rest are still being drawn (end-of-call to answer, bench live).
-            pitch, step, duration, velocity = self._draw(after_silence=not i)
+            pitch, step, duration, velocity = self._draw(after_silence=not i and quiet)
             if i:
                 start = self._after(start, step)
             self._play(pitch, start, duration, velocity)
@@ -414,13 +419,13 @@ class Improviser:
         self.call.clear()
         self.answers += 1
 
-    def _answer_in_beats(self, t: float, line, count: int) -> None:
+    def _answer_in_beats(self, t: float, line, count: int, quiet: bool) -> None:
         """The answer on the beat: onsets kept in beats from the first, quantized if asked."""
         second = 1.0 / line.period
         beat = 0.0
         shifted = self.scheduler.shifted_beats
         for i in range(count):
-            pitch, step, duration, velocity = self._draw(after_silence=not i)
+            pitch, step, duration, velocity = self._draw(after_silence=not i and quiet)
             if i:
                 # The notes queued so far moved by whole beats (one was stale): so do these.
                 beat += self.scheduler.shifted_beats - shifted

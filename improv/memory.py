@@ -421,7 +421,7 @@ class PhraseMemory:
             # session of new material had filled the memory (random notes, max_entries
             # 100 000; mostly freeing ~6,700 contexts' dicts). Now a note forgets one or
             # two contexts.
-            self._forget_oldest(self.config.max_entries)
+            self._forget(self.config.max_entries)
 
     def _prune(self, row: int) -> None:
         """Keep the commoner half of a context's next notes."""
@@ -432,8 +432,9 @@ class PhraseMemory:
         self._totals[row] = sum(counts.values())
         self._marginals[row] = _dense(counts)
 
-    def _forget_oldest(self, entries: int) -> None:
-        """:meth:`_forget` for a few contexts (a note's worth), one at a time: no lists."""
+    def _forget(self, entries: int) -> None:
+        """Drop the least recently seen contexts (the table's first) until at most
+        ``entries`` counts are left: as a note is learned, one or two."""
         table, all_counts, marginals = self._table, self._counts, self._marginals
         while self._entries > entries:
             row = table.popitem(last=False)[1]
@@ -442,23 +443,6 @@ class PhraseMemory:
             self._totals[row] = 0.0
             marginals[row] = 0.0
             self._free.append(row)
-
-    def _forget(self, entries: int) -> None:
-        """Drop the least recently seen contexts (the table's first keys) until at most
-        ``entries`` counts are left."""
-        table = self._table
-        gone = []
-        for key, row in table.items():
-            if self._entries <= entries:
-                break
-            self._entries -= len(self._counts[row])
-            gone.append(key)
-        rows = [table.pop(key) for key in gone]
-        for row in rows:
-            self._counts[row] = None
-            self._totals[row] = 0.0
-        self._marginals[rows] = 0.0
-        self._free.extend(rows)
 
     # -- predicting -------------------------------------------------------------------
     def _prediction_context(self) -> tuple[int, int | None]:

@@ -7,13 +7,14 @@ The rewrite runs in the live loop, so its cost must not grow with the session. B
 the whole file again with mido each time did (measured here: 15 ms at 1,000 notes, 70 ms
 at 5,000, 290 ms at 20,000, about an hour of a duet: the loop stood still that long every
 2 s). So each track keeps the bytes of its events that can no longer change (those more
-than :data:`SETTLE` seconds before the latest note's start), encoded once, and a rewrite
-encodes only the rest. The bytes are what mido writes for the same notes (format 1,
-running status), which a test checks.
+than :data:`SETTLE` seconds old), encoded once, and a rewrite encodes only the rest. The
+bytes are what mido writes for the same notes (format 1, running status), which a test
+checks.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 import threading
@@ -25,9 +26,10 @@ from improv.errors import MissingFileError
 
 TICKS_PER_BEAT = 480
 TEMPO = 500_000  # 120 bpm: 960 ticks a second, about 1 ms each
-#: Events this many seconds before the start of the latest note recorded are final. A note
-#: that starts earlier than that when it is recorded (recorded at its end: a key or the
-#: pedal held longer while the player goes on) has its track encoded again from the start.
+#: Events this many seconds before now (or before the latest note's start, if earlier) are
+#: settled: encoded once. A note that starts earlier than that when it is recorded (recorded
+#: at its end: a key or the pedal held longer while the player goes on) unsettles its track
+#: back to the settling before its start.
 SETTLE = 10.0
 _END_OF_TRACK = b"\x00\xff\x2f\x00"
 
@@ -48,35 +50,38 @@ def _meta(kind: int, data: bytes) -> bytes:
 
 
 class _Track:
-    """One track: its notes, the encoded bytes of its final events, and the rest."""
+    """One track: the encoded bytes of its settled events, and the rest."""
 
     def __init__(self, name: str):
         self.head = _meta(0x03, name.encode("latin-1"))  # track_name
         if name == "player":
             self.head += _meta(0x51, TEMPO.to_bytes(3, "big"))  # set_tempo
-        self.notes: list[tuple[float, float, int, int]] = []  # every note: for a re-encoding
-        self.reencoded = 0  # times a note came before what was final
-        self.reset()
-
-    def reset(self) -> None:
-        self.final = bytearray()  # events before ``settled``, encoded
+        self.final = bytearray()  # the settled events, encoded
         self.tick, self.status = 0, 0  # tick and status byte of the last of them
         self.settled = 0.0  # seconds: events before this are in ``final``
+        self.events: list[tuple[float, int, int, int]] = []  # the settled events, in order
+        # After each settling: (settled, len(final), tick, status, len(events)), to go back to.
+        self.marks = [(0.0, 0, 0, 0, 0)]
         self.pending: list[tuple[float, int, int, int]] = []  # (time, on?, pitch, velocity)
+        self.rewinds = 0  # notes that came before what was settled
 
     def add(self, start: float, end: float, pitch: int, velocity: int) -> None:
-        self.notes.append((start, end, pitch, velocity))
-        if max(start, 0.0) < self.settled:  # before what is final: encode it all again
-            self.reencoded += 1
-            self.reset()
-            for note in self.notes:
-                self._pend(*note)
-        else:
-            self._pend(start, end, pitch, velocity)
+        start = max(start, 0.0)
+        if start < self.settled:
+            self._rewind(start)
+        self.pending.append((start, 1, pitch, velocity))
+        self.pending.append((max(end, start), 0, pitch, 0))
 
-    def _pend(self, start: float, end: float, pitch: int, velocity: int) -> None:
-        self.pending.append((max(start, 0.0), 1, pitch, velocity))
-        self.pending.append((max(end, start, 0.0), 0, pitch, 0))
+    def _rewind(self, t: float) -> None:
+        """Unsettle the events after the last settling at or before ``t``: they go back to
+        pending, and their bytes are cut off (a few seconds' worth, not the session)."""
+        self.rewinds += 1
+        i = bisect.bisect_right(self.marks, t, key=lambda mark: mark[0]) - 1
+        self.settled, size, self.tick, self.status, count = self.marks[i]
+        del self.marks[i + 1:]
+        del self.final[size:]
+        self.pending.extend(self.events[count:])
+        del self.events[count:]
 
     def settle(self, before: float) -> None:
         """Encode, once and for all, the pending events before ``before`` seconds."""
@@ -85,10 +90,12 @@ class _Track:
         ready = sorted(e for e in self.pending if e[0] < before)
         self.pending = [e for e in self.pending if e[0] >= before]
         self.tick, self.status = _encode(ready, self.tick, self.status, self.final)
+        self.events.extend(ready)
         self.settled = before
+        self.marks.append((before, len(self.final), self.tick, self.status, len(self.events)))
 
     def chunk(self) -> bytes:
-        """The whole MTrk chunk: the final bytes, then the pending events."""
+        """The whole MTrk chunk: the settled bytes, then the pending events."""
         rest = bytearray()
         _encode(sorted(self.pending), self.tick, self.status, rest)
         body = b"".join((self.head, self.final, rest, _END_OF_TRACK))
@@ -132,22 +139,24 @@ class Recorder:
             self._dirty = True
 
     @property
-    def reencoded(self) -> int:
-        """Times a track was encoded again from the start (a note that began more than
-        :data:`SETTLE` seconds before the latest, recorded late)."""
-        return sum(track.reencoded for track in self.tracks.values())
+    def rewinds(self) -> int:
+        """Notes recorded after their time was settled (a key held over :data:`SETTLE`
+        seconds while the player went on): each unsettled the last seconds of its track."""
+        return sum(track.rewinds for track in self.tracks.values())
 
     def maybe_write(self, now: float) -> None:
         """Write the file if it changed and ``every`` seconds have passed."""
         if self._dirty and now - self._last_write >= self.every:
-            self.write()
+            self.write(now)
             self._last_write = now
 
-    def write(self) -> Path:
-        """Write the file now (atomically)."""
+    def write(self, now: float | None = None) -> Path:
+        """Write the file now (atomically). ``now``: the clock's time (improv's notes are
+        recorded when queued, ahead of it; what settles is counted back from the earlier)."""
         with self._lock:
+            latest = self._latest if now is None else min(self._latest, now - self.start)
             for track in self.tracks.values():
-                track.settle(self._latest - SETTLE)
+                track.settle(latest - SETTLE)
             data = b"".join([b"MThd", struct.pack(">IHHH", 6, 1, len(self.tracks),
                                                    TICKS_PER_BEAT)]
                             + [track.chunk() for track in self.tracks.values()])

@@ -319,17 +319,20 @@ class TempoTracker:
                 p, origin = self._fit(rel[train], weights[train], period, phase, fixed, h)
                 pos = (rel[test] - origin) / p
                 dev = np.abs(pos - np.round(pos * 2) / 2)
-                near = dev < 0.12
-                if not near.any():
+                w = weights[test][dev < 0.12]
+                if not w.sum() > 0:
                     break
-                w = weights[test][near]
-                fold[h] = float(np.sum(w * dev[near]) / w.sum()) * p
+                fold[h] = float(np.sum(w * dev[dev < 0.12]) / w.sum()) * p
             if len(fold) < len(candidates):
                 break
             folds += 1
             for h, error in fold.items():
                 errors[h] += error
-        return min(errors, key=errors.get) if folds else cfg.halflife
+        if not folds:
+            return cfg.halflife
+        best = min(candidates, key=errors.get)
+        # a tie (within a nanosecond a fold: rounding) keeps the configured half-life
+        return cfg.halflife if errors[cfg.halflife] <= errors[best] + 1e-9 * folds else best
 
     def _refine(self, rel: np.ndarray, weights: np.ndarray, period: float, phase: float,
                 fixed: bool, halflife: float) -> tuple[float, float]:

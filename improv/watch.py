@@ -120,6 +120,8 @@ class PortWatch:
                     last = seen
                     if not seen["inputs"] and not seen["outputs"]:  # the server went?
                         seen = list_ports(self.backend)
+                        if seen["inputs"] or seen["outputs"]:  # no: a server started anew,
+                            lister = PortLister(self.backend)  # which those clients miss
                 post(seen)
         except PortError as exc:
             post(exc)

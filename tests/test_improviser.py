@@ -151,3 +151,22 @@ def test_an_answers_first_note_may_repeat_the_calls_last_chord(tempo):
     assert improv.answers == 1 and len(sampler.struck_seen) == 4
     assert sampler.struck_seen[0] == ()
     assert all(sampler.struck_seen[1:])  # the last note drawn at least
+
+
+def test_an_answer_ended_at_once_by_the_control_keeps_the_rule():
+    """With no gap, an answer the end-call control starts right after a chord sounds with
+    it: its first note is drawn knowing what was just struck."""
+    from improv.controls import Controls
+
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    sampler = _Recording(seed=0)
+    t = 100.0
+    improv = Improviser(model, sampler, Scheduler(lambda msg: None),
+                        Settings(silence=60.0, answer_notes=2, gap=0.0), clock=lambda: t)
+    for i, pitch in enumerate([60, 64, 67]):
+        improv.handle(mido.Message("note_on", note=pitch, velocity=90), t + 0.005 * i)
+    improv.handle(mido.Message("control_change", control=Controls().end_call, value=127),
+                  t + 0.012)
+    improv.close()
+    assert improv.answers == 1 and len(sampler.struck_seen) == 2
+    assert sampler.struck_seen[0]  # the chord, just struck

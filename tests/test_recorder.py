@@ -73,8 +73,8 @@ def _mido_bytes(tracks: dict[str, list[tuple[float, float, int, int]]], path) ->
 def test_a_long_session_is_written_as_mido_writes_it(tmp_path):
     """An hour of a duet at a few notes a second, written every few notes: each file is
     the one mido writes for the notes so far, though only the last seconds are encoded
-    again each time. Chords, overlaps, a note recorded long after it started (a held key,
-    recorded at its end: that track is encoded again) and improv's notes queued ahead."""
+    again each time. Chords, overlaps, and notes recorded long after they started (a held
+    key, recorded at its end: its track's last seconds are unsettled)."""
     import numpy as np
 
     from improv.recorder import SETTLE
@@ -108,4 +108,22 @@ def test_a_long_session_is_written_as_mido_writes_it(tmp_path):
         if i % 1500 == 1499:
             got = rec.write().read_bytes()
             assert got == _mido_bytes(recorded, tmp_path / "want.mid"), i
-    assert rec.reencoded >= 3  # held keys came after their part was final: encoded again
+    assert rec.rewinds >= 3  # held keys came after their time was settled
+
+
+def test_the_player_heard_during_a_long_answer_settles_nothing_again(tmp_path):
+    """improv's answer is recorded when it is queued, seconds ahead of the clock; what
+    settles counts back from the clock, so the player's notes played meanwhile (recorded
+    at their ends) come after nothing settled."""
+    rec = Recorder(tmp_path / "s.mid", start=0.0, every=1.0)
+    t = 0.0
+    for i in range(200):  # a duet: an answer of 40 notes queued at once, the player over it
+        if i % 40 == 0:
+            for k in range(40):
+                rec.add(Note(pitch=60 + k % 12, start=t + 0.4 * k, end=t + 0.4 * k + 0.3,
+                             velocity=70), "improv")
+        rec.add(Note(pitch=48, start=t, end=t + 0.35, velocity=80), "player")
+        rec.maybe_write(t + 0.35)
+        t += 0.4
+    assert rec.rewinds == 0
+    assert len(read_midi(rec.write())["pitch"]) == 200 + 200

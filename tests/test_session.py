@@ -114,6 +114,7 @@ def test_status_is_data_and_the_line_is_made_from_it(parts):
         play_call(session, keys, clock)
         status = session.status
     assert (status.mode, status.notes_in, status.notes_out) == ("call-response", 4, 0)
+    assert status.memory_counts == session.improviser.memory.entries >= 4  # the call, learned
     assert status.line().startswith("call-response | temperature 0.90 | in 4 out 0 | latency")
 
 

@@ -121,3 +121,15 @@ def test_a_player_who_drifts_is_followed_by_a_shorter_memory(seed, monkeypatch):
     monkeypatch.setattr(tempo, "_HALFLIVES", ())
     fixed = miss()
     assert chosen < 0.025 and chosen < fixed, (chosen, fixed)
+
+
+@pytest.mark.parametrize("n", [4, 6, 12])
+def test_the_configured_half_life_when_the_last_beats_cannot_tell(n):
+    """An exact metronome predicts its last beats equally with every half-life, and a short
+    call has too few beats before its last ones: either way the configured one is used."""
+    tracker = TempoTracker(TrackerConfig(halflife=5.0))
+    for t in 1.0 + 0.5 * np.arange(n):
+        tracker.add(float(t))
+    times, weights = tracker.events()
+    rel = times - times[-1]
+    assert tracker._choose_halflife(rel, weights, 0.5, 0.0, False) == 5.0

@@ -102,6 +102,10 @@ class NoteModel:
         self.h = self._xh[n + 1:]
         self.c = np.zeros(u, np.float32)
         self._z = np.empty(4 * u, np.float32)
+        # keep_warm's products, thrown away
+        self._scratch = np.empty(4 * u, np.float32)
+        self._head_scratch = np.empty(self._head_kernel.shape[1],
+                                      np.result_type(self._z, self._head_kernel))
         self._tmp = np.empty(u, np.float32)
         self._window = np.zeros((self.seq_length, n), np.float32)
         self.reset()
@@ -126,6 +130,12 @@ class NoteModel:
         for _ in range(3):
             self.feed(60, 0.25, 0.25)
         self.reset()
+
+    def keep_warm(self) -> None:
+        """Read the weights a note reads (the step's matrix, the heads), changing nothing:
+        see :meth:`improv.improviser.Improviser.keep_warm`."""
+        np.dot(self._xh, self._step_kernel, out=self._scratch)
+        np.dot(self.h, self._head_kernel, out=self._head_scratch)
 
     def _lstm_step(self, pitch: int = 0, interval: int = 0) -> None:
         """Advance the state (h, c) by the input row in ``self._x`` (and, for a model

@@ -484,6 +484,11 @@ class PhraseMemory:
         acc = np.dot(shares, self._marginals[rows]) if rows else np.zeros(_MARGINALS)
         return acc, order, count, reference, remaining
 
+    def keep_warm(self) -> None:
+        """Read what a guess after the notes so far reads, changing nothing: see
+        :meth:`improv.improviser.Improviser.keep_warm`."""
+        self._accumulate()
+
     def guess(self) -> MemoryGuess | None:
         """Return the memory's prediction of the next note (None: no note heard yet)."""
         blend = self._accumulate()

@@ -134,6 +134,12 @@ class Sampler:
             z[z < mass[min(last, len(mass) - 1)]] = 0.0
         return z
 
+    def keep_warm(self, logits: np.ndarray, key: np.ndarray | None = None) -> None:
+        """Run the pitch filters on ``logits``, drawing nothing (the random generator is
+        not touched): see :meth:`improv.improviser.Improviser.keep_warm`."""
+        if self.config.temperature > GREEDY_BELOW:
+            self._weights(logits, key)
+
     def pitch_probabilities(self, logits: np.ndarray,
                             key: np.ndarray | None = None) -> np.ndarray:
         """Return the distribution the pitch is drawn from (after all filters), with the

@@ -107,6 +107,8 @@ class Scheduler:
         """The seconds-to-beats map that times the beat queue from now on (None: the beat
         queue is dropped, its sounding notes end)."""
         with self._cond:
+            if timeline is self._timeline:  # the same: no need to wake the thread (the
+                return  # improviser hands it over before every answer)
             self._timeline = timeline
             if timeline is None and self._beats:
                 self._drop_beats()

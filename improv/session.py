@@ -24,6 +24,7 @@ dataclasses: the human status line and the closing lines are made from them, and
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -77,6 +78,13 @@ TICK = 0.001
 #: priority starves the whole machine (seen here: libjack's threads of a client whose
 #: server died spun at 95% CPU each), and threads and forked children inherit it.
 RT_PRIORITY = 2
+#: Timer slack (ns) of improv's threads (Linux): how late the kernel may end a sleep to
+#: wake threads together. At the default 50 us, the main loop's 0.2 ms poll slept 0.27
+#: ms p50 here, so a message waited longer in the input queue; at 1 us 0.23 ms. In
+#: ``improv bench live`` that took the answers that missed the echo floor's JACK period
+#: from 7-15 of 300 to 1-8 (2026-11-30).
+TIMER_SLACK_NS = 1000
+_PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
 
 
 @dataclass(frozen=True)
@@ -179,6 +187,22 @@ def _realtime() -> bool:
         return True
     except (AttributeError, OSError):  # not Linux, or not allowed: ordinary scheduling
         return False
+
+
+def _timer_slack(ns: int) -> int | None:
+    """Set this thread's timer slack (the threads it starts inherit it); return the one
+    it had, or None where that cannot be done (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    zero = ctypes.c_ulong(0)
+    old = prctl(_PR_GET_TIMERSLACK, zero, zero, zero, zero)
+    if old < 0 or prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(ns), zero, zero, zero) != 0:
+        return None
+    return old
 
 
 def _ordinary() -> None:
@@ -302,6 +326,7 @@ class Session:
         self._watch = None
         self._peers = None
         self._realtime = False
+        self._slack: int | None = None  # the timer slack before open(), to restore
         self._opened = False
         self._closed = False
         self._polled = None
@@ -318,6 +343,8 @@ class Session:
         self.model = self.model or NoteModel.load(options.model or default_model_dir())
         self._realtime = (threading.current_thread() is threading.main_thread()
                           and os.environ.get("IMPROV_REALTIME") == "1" and _realtime())
+        if threading.current_thread() is threading.main_thread():
+            self._slack = _timer_slack(TIMER_SLACK_NS)
         # (before any thread starts: they inherit it)
         if self._own_outputs:
             self.outputs = open_synth(options)
@@ -431,6 +458,7 @@ class Session:
         if now is None:
             now = self.clock()
         if not items and self._polled is not None and now < self._next_tick:
+            self.improviser.keep_warm(now)
             time.sleep(POLL)
             return None
         if now < self._next_tick:
@@ -514,6 +542,8 @@ class Session:
         log = self.log
         if self._realtime:
             _ordinary()
+        if self._slack is not None:
+            _timer_slack(self._slack)
         if self._watch is not None:
             self._watch.stop()
         if self._peers is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
+import sys
 import time
 
 import mido
@@ -13,7 +15,7 @@ from improv.config import RunOptions
 from improv.controls import Controls
 from improv.fakes import FakeClock, FakeKeys, Sink
 from improv.improviser import Settings
-from improv.session import Session
+from improv.session import TIMER_SLACK_NS, Session
 from tests.conftest import REPO
 
 MODEL = str(REPO / "models" / "tutorial-5files")  # small: loads in milliseconds
@@ -128,3 +130,15 @@ def test_the_report_counts_note_ons_dropped_as_duplicates(parts):
         report = session.report()
     assert (report.messages, report.notes_in, report.repeats) == (2, 1, 1)
     assert "(1 duplicate note-on(s) dropped)" in report.line()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timer slack is Linux's")
+def test_the_session_sleeps_with_fine_timer_slack_and_gives_it_back(parts):
+    clock, keys, sink = parts
+    prctl = ctypes.CDLL(None).prctl
+    get = 30  # PR_GET_TIMERSLACK: read here independently of improv.session
+    before = prctl(get, 0, 0, 0, 0)
+    with Session(options(), source=keys, outputs=[sink], clock=clock, log=io.StringIO()):
+        during = prctl(get, 0, 0, 0, 0)
+    assert during == TIMER_SLACK_NS != before
+    assert prctl(get, 0, 0, 0, 0) == before

@@ -102,10 +102,7 @@ class NoteModel:
         self.h = self._xh[n + 1:]
         self.c = np.zeros(u, np.float32)
         self._z = np.empty(4 * u, np.float32)
-        # keep_warm's products, thrown away
-        self._scratch = np.empty(4 * u, np.float32)
-        self._head_scratch = np.empty(self._head_kernel.shape[1],
-                                      np.result_type(self._z, self._head_kernel))
+        self._kept = np.empty((2, u), np.float32)  # h and c while keep_warm runs a step
         self._tmp = np.empty(u, np.float32)
         self._window = np.zeros((self.seq_length, n), np.float32)
         self.reset()
@@ -132,10 +129,15 @@ class NoteModel:
         self.reset()
 
     def keep_warm(self) -> None:
-        """Read the weights a note reads (the step's matrix, the heads), changing nothing:
-        see :meth:`improv.improviser.Improviser.keep_warm`."""
-        np.dot(self._xh, self._step_kernel, out=self._scratch)
-        np.dot(self.h, self._head_kernel, out=self._head_scratch)
+        """Run a step of the LSTM and the heads on the last input and throw it away: the
+        state is left as it was (see :meth:`improv.improviser.Improviser.keep_warm`)."""
+        kept = self._kept
+        kept[0] = self.h
+        kept[1] = self.c
+        self._lstm_step(self._previous_pitch or 0, 0)
+        self._heads()
+        self.h[:] = kept[0]
+        self.c[:] = kept[1]
 
     def _lstm_step(self, pitch: int = 0, interval: int = 0) -> None:
         """Advance the state (h, c) by the input row in ``self._x`` (and, for a model

@@ -74,7 +74,7 @@ MAX_HELD_KEYS = 3600.0
 #: read what the next note drawn will read at most every KEEP_WARM_EVERY seconds
 #: (:meth:`Improviser.keep_warm`).
 KEEP_WARM_FOR = 10.0
-KEEP_WARM_EVERY = 0.001
+KEEP_WARM_EVERY = 0.002
 #: The player's own "all sound off" and "all notes off": both release every held key.
 ALL_SOUND_OFF, ALL_NOTES_OFF = 120, 123
 
@@ -251,21 +251,25 @@ class Improviser:
             self.scheduler.cancel()
         self._continue_last = None
 
-    def keep_warm(self, now: float) -> None:
-        """Read what the next note drawn will read (the model's weights, the phrase
-        memory's counts after the notes so far, the sampler's filters), changing nothing,
-        at most every KEEP_WARM_EVERY seconds while the player plays: the live loop calls
-        this when it has nothing else to do.
+    def playing(self, now: float) -> bool:
+        """Whether the player played within the last KEEP_WARM_FOR seconds."""
+        return now - self.last_input <= KEEP_WARM_FOR
 
-        Left alone between the player's notes, the first answer note paid for bringing
-        them back into the CPU's caches: in ``improv bench live`` (300 ends of call, one
-        every ~50 ms) the call's last note and the answer's first took 1.04 ms p50 and
-        1.58 ms p99 from the end-of-call control's arrival to the answer's send, and 90 of
-        300 answers missed the JACK period the echo floor makes (2026-11-30). Kept warm
-        every 1 ms, 14-27 of 300 missed it. The cost: about 30 us a millisecond (3% of a
-        core) while the player plays, nothing after KEEP_WARM_FOR seconds of silence."""
-        if (now < self._next_warm or now - self.last_input > KEEP_WARM_FOR
-                or self.prediction is None):
+    def keep_warm(self, now: float) -> None:
+        """Run what the next note runs (a step of the model, its state put back; the phrase
+        memory's reading of the notes so far; the sampler's filters), changing nothing and
+        drawing nothing, at most every KEEP_WARM_EVERY seconds while the player plays: the
+        live loop calls this when it has nothing else to do.
+
+        Left cold between the player's notes, that code and its data made the call's last
+        note and the answer's first slow: in ``improv bench live`` (300 ends of call, one
+        every ~50 ms; 2026-11-30) they took 1.04 ms p50, 1.58 ms p99 from the end-of-call
+        control's arrival to the answer's send (0.06 ms warm in-process), and 90 of 300
+        answers came a JACK period after the echo floor's. With this, the session's timer
+        slack and POLL_PLAYING: 0.62-0.72 ms p50, 1.0-1.46 ms p99. The cost, on an improv
+        hearing a note every 0.25 s: 26% of a core instead of 13% before all three (22%
+        with this and the slack alone); nothing after KEEP_WARM_FOR seconds of silence."""
+        if now < self._next_warm or not self.playing(now) or self.prediction is None:
             return
         self._next_warm = now + KEEP_WARM_EVERY
         self.model.keep_warm()

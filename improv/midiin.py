@@ -48,8 +48,15 @@ logger = logging.getLogger(__name__)
 #: none; RtMidi's default of 100/1024 is 0.1 s at that rate).
 QUEUE_LIMIT = 1 << 17
 #: Sleep between polls when the queue is empty. ~0.25 ms actual on Linux: adds at most
-#: that to the input latency (JACK's period here is 1.33 ms) for ~3% of a core.
+#: that to the input latency (JACK's period here is 1.33 ms); an idle improv used 11-13%
+#: of a core here polling so (measured 2026-11-30; an earlier note said 3%).
 POLL = 0.0002
+#: The main loop's sleep while the player plays (:meth:`improv.improviser.Improviser.playing`):
+#: 0.14 ms actual with the session's 1 us timer slack. In ``improv bench live`` (with
+#: Improviser.keep_warm) improv then added +0.18 / -0.55 / -0.67 ms at p99 over the echo
+#: floor, against +0.57 / +0.50 / +0.52 at POLL (2026-11-30), for 26% of a core instead
+#: of 22% while playing (a note every 0.25 s); after the player stops, POLL again.
+POLL_PLAYING = 0.0001
 #: Probe for a swallowing input after this long with nothing delivered (see above).
 PROBE_IDLE = 0.1
 #: Longest SysEx kept while decoding; longer ones are dropped (improv ignores SysEx).

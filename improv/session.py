@@ -41,7 +41,7 @@ from improv.beatout import BeatSender
 from improv.config import RunOptions
 from improv.engine import NoteModel
 from improv.improviser import Improviser
-from improv.midiin import POLL, PolledInput
+from improv.midiin import POLL, POLL_PLAYING, PolledInput
 from improv.outputs import PortOutput, SynthOutput
 from improv.paths import default_model_dir
 from improv.ports import (
@@ -81,8 +81,9 @@ RT_PRIORITY = 2
 #: Timer slack (ns) of improv's threads (Linux): how late the kernel may end a sleep to
 #: wake threads together. At the default 50 us, the main loop's 0.2 ms poll slept 0.27
 #: ms p50 here, so a message waited longer in the input queue; at 1 us 0.23 ms. In
-#: ``improv bench live`` that took the answers that missed the echo floor's JACK period
-#: from 7-15 of 300 to 1-8 (2026-11-30).
+#: ``improv bench live`` (with Improviser.keep_warm) that took the answers that came a JACK
+#: period after the echo floor's from 7-15 of 300 to 1-8, and the scheduler's jitter p99
+#: from 0.79 to 0.38-0.52 ms (2026-11-30). The idle loop then costs 14% of a core, not 12%.
 TIMER_SLACK_NS = 1000
 _PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
 
@@ -458,8 +459,11 @@ class Session:
         if now is None:
             now = self.clock()
         if not items and self._polled is not None and now < self._next_tick:
-            self.improviser.keep_warm(now)
-            time.sleep(POLL)
+            if self.improviser.playing(now):
+                self.improviser.keep_warm(now)
+                time.sleep(POLL_PLAYING)
+            else:
+                time.sleep(POLL)
             return None
         if now < self._next_tick:
             return None

@@ -17,17 +17,16 @@ CALL = [60, 64, 67, 72, 71, 67, 64, 62]
 def _session(warm_every: float | None):
     """Play CALL (a note every 0.25 s) and let the silence end it; with ``warm_every``,
     call keep_warm that often in between, as the live loop's idle turns do. Return what
-    improv played (who, pitch, start, end, velocity) and how often the model was read."""
+    improv played (who, pitch, start, end, velocity) and how often the memory was read."""
     played = []
-    model = NoteModel.load(default_model_dir())
     reads = []
-    keep_warm = model.keep_warm
-    model.keep_warm = lambda: (reads.append(1), keep_warm())[1]
     scheduler = Scheduler(lambda msg: None)
-    improv = Improviser(model, Sampler(seed=3), scheduler,
+    improv = Improviser(NoteModel.load(default_model_dir()), Sampler(seed=3), scheduler,
                         Settings(silence=0.5, answer_notes=16, memory=0.5),
                         on_note=lambda n, who: played.append(
                             (who, n.pitch, round(n.start, 6), round(n.end, 6), n.velocity)))
+    keep_warm = improv.memory.keep_warm
+    improv.memory.keep_warm = lambda: (reads.append(1), keep_warm())[1]
     t = 100.0
 
     def idle(until: float) -> None:
@@ -59,10 +58,9 @@ def test_keeping_warm_changes_nothing_improv_plays():
 
 def test_it_is_done_at_most_every_millisecond_and_stops_after_the_silence():
     improv_reads = []
-    model = NoteModel.load(default_model_dir())
-    model.keep_warm = lambda: improv_reads.append(1)
-    improv = Improviser(model, Sampler(seed=0), Scheduler(lambda msg: None),
-                        Settings(silence=60))
+    improv = Improviser(NoteModel.load(default_model_dir()), Sampler(seed=0),
+                        Scheduler(lambda msg: None), Settings(silence=60))
+    improv.sampler.keep_warm = lambda logits, key: improv_reads.append(1)
     improv.keep_warm(1.0)
     assert improv_reads == []  # nothing heard yet: nothing to keep warm
     improv.handle(mido.Message("note_on", note=60, velocity=80), 1.0)
@@ -72,6 +70,7 @@ def test_it_is_done_at_most_every_millisecond_and_stops_after_the_silence():
         improv.keep_warm(1.1 + i * KEEP_WARM_EVERY / 10)
     assert 0.9 * steps / 10 <= len(improv_reads) <= steps / 10 + 1
     before = len(improv_reads)
+    assert improv.playing(1.1 + KEEP_WARM_FOR) and not improv.playing(1.1 + KEEP_WARM_FOR + 0.01)
     for i in range(100):  # silence for longer than KEEP_WARM_FOR: nothing more
         improv.keep_warm(1.1 + KEEP_WARM_FOR + 0.01 + i * KEEP_WARM_EVERY)
     assert len(improv_reads) == before

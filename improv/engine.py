@@ -134,10 +134,12 @@ class NoteModel:
         kept = self._kept
         kept[0] = self.h
         kept[1] = self.c
-        self._lstm_step(self._previous_pitch or 0, 0)
-        self._heads()
-        self.h[:] = kept[0]
-        self.c[:] = kept[1]
+        try:
+            self._lstm_step(self._previous_pitch or 0, 0)
+            self._heads()
+        finally:
+            self.h[:] = kept[0]
+            self.c[:] = kept[1]
 
     def _lstm_step(self, pitch: int = 0, interval: int = 0) -> None:
         """Advance the state (h, c) by the input row in ``self._x`` (and, for a model

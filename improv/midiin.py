@@ -47,9 +47,11 @@ logger = logging.getLogger(__name__)
 #: flood test lost 10 of 100,000 on a starved machine where the reference client lost
 #: none; RtMidi's default of 100/1024 is 0.1 s at that rate).
 QUEUE_LIMIT = 1 << 17
-#: Sleep between polls when the queue is empty. ~0.25 ms actual on Linux: adds at most
-#: that to the input latency (JACK's period here is 1.33 ms); an idle improv used 11-13%
-#: of a core here polling so (measured 2026-11-30; an earlier note said 3%).
+#: Sleep between polls when the queue is empty: 0.27 ms p50 actual here at Linux's default
+#: timer slack, 0.23 ms at the session's (improv.session.TIMER_SLACK_NS); adds at most that
+#: to the input latency (JACK's period here is 1.33 ms). An idle improv used 11-13% of a
+#: core here polling so, 14-15% with the session's slack (measured 2026-11-30; an earlier
+#: note said 3%).
 POLL = 0.0002
 #: The main loop's sleep while the player plays (:meth:`improv.improviser.Improviser.playing`):
 #: 0.14 ms actual with the session's 1 us timer slack. In ``improv bench live`` (with

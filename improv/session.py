@@ -83,7 +83,8 @@ RT_PRIORITY = 2
 #: ms p50 here, so a message waited longer in the input queue; at 1 us 0.23 ms. In
 #: ``improv bench live`` (with Improviser.keep_warm) that took the answers that came a JACK
 #: period after the echo floor's from 7-15 of 300 to 1-8, and the scheduler's jitter p99
-#: from 0.79 to 0.38-0.52 ms (2026-11-30). The idle loop then costs 14% of a core, not 12%.
+#: from 0.79 to 0.38-0.52 ms (2026-11-30). An idle improv then used 14-15% of a core, not
+#: 11-13%.
 TIMER_SLACK_NS = 1000
 _PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
 
@@ -196,7 +197,7 @@ def _timer_slack(ns: int) -> int | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl = ctypes.CDLL(None).prctl
     except (OSError, AttributeError):
         return None
     zero = ctypes.c_ulong(0)
@@ -347,16 +348,17 @@ class Session:
         if threading.current_thread() is threading.main_thread():
             self._slack = _timer_slack(TIMER_SLACK_NS)
         # (before any thread starts: they inherit it)
-        if self._own_outputs:
-            self.outputs = open_synth(options)
         try:
+            if self._own_outputs:
+                self.outputs = open_synth(options)
             if self.source is None or self._own_outputs:
                 self.backend = get_backend(options.api or None)
             if self._own_outputs:
                 self.outputs += open_port_output(options, self.backend)
-        except Exception:
+        except BaseException:
             for out in self.outputs:
                 out.close()
+            self._restore_thread()
             raise
         self._opened = True
         send = FanOut(self.outputs)
@@ -544,10 +546,7 @@ class Session:
             return
         self._closed = True
         log = self.log
-        if self._realtime:
-            _ordinary()
-        if self._slack is not None:
-            _timer_slack(self._slack)
+        self._restore_thread()
         if self._watch is not None:
             self._watch.stop()
         if self._peers is not None:
@@ -570,6 +569,15 @@ class Session:
             print(f"\n{report.jitter_line()}", file=log)
         print(f"\n{report.line()}", file=log, flush=True)
         self._json("stopped", report)
+
+    def _restore_thread(self) -> None:
+        """Give this thread back the scheduling and the timer slack it had before open()."""
+        if self._realtime:
+            _ordinary()
+            self._realtime = False
+        if self._slack is not None:
+            _timer_slack(self._slack)
+            self._slack = None
 
     def report(self) -> Report:
         """What the session did so far (final once it is closed)."""

@@ -71,7 +71,7 @@ MAX_GAP = 10.0
 MAX_LOOKAHEAD = 10.0
 MAX_HELD_KEYS = 3600.0
 #: While the player has played within KEEP_WARM_FOR seconds, the live loop's idle turns
-#: read what the next note drawn will read at most every KEEP_WARM_EVERY seconds
+#: run what the next note drawn will run, at most every KEEP_WARM_EVERY seconds
 #: (:meth:`Improviser.keep_warm`).
 KEEP_WARM_FOR = 10.0
 KEEP_WARM_EVERY = 0.002
@@ -265,10 +265,10 @@ class Improviser:
         note and the answer's first slow: in ``improv bench live`` (300 ends of call, one
         every ~50 ms; 2026-11-30) they took 1.04 ms p50, 1.58 ms p99 from the end-of-call
         control's arrival to the answer's send (0.06 ms warm in-process), and 90 of 300
-        answers came a JACK period after the echo floor's. With this, the session's timer
-        slack and POLL_PLAYING: 0.62-0.72 ms p50, 1.0-1.46 ms p99. The cost, on an improv
-        hearing a note every 0.25 s: 26% of a core instead of 13% before all three (22%
-        with this and the slack alone); nothing after KEEP_WARM_FOR seconds of silence."""
+        answers came a JACK period after the echo floor's. With this and the session's
+        timer slack (before POLL_PLAYING): 0.62-0.72 ms p50, 1.0-1.46 ms p99. The cost, on
+        an improv hearing a note every 0.25 s: 26% of a core instead of 13% before all three
+        (22% with this and the slack alone); nothing after KEEP_WARM_FOR seconds of silence."""
         if now < self._next_warm or not self.playing(now) or self.prediction is None:
             return
         self._next_warm = now + KEEP_WARM_EVERY

@@ -341,7 +341,7 @@ class Session:
     # -- open ---------------------------------------------------------------------------
     def open(self) -> Session:
         """Load the model, open the outputs and the input, start the watchers."""
-        options, clock = self.options, self.clock
+        options = self.options
         self.model = self.model or NoteModel.load(options.model or default_model_dir())
         self._realtime = (threading.current_thread() is threading.main_thread()
                           and os.environ.get("IMPROV_REALTIME") == "1" and _realtime())
@@ -361,6 +361,17 @@ class Session:
             self._restore_thread()
             raise
         self._opened = True
+        try:  # from here on close() undoes what was done: threads, outputs, the slack
+            self._build()
+            self._open_input()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _build(self) -> None:
+        """Make the scheduler, the beat sender, the recorder and the improviser."""
+        options, clock = self.options, self.clock
         send = FanOut(self.outputs)
         self._send = send
         self.scheduler = Scheduler(send, channel=options.channel, voices=options.voices,
@@ -376,12 +387,6 @@ class Session:
             on_note=recorder.add if recorder else None, clock=clock,
             log=lambda text: print(f"\nimprov: {text}", file=self.log, flush=True),
             time_keeper=TimeKeeper(options.time, clock()), beat_sender=self.beat_sender)
-        try:
-            self._open_input()
-        except BaseException:
-            self.close()
-            raise
-        return self
 
     def _open_input(self) -> None:
         options, clock, backend = self.options, self.clock, self.backend
@@ -552,8 +557,12 @@ class Session:
         if self._peers is not None:
             self._peers.dead |= self.midi_gone
             self._peers.stop()
-        self.improviser.panic()  # note-offs first, before anything that could fail or block
-        self.scheduler.close()
+        # (Parts are None where open() failed before making them.)
+        if self.improviser is not None:
+            self.improviser.panic()  # note-offs first, before anything that could fail or block
+            self.improviser.close()  # the scheduler's thread ends; the memory file is written
+        elif self.scheduler is not None:
+            self.scheduler.close()
         if self.beat_sender is not None:
             self.beat_sender.close()  # a stop for the clock's followers; the click ends
         if self.recorder:
@@ -564,6 +573,8 @@ class Session:
             if not (self.midi_gone and not isinstance(port, SynthOutput)):
                 _close(port)  # ports of a vanished JACK server must not be touched: libjack
                 # has freed their clients already
+        if self.improviser is None:
+            return
         report = self.report()
         if report.jitter_line():
             print(f"\n{report.jitter_line()}", file=log)

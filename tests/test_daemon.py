@@ -11,6 +11,7 @@ import mido
 import numpy as np
 import pytest
 
+from improv.memory import PhraseMemory
 from tests.live import REPO, Daemon, Listener, connect_output, play, wait_until
 
 
@@ -40,9 +41,9 @@ def session(jack, tmp_path):
 
 
 def test_call_response_answers_after_the_call(session, call_notes, tmp_path):
-    record = tmp_path / "session.mid"
+    record, memory = tmp_path / "session.mid", tmp_path / "memory.json"
     daemon, pianist, listener = session("--silence", "0.6", "--answer-notes", "8",
-                                        "--record", str(record))
+                                        "--record", str(record), "--memory-file", str(memory))
     call_ended = play(pianist, call_notes, speed=2.0)
     assert not listener.notes(), "improv played during the call"
     time.sleep(0.6 + 0.1 + 0.3)  # silence + gap, then the answer begins
@@ -59,6 +60,8 @@ def test_call_response_answers_after_the_call(session, call_notes, tmp_path):
     tracks = mido.MidiFile(record).tracks
     counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in tracks}
     assert counts == {"player": len(call_notes), "improv": 8}
+    # what the phrase memory learned is kept for the next session
+    assert PhraseMemory.load(memory).notes == {"player": len(call_notes), "own": 8}
 
 
 def test_barge_in_stops_the_answer(session, call_notes):

@@ -158,3 +158,36 @@ def test_a_session_that_fails_to_open_gives_the_timer_slack_back(parts, tmp_path
     with pytest.raises(Exception, match="missing.sf2"):
         Session(bad, source=keys, clock=clock, log=io.StringIO()).open()
     assert prctl(30, 0, 0, 0, 0) == before
+
+
+def test_the_memory_file_is_written_when_the_session_closes(parts, tmp_path):
+    """What improv learned is kept when the session ends (and read by the next one)."""
+    from improv.memory import PhraseMemory
+
+    clock, keys, sink = parts
+    path = tmp_path / "me.json"
+    with Session(options(memory_file=str(path)), source=keys, outputs=[sink], clock=clock,
+                 log=io.StringIO()) as session:
+        play_call(session, keys, clock)
+        assert run_until(session, clock, lambda: len(sink.notes()) == 4)
+        assert not path.exists()  # written once, at the end
+    assert PhraseMemory.load(path).notes == {"player": 4, "own": 4}
+    with Session(options(memory_file=str(path)), source=FakeKeys(), outputs=[Sink("again")],
+                 clock=clock, log=io.StringIO()) as again:
+        assert again.improviser.memory.notes == {"player": 4, "own": 4}
+
+
+def test_a_session_that_fails_after_its_outputs_opened_closes_them(parts, tmp_path):
+    """A recording into a folder that does not exist fails open() after the outputs and the
+    scheduler's thread started: both are closed again, as close() would."""
+    import threading
+
+    clock, keys, sink = parts
+    before = set(threading.enumerate())
+    bad = RunOptions(model=MODEL, random_seed=0, status=False,
+                     record=str(tmp_path / "nowhere" / "x.mid"))
+    with pytest.raises(Exception, match="no such folder"):
+        Session(bad, source=keys, outputs=[sink], clock=clock, log=io.StringIO()).open()
+    assert sink.closed
+    assert wait_until(lambda: not set(threading.enumerate()) - before, timeout=5), \
+        [t.name for t in set(threading.enumerate()) - before]

@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 import mido
 import numpy as np
 
+from improv.autosave import AUTOSAVE_AFTER, MemoryAutosave
 from improv.beatout import BeatSender
 from improv.checks import check_range, check_types
 from improv.controls import Controls, cc_to_memory, cc_to_temperature, cc_to_unit
@@ -97,7 +98,8 @@ class Settings:
                             "(a lost note-off); 0: twice the silence, at least 5 s", metavar="S")
     memory: float = flag(DEFAULT_STRENGTH, "weight of the phrase memory, 0-1: 0 the model "
                          "alone, 0.5 as tuned, 1 mostly the player's own material", metavar="S")
-    memory_file: str = flag("", "keep what the memory learns in FILE across sessions",
+    memory_file: str = flag("", "keep what the memory learns in FILE across sessions "
+                            f"(written at exit and after {AUTOSAVE_AFTER:g} s of silence)",
                             metavar="FILE")
 
     def __post_init__(self):
@@ -141,6 +143,8 @@ class Improviser:
         # The player's notes and improv's own, learned as they reach the model; and the
         # key they are in, which the memory and the sampler lean towards.
         self.memory = open_memory(self.settings.memory_file or None, self.log)
+        self._autosave = (MemoryAutosave(self.memory, self.settings.memory_file, self.log)
+                          if self.settings.memory_file else None)
         self.key = KeyTracker()
         self.call: list[float] = []  # onsets of the current call
         self.velocities: deque[int] = deque(maxlen=64)
@@ -504,6 +508,16 @@ class Improviser:
                 start = self._after(self._continue_last, step)
             self._play(pitch, start, duration, velocity)
             self._continue_last = start
+
+    def autosave(self, t: float) -> bool:
+        """Write the memory file a little at a time (with ``memory_file`` set) once the
+        player has been silent for AUTOSAVE_AFTER seconds and nothing of improv's sounds
+        (:mod:`improv.autosave`); return True in the turn the file is written."""
+        if self._autosave is None:
+            return False
+        quiet = (t - self.last_input >= AUTOSAVE_AFTER and not self.tracker.keys_down
+                 and not self.scheduler.busy)
+        return self._autosave.step(quiet)
 
     def _continue_on_beats(self, t: float) -> bool:
         """Continue mode on a clock or a fixed tempo: keep ``lookahead`` seconds of notes

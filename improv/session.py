@@ -478,6 +478,7 @@ class Session:
         self.improviser.tick(now)
         if self.recorder:
             self.recorder.maybe_write(now)
+        self.improviser.autosave(now)
         if self.options.status and now >= self._next_status:  # --no-status: neither
             self._next_status = now + self._every
             status = self.status

@@ -191,3 +191,25 @@ def test_a_session_that_fails_after_its_outputs_opened_closes_them(parts, tmp_pa
     assert sink.closed
     assert wait_until(lambda: not set(threading.enumerate()) - before, timeout=5), \
         [t.name for t in set(threading.enumerate()) - before]
+
+
+def test_the_memory_file_is_written_after_a_silence_while_the_session_runs(parts, tmp_path):
+    """A crash must not lose what was learned: after AUTOSAVE_AFTER seconds of silence
+    the file holds the session so far, and again after the next call."""
+    from improv.autosave import AUTOSAVE_AFTER
+    from improv.memory import PhraseMemory
+
+    clock, keys, sink = parts
+    path = tmp_path / "me.json"
+    with Session(options(memory_file=str(path)), source=keys, outputs=[sink], clock=clock,
+                 log=io.StringIO()) as session:
+        for call in (1, 2):
+            play_call(session, keys, clock)
+            answered = 4 * call
+            assert run_until(session, clock, lambda n=answered: len(sink.notes()) == n)
+            assert run_until(session, clock, lambda: not sink.stuck())
+            assert run_until(session, clock, path.exists, dt=0.05)
+            silent = clock() - session.improviser.last_input  # not before, and soon after
+            assert AUTOSAVE_AFTER <= silent < AUTOSAVE_AFTER + 1, silent
+            assert PhraseMemory.load(path).notes == {"player": 4 * call, "own": 4 * call}
+            path.unlink()

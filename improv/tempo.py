@@ -77,6 +77,26 @@ calls 42.5 -> 56.0%; beat error p50 8.3 -> 9.2 / 9.0 -> 9.8 / 17.9 -> 10.9 ms); 
 short half-life only when it predicted over 3 ms better: 71.4 / 71.2 / 69.1%; averaging
 the 2- and 6-beat fits instead of choosing: 65.9 / 65.0 / 53.0%.
 
+A rival check, tried 2026-11-30 and not kept. Diagnosis of the synthetic 150-180 bpm calls
+at no allowed level (52 of 200): the comb chose 3:2 (21), 4:3 (16), 5:4 or 6:5 (8), 5:3 (3) of
+the true period, i.e. 100-135 bpm; in about 60% of them the comb's own strength at the true
+period was higher, and the prior (0.78-0.86 at 150-180 bpm, 0.97-1.0 at the rival) flipped it.
+The comb's 6 best peaks that are not octaves of its choice, re-scored by a likelihood of the
+events (each at a metrical position or off the grid, whether each beat holds one, the prior),
+a rival replacing the choice when it wins by 0.25 per unit of event weight (any of the three /
+start within 20 ms): synthetic 89.2 / 71.0 -> 90.4 / 71.8% (150-180 bpm 74.0 / 55.5 -> 77.0 /
+57.5%), POP909 95.6 / 69.4% unchanged, ASAP steady 92.4 / 71.2 -> 91.9 / 71.2% (a bwv_875
+call in triplet sixteenths taken at 3x its beat); estimate 1.4-1.9 -> 2.2 ms median. Too
+little for its cost, and nothing on real music. Without the margin: 150-180 bpm 89%, but 90-120
+bpm calls went 3:2 too fast and ASAP steady fell to 85.6-88.1%. The prior reshaped (centre
+130-140 bpm, or 1.5-2 octaves wide above 110): 150-180 bpm 79.5-81%, ASAP steady 74.6-83.5%.
+The class chosen with a faster or flatter prior and the octave with this one: synthetic
+89.6-91.1%, ASAP 87.7-91.1%, POP909 starts -0.6 to -1.3 points. The call's last event weighted
+2-5x in the comb: starts up (73.6 / 73.8 / 72.5% at 2x), levels down (150-180 bpm 71.5-63%,
+ASAP 91.5%); 3x in the phase choice only: starts 73.4 / 74.4 / 71.6%, levels unchanged, but only
+because every evaluated call ends on a beat: the same calls cut to end on an off-beat note
+start 50.6 -> 44.4% (synthetic) and 41.4 -> 22.9% (POP909) within 20 ms.
+
 The issue's tests and measured numbers are in ``improv/tempo_eval.py``
 (``python -m improv.tempo_eval``).
 """

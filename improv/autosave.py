@@ -5,7 +5,8 @@ lose everything learned since it started, so :class:`MemoryAutosave` also writes
 the session: once the player has been silent for :data:`AUTOSAVE_AFTER` seconds and nothing
 of improv's is queued or sounding, a few contexts a turn of the live loop
 (:meth:`improv.memory.PhraseMemory.file_text`), then the whole file at once, atomically.
-A note learned meanwhile starts it over at the next silence.
+A note learned meanwhile starts it over at the next silence. (In continue mode improv
+always has notes queued: there the file is written at exit only.)
 
 Writing a full memory (100 000 counts, 44 000 contexts, a 2 MB file) in one go holds the
 live loop for about 0.4 s; :data:`CONTEXTS_PER_TURN` at a time, about 0.5 ms a turn (4 ms

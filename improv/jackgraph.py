@@ -9,7 +9,10 @@ avoided), else the system's ``libjack.so.0``.
 
 Used for virtual ports, which nothing else watches: a virtual input whose last
 peer went away releases the keys held through it; a peer that connects to the
-virtual output first gets all-notes-off and sustain-off.
+virtual output first gets all-notes-off and sustain-off. And for the server itself:
+libjack tells the client when the server goes (``jack_on_info_shutdown``, measured
+10 ms after the server was killed), where the graph it reads and the port listings
+of the clients kept open go on saying that nothing changed.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import threading
 
 JACK_NO_START_SERVER = 0x01
+#: void (*)(jack_status_t code, const char *reason, void *arg)
+_INFO_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 
 def _load():
@@ -44,11 +50,13 @@ def _load():
     lib.jack_port_get_all_connections.restype = ctypes.c_void_p
     lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     lib.jack_free.argtypes = [ctypes.c_void_p]
+    lib.jack_on_info_shutdown.argtypes = [ctypes.c_void_p, _INFO_SHUTDOWN, ctypes.c_void_p]
     return lib
 
 
 class JackGraph:
-    """Read a port's connections. Raises OSError if there is no JACK server."""
+    """Read a port's connections; :attr:`gone` is set when the server goes away. Raises
+    OSError if there is no JACK server."""
 
     def __init__(self, client_name: str = "improv watch"):
         self._lib = _load()
@@ -57,6 +65,10 @@ class JackGraph:
                                                   ctypes.byref(status))
         if not self._client:
             raise OSError(f"cannot open a JACK client (status {status.value:#x})")
+        self.gone = threading.Event()
+        # libjack's own (non-real-time) thread calls it; kept referenced while the client is
+        self._on_shutdown = _INFO_SHUTDOWN(lambda code, reason, arg: self.gone.set())
+        self._lib.jack_on_info_shutdown(self._client, self._on_shutdown, None)
 
     def connections(self, port: str) -> list[str] | None:
         """Return the full names of the ports connected to ``port`` (None: no such port)."""

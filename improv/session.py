@@ -611,16 +611,16 @@ class Session:
 
 
 def _peer_watch(options: RunOptions, inport, outputs: list, post, log) -> PeerWatch | None:
-    """Start watching the virtual ports' peers (JACK only); None if nothing to watch."""
+    """Start watching the virtual ports' peers and the server (JACK only); None if libjack
+    cannot be asked. With named ports only it watches the server alone: the port listings
+    do not show it going (improv.jackgraph)."""
     vin = "" if options.input else inport.name
     vout = next((o.name for o in outputs if isinstance(o, PortOutput) and not o.wanted), "")
-    if not (vin or vout):
-        return None
     try:
         watch = PeerWatch(vin, vout, post, ignore=f"improv probe {os.getpid()}:")
     except OSError as exc:  # improv works without it; say what is missing
-        print(f"improv: warning: cannot watch the virtual ports' connections ({exc})",
-              file=log)
+        print(f"improv: warning: cannot watch the JACK server and the virtual ports' "
+              f"connections ({exc})", file=log)
         return None
     watch.start()
     return watch

@@ -1,8 +1,8 @@
 """Watchers of the MIDI system, each a thread that posts what it saw to a session's inbox.
 
 :class:`PortWatch` notices named ports that go away and come back (and the MIDI system
-itself going); :class:`PeerWatch` follows who is connected to improv's virtual ports on
-JACK. The session acts on what they post, from its own thread.
+itself going, when its listing comes back empty); :class:`PeerWatch` follows who is
+connected to improv's virtual ports on JACK, and hears from libjack when the server goes. The session acts on what they post, from its own thread.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class PeerEvent:
 
 
 class PeerWatch:
-    """Follow the connections of improv's virtual ports on JACK (:mod:`improv.jackgraph`).
+    """Follow the connections of improv's virtual ports on JACK (:mod:`improv.jackgraph`),
+    and the server itself: when it goes, ``"server gone"`` is posted.
 
     A peer of the virtual input that goes away may have left keys held (its
     note-offs will never come): when the last one goes, the held keys are
@@ -66,8 +67,11 @@ class PeerWatch:
     def _watch(self) -> None:
         had_input, had_output = [], []
         while not self._stop.wait(PEERS_EVERY):
-            found = [self._peers(port) if port else [] for port in (self.input_port,
-                                                                    self.output_port)]
+            if self.graph.gone.is_set():  # libjack said so; the graph it reads does not
+                found = [None]
+            else:
+                found = [self._peers(port) if port else [] for port in (self.input_port,
+                                                                        self.output_port)]
             if None in found:  # our own port is gone: so is the server (measured: the
                 self.dead = True  # lookups return nothing then, closing the client crashes)
                 self.post(PeerEvent("server gone", []))

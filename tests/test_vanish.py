@@ -53,21 +53,31 @@ def test_input_port_goes_away_and_comes_back(jack):
         keys.kill()
 
 
-@pytest.mark.parametrize("output", [True, False])
-def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path, output):
-    """A second JACK server of its own, so that stopping it touches no other test. Without
-    --output only improv's own virtual ports tell it the server went (improv.jackgraph)."""
-    server = JackServer(tmp_path / "jackd.log", suffix=f"b{int(output)}", make_default=False)
-    peer = subprocess.Popen([sys.executable, "-m", "tests.peer", "synth", "js synth"], cwd=REPO,
-                            env=server.env, stdout=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("ports, settle", [("virtual", 0.0), ("output", 0.0),
+                                            ("virtual", 2.0), ("named", 2.0)])
+def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path, ports, settle):
+    """A second JACK server of its own, so that stopping it touches no other test. Stopped
+    at once, the start-up finds it gone; stopped ``settle`` seconds later, libjack's
+    shutdown callback tells (improv.jackgraph: the port listings and the graph kept open
+    go on showing the ports), for virtual ports and for named ports alone."""
+    server = JackServer(tmp_path / "jackd.log", suffix=f"{ports}{settle:.0f}",
+                        make_default=False)
+    peers = [subprocess.Popen([sys.executable, "-m", "tests.peer", kind, name], cwd=REPO,
+                              env=server.env, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                              text=True)
+             for kind, name in [("synth", "js synth")] + [("keys", "js keys")] * (ports == "named")]
     try:
-        assert peer.stdout.readline().strip() == "ready"
-        args = ("--output", "js synth") if output else ()
-        daemon = Daemon("--virtual", "improvjs", *args, env=server.env)
+        assert all(peer.stdout.readline().strip() == "ready" for peer in peers)
+        args = {"virtual": ("--virtual", "improvjs"),
+                "output": ("--virtual", "improvjs", "--output", "js synth"),
+                "named": ("--input", "js keys", "--output", "js synth")}[ports]
+        daemon = Daemon(*args, env=server.env)
+        time.sleep(settle)  # past the start-up: the watchers have their listings
         server.stop()
         assert daemon.proc.wait(15) == 3
         assert daemon.wait_for("the MIDI system went away", 2), daemon.log
     finally:
-        peer.kill()
+        for peer in peers:
+            peer.kill()
         if server.proc.poll() is None:
             server.stop()

@@ -69,7 +69,7 @@ import numpy as np
 
 from improv.checks import check_types
 from improv.engine import Prediction
-from improv.errors import ImprovError, InvalidValueError
+from improv.errors import ImprovError, InvalidValueError, MissingFileError
 from improv.features import INTERVAL_RANGE, NO_INTERVAL, VOCAB_SIZE
 from improv.key import pitch_weights
 from improv.timebins import bin_edges
@@ -756,8 +756,16 @@ def write_atomically(path: str | Path, text: str) -> None:
 def open_memory(path: str | Path | None, log=print) -> PhraseMemory:
     """Return the memory kept in ``path`` (an empty one if there is no such file or no
     path). A damaged file is renamed to ``<path>.damaged``, one ``log`` line says so, and
-    the memory starts empty, so the next save does not overwrite what could be rescued."""
-    if path is None or not Path(path).exists():
+    the memory starts empty, so the next save does not overwrite what could be rescued.
+    A folder, or a file in a folder that does not exist, is refused at once (MemoryFileError,
+    MissingFileError): found only when the memory is written, at the end, it lost a session."""
+    if path is None:
+        return PhraseMemory()
+    if Path(path).is_dir():
+        raise MemoryFileError(f"{path}: a folder, not a memory file")
+    if not Path(path).resolve().parent.is_dir():
+        raise MissingFileError(f"{path}: no such folder {Path(path).parent}")
+    if not Path(path).exists():
         return PhraseMemory()
     try:
         return PhraseMemory.load(path)

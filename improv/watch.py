@@ -2,7 +2,8 @@
 
 :class:`PortWatch` notices named ports that go away and come back (and the MIDI system
 itself going, when its listing comes back empty); :class:`PeerWatch` follows who is
-connected to improv's virtual ports on JACK, and hears from libjack when the server goes. The session acts on what they post, from its own thread.
+connected to improv's virtual ports on JACK, and hears from libjack when the server goes.
+The session acts on what they post, from its own thread.
 """
 
 from __future__ import annotations

@@ -156,12 +156,27 @@ def test_generate_memory_weight_changes_the_answer_and_0_turns_it_off(tmp_path):
     (["memory", "show", "{dir}/bad.json"], "damaged memory file"),
     (["generate", "-o", "{dir}/o.mid", "--memory", "1.5"], "--memory must be 0-1"),
     (["memory", "clear", "{dir}/no/such/m.json"], "no such folder"),
+    (["generate", "-o", "{dir}/o.mid", "--memory-file", "{dir}/no/m.json"], "no such folder"),
+    (["generate", "-o", "{dir}/o.mid", "--memory-file", "{dir}/folder"], "not a memory file"),
 ])
 def test_memory_mistakes_give_one_line(tmp_path, capsys, args, message):
     (tmp_path / "bad.json").write_bytes(b"\x00\x01 not json")
+    (tmp_path / "folder").mkdir()
     assert main([a.format(dir=tmp_path) for a in args]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "o.mid").exists()  # refused before any work
+    assert (tmp_path / "folder").is_dir() and not (tmp_path / "folder.damaged").exists()
+
+
+@pytest.mark.parametrize("where", ["no/such/m.json", "folder"])
+def test_a_memory_file_that_cannot_be_written_is_refused_at_the_start(tmp_path, where):
+    """Not found at the end of the session, when what it learned would be lost."""
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError if where == "folder" else FileNotFoundError,
+                       match="not a memory file" if where == "folder" else "no such folder"):
+        _improviser(Settings(memory_file=str(tmp_path / where)))
+    assert (tmp_path / "folder").is_dir() and not (tmp_path / "folder.damaged").exists()
 
 
 def test_evaluate_music_reports_motif_reuse_with_and_without_memory():

@@ -54,10 +54,10 @@ def command(args) -> int:
     memory = open_memory(args.memory_file, lambda line: print(f"improv: {line}",
                                                                   file=sys.stderr))
     new = generate(model, sampler, seed, args.notes, memory, strength)
+    pitch, start, end, velocity = timeline(seed, new, args.include_seed)
+    write_midi(args.output, pitch, start, end, velocity)  # first: what was asked for
     if args.memory_file:
         memory.save(args.memory_file)
-    pitch, start, end, velocity = timeline(seed, new, args.include_seed)
-    write_midi(args.output, pitch, start, end, velocity)
     count = f"{len(pitch)} note" + ("" if len(pitch) == 1 else "s")
     print(f"wrote {args.output} ({count}, {end.max():.1f} s)")
     if args.wav:

@@ -1,10 +1,10 @@
-"""``improv run``: the live loop from input port to outputs, until Ctrl-C or SIGTERM.
+"""``improv run``: the live loop from input port to outputs, until Ctrl-C, SIGTERM or SIGHUP.
 
 The work is a :class:`~improv.session.Session` (open, step, close, report); this module
 runs one in the foreground: it installs the signal handlers and steps the session until
 it is stopped or ends itself (the MIDI system went: :data:`EXIT_MIDI_GONE`). However the
-loop ends (Ctrl-C, SIGTERM, an exception), the session ends every sounding note, sends
-all-notes-off and sustain-off, and writes the recording.
+loop ends (Ctrl-C, SIGTERM, SIGHUP, an exception), the session ends every sounding note,
+sends all-notes-off and sustain-off, and writes the recording and the memory file.
 """
 
 from __future__ import annotations
@@ -22,14 +22,17 @@ __all__ = ["EXIT_MIDI_GONE", "make_inbox", "run"]
 
 def run(options: RunOptions, stop: threading.Event | None = None, log=None, source=None,
         outputs: list | None = None, status_json=None) -> int:
-    """Run a session until ``stop`` is set, SIGINT or SIGTERM; return the exit status.
+    """Run a session until ``stop`` is set, SIGINT, SIGTERM or SIGHUP; return the exit
+    status (:class:`~improv.session.Session`'s: 0, EXIT_FAILED, EXIT_MIDI_GONE).
 
     ``source`` and ``outputs`` may replace the ports (see :class:`~improv.session.Session`);
     ``status_json`` is a stream for the session's JSON status lines.
     """
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():  # before anything opens
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP: the terminal improv ran in was closed (an ssh session dropped): it
+        # stops as for Ctrl-C, ending its notes and writing its files, instead of dying.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())
     with Session(options, log=log if log is not None else sys.stderr, source=source,
                  outputs=outputs, status_json=status_json) as session:
@@ -40,8 +43,6 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=None, sour
             # due (measured in a `bench clock` daemon: 15.5 ms, a note that late).
             gc.collect()
             gc.freeze()
-        while not stop.is_set():
-            code = session.step()
-            if code is not None:
-                return code
-        return 0
+        while not stop.is_set() and session.step() is None:
+            pass
+    return session.exit_status  # set by close(): 0, or what went wrong

@@ -557,8 +557,9 @@ class Improviser:
             self._continue_last = beat
         return True
 
-    def close(self) -> None:
-        """End every note improv started; keep the memory in ``memory_file`` if one is set."""
+    def close(self) -> bool:
+        """End every note improv started; keep the memory in ``memory_file`` if one is set.
+        Return False if it could not be written (one line says why)."""
         self.scheduler.close()
         if self.settings.memory_file:
             try:
@@ -566,3 +567,5 @@ class Improviser:
             except OSError as exc:
                 self.log(f"could not write the memory to {self.settings.memory_file}: "
                          f"{exc.strerror or exc}")
+                return False
+        return True

@@ -144,11 +144,14 @@ class Recorder:
         seconds while the player went on): each unsettled the last seconds of its track."""
         return sum(track.rewinds for track in self.tracks.values())
 
-    def maybe_write(self, now: float) -> None:
-        """Write the file if it changed and ``every`` seconds have passed."""
+    def maybe_write(self, now: float) -> bool:
+        """Write the file if it changed and ``every`` seconds have passed (also since a
+        write that failed); return whether it was written. OSError if it cannot be."""
         if self._dirty and now - self._last_write >= self.every:
-            self.write(now)
             self._last_write = now
+            self.write(now)
+            return True
+        return False
 
     def write(self, now: float | None = None) -> Path:
         """Write the file now (atomically). ``now``: the clock's time (improv's notes are
@@ -162,7 +165,12 @@ class Recorder:
                             + [track.chunk() for track in self.tracks.values()])
             self._dirty = False
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self.path)
+        except OSError:
+            self._dirty = True  # still to be written
+            tmp.unlink(missing_ok=True)
+            raise
         return self.path

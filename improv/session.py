@@ -63,6 +63,9 @@ logger = logging.getLogger(__name__)
 STATUS_EVERY = 0.5
 #: Exit status when the MIDI system (the JACK server) goes away under a running improv.
 EXIT_MIDI_GONE = 3
+#: Exit status when the session ended on an error, or could not write what it was to keep
+#: (the recording, the memory file): one line says which.
+EXIT_FAILED = 1
 #: Most input messages handled in a row before the main loop lets time pass: under a
 #: flood of input the calls still end and answers still start on time.
 MAX_BATCH = 256
@@ -331,6 +334,9 @@ class Session:
         self._slack: int | None = None  # the timer slack before open(), to restore
         self._opened = False
         self._closed = False
+        self._recording_failed = False
+        #: What could not be written when the session closed (the recording, the memory).
+        self.unsaved: list[str] = []
         self._polled = None
         self._clock_in: PolledInput | None = None
         self.beat_sender: BeatSender | None = None
@@ -433,7 +439,9 @@ class Session:
     def __enter__(self) -> Session:
         return self.open()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is not None and self.exit_status is None:
+            self.exit_status = EXIT_FAILED
         self.close()
 
     # -- step ---------------------------------------------------------------------------
@@ -477,7 +485,7 @@ class Session:
         self._next_tick = now + TICK
         self.improviser.tick(now)
         if self.recorder:
-            self.recorder.maybe_write(now)
+            self._write_recording(now)
         self.improviser.autosave(now)
         if self.options.status and now >= self._next_status:  # --no-status: neither
             self._next_status = now + self._every
@@ -486,6 +494,20 @@ class Session:
             print(status.line(), end=end, file=self.log, flush=True)
             self._json("status", status)
         return None
+
+    def _write_recording(self, now: float) -> None:
+        """Write the recording now and then; a write that fails (its folder gone, a full
+        disk) is one line, and improv plays on and tries again."""
+        try:
+            if self.recorder.maybe_write(now) and self._recording_failed:
+                self._recording_failed = False
+                print(f"\nimprov: wrote {self.recorder.path} again", file=self.log, flush=True)
+        except OSError as exc:
+            if not self._recording_failed:
+                print(f"\nimprov: could not write the recording to {self.recorder.path} "
+                      f"({exc.strerror or exc}); playing on, trying again every "
+                      f"{self.recorder.every:g} s", file=self.log, flush=True)
+            self._recording_failed = True
 
     def _dispatch(self, t: float, msg) -> int | None:
         """Act on one inbox item; return an exit status to end the run."""
@@ -561,14 +583,23 @@ class Session:
         # (Parts are None where open() failed before making them.)
         if self.improviser is not None:
             self.improviser.panic()  # note-offs first, before anything that could fail or block
-            self.improviser.close()  # the scheduler's thread ends; the memory file is written
+            # the scheduler's thread ends; the memory file is written
+            if not self.improviser.close():
+                self.unsaved.append("memory")
         elif self.scheduler is not None:
             self.scheduler.close()
         if self.beat_sender is not None:
             self.beat_sender.close()  # a stop for the clock's followers; the click ends
         if self.recorder:
-            self.recorder.write()
-            print(f"\nimprov: recorded {self.recorder.path}", file=log)
+            try:
+                self.recorder.write()
+                print(f"\nimprov: recorded {self.recorder.path}", file=log)
+            except OSError as exc:
+                self.unsaved.append("recording")
+                print(f"\nimprov: error: could not write the recording to "
+                      f"{self.recorder.path} ({exc.strerror or exc})", file=log)
+        if self.exit_status is None:
+            self.exit_status = EXIT_FAILED if self.unsaved else 0
         ports = [p for p in (self.inport, self._clock_in) if p is not None]
         for port in ports + self.outputs:
             if not (self.midi_gone and not isinstance(port, SynthOutput)):

@@ -82,7 +82,7 @@ def test_a_call_is_answered_after_its_silence(parts):
     stopped = events[-1]
     assert (stopped["messages"], stopped["notes_in"], stopped["notes_out"]) == (8, 4, 4)
     report = session.report()
-    assert report.answers == 1 and report.exit_status is None
+    assert report.answers == 1 and report.exit_status == 0 == stopped["exit_status"]
 
 
 def test_playing_again_stops_the_answer(parts):
@@ -213,3 +213,37 @@ def test_the_memory_file_is_written_after_a_silence_while_the_session_runs(parts
             assert AUTOSAVE_AFTER <= silent < AUTOSAVE_AFTER + 1, silent
             assert PhraseMemory.load(path).notes == {"player": 4 * call, "own": 4 * call}
             path.unlink()
+
+
+def test_a_recording_that_cannot_be_written_is_one_line_and_the_session_plays_on(parts,
+                                                                                  tmp_path):
+    """Its folder removed mid-session: improv says so once, answers the call all the same,
+    writes the file again when it can, and ends with EXIT_FAILED if it never could."""
+    import shutil
+
+    from improv.session import EXIT_FAILED
+
+    clock, keys, sink = parts
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    log = io.StringIO()
+    session = Session(RunOptions(model=MODEL, random_seed=0, status=False,
+                                 record=str(folder / "take.mid"),
+                                 settings=Settings(silence=0.5, answer_notes=4, gap=0.1)),
+                      source=keys, outputs=[sink], clock=clock, log=log)
+    with session:
+        shutil.rmtree(folder)
+        play_call(session, keys, clock)
+        assert run_until(session, clock, lambda: len(sink.notes()) == 4)  # answered
+        assert run_until(session, clock, lambda: "could not write the recording" in
+                         log.getvalue())
+        folder.mkdir()
+        assert run_until(session, clock, lambda: f"wrote {folder / 'take.mid'} again"
+                         in log.getvalue())
+        assert len(mido.MidiFile(folder / "take.mid").tracks[1]) > 4
+        shutil.rmtree(folder)
+        play_call(session, keys, clock)
+        assert run_until(session, clock, lambda: len(sink.notes()) == 8)
+    assert log.getvalue().count("could not write the recording") == 3  # twice live, at close
+    assert session.unsaved == ["recording"] and session.exit_status == EXIT_FAILED
+    assert sink.closed and not sink.stuck()

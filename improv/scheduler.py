@@ -4,6 +4,9 @@ Every note_on the scheduler sends has its note_off: a note's off is queued
 with its on; re-striking a sounding pitch ends it first; the voice limit ends
 the oldest note; :meth:`Scheduler.cancel` and :meth:`Scheduler.panic` end
 everything that sounds. ``send`` is called from the scheduler's thread only.
+``on_played(pitch, velocity, start, end)`` hears of each note once it has ended, with the
+times its note-on and note-off went out: what was played, as a recording wants it (a note
+dropped from the queue before it began was never played; one cut short ends when it was cut).
 
 A note_on due more than ``LATE`` seconds ago is not sent late in a burst: after
 a stall (the process stopped, a starved machine) the overdue part of an answer
@@ -58,7 +61,7 @@ class Scheduler:
 
     def __init__(self, send: Callable[[mido.Message], None], channel: int = 0, voices: int = 16,
                  clock: Callable[[], float] = time.monotonic, late: float = LATE,
-                 log=None):
+                 log=None, on_played: Callable[[int, int, float, float], None] | None = None):
         if not isinstance(channel, int) or isinstance(channel, bool) or not 0 <= channel <= 15:
             raise InvalidValueError(f"channel must be 0-15, got {channel}")
         if not isinstance(voices, int) or isinstance(voices, bool) or voices < 1:
@@ -71,6 +74,8 @@ class Scheduler:
         self._timeline: Timeline | None = None
         self._seq = itertools.count()
         self._sounding: dict[int, int] = {}  # pitch -> seq of the note_on that sounds it
+        self.on_played = on_played
+        self._started: dict[int, tuple[int, float]] = {}  # seq -> velocity, note_on time
         self._cond = threading.Condition()
         self._stop = False
         self.jitter: list[float] = []  # actual - intended send time, seconds (last 10,000)
@@ -280,9 +285,17 @@ class Scheduler:
             self.log(f"scheduler: {exc!r}")
 
     def _off(self, pitch: int) -> None:
-        self._sounding.pop(pitch, None)
+        seq = self._sounding.pop(pitch, None)
         self._send(mido.Message("note_off", channel=self.channel, note=pitch, velocity=0))
         self.sent_off += 1
+        started = self._started.pop(seq, None)
+        if started is not None and self.on_played is not None:
+            try:
+                self.on_played(pitch, started[0], started[1], self.clock())
+            except Exception as exc:  # a failing listener must not stop the note-offs
+                self.errors += 1
+                if self.errors <= 3:
+                    self.log(f"scheduler: {exc!r}")
 
     def _fire(self, on: int, pitch: int, velocity: int, seq: int) -> None:
         if on:
@@ -295,6 +308,8 @@ class Scheduler:
             self._send(mido.Message("note_on", channel=self.channel, note=pitch,
                                     velocity=velocity))
             self.sent_on += 1
+            if self.on_played is not None:
+                self._started[seq] = (velocity, self.clock())
         elif self._sounding.get(pitch) == seq:  # only if this note still owns the pitch
             self._off(pitch)
 

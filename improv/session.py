@@ -42,6 +42,7 @@ from improv.config import RunOptions
 from improv.engine import NoteModel
 from improv.improviser import Improviser
 from improv.midiin import POLL, POLL_PLAYING, PolledInput
+from improv.note import Note
 from improv.outputs import PortOutput, SynthOutput
 from improv.paths import default_model_dir
 from improv.ports import (
@@ -99,6 +100,7 @@ class Status:
     mode: str
     temperature: float
     notes_in: int
+    #: improv's notes played so far (sent: queued notes an answer cut short never were).
     notes_out: int
     latency_p50_ms: float
     latency_p99_ms: float
@@ -380,19 +382,28 @@ class Session:
         options, clock = self.options, self.clock
         send = FanOut(self.outputs)
         self._send = send
+        self.recorder = recorder = Recorder(options.record, clock()) if options.record else None
+        # The recording holds the player's notes as improv heard them and improv's as they
+        # were played (not as queued: an answer cut short by the player, a panic or the end
+        # of the session left notes in the queue that never sounded).
         self.scheduler = Scheduler(send, channel=options.channel, voices=options.voices,
-                                   clock=clock)
+                                   clock=clock, on_played=self._played if recorder else None)
         timing = options.time  # (a sender even with both off: a control can start the click)
         self.beat_sender = BeatSender(send, timing.clock_out, timing.metronome,
                                       timing.meter_value().bar_beats, clock=clock)
-        self.recorder = Recorder(options.record, clock()) if options.record else None
-        recorder = self.recorder
         self.improviser = Improviser(
             self.model, Sampler(options.sampling, options.random_seed), self.scheduler,
             options.settings, options.controls, passthrough=send,
-            on_note=recorder.add if recorder else None, clock=clock,
+            on_note=self._heard if recorder else None, clock=clock,
             log=lambda text: print(f"\nimprov: {text}", file=self.log, flush=True),
             time_keeper=TimeKeeper(options.time, clock()), beat_sender=self.beat_sender)
+
+    def _heard(self, note: Note, who: str) -> None:
+        if who == "player":
+            self.recorder.add(note, who)
+
+    def _played(self, pitch: int, velocity: int, start: float, end: float) -> None:
+        self.recorder.add(Note(pitch=pitch, start=start, end=end, velocity=velocity), "improv")
 
     def _open_input(self) -> None:
         options, clock, backend = self.options, self.clock, self.backend
@@ -561,7 +572,7 @@ class Session:
         now = self.clock()
         bpm, source, text = improviser.time.status(now)
         return Status(improviser.settings.mode, float(improviser.temperature),
-                      improviser.notes_in, improviser.notes_out,
+                      improviser.notes_in, improviser.scheduler.sent_on,
                       float(np.percentile(lat, 50)), float(np.percentile(lat, 99)),
                       improviser.keys_released, improviser.scheduler.shifts, now,
                       None if bpm is None else float(bpm), source, text,
@@ -630,7 +641,7 @@ class Session:
             ms = np.asarray(scheduler.jitter) * 1e3
             jitter = [float(np.percentile(ms, 50)), float(np.percentile(ms, 99)),
                       float(ms.max())]
-        return Report(improviser.messages, improviser.notes_in, improviser.notes_out,
+        return Report(improviser.messages, improviser.notes_in, scheduler.sent_on,
                       improviser.answers, improviser.keys_released, scheduler.shifts,
                       float(scheduler.shifted), improviser.repeats, len(scheduler.jitter),
                       *jitter,

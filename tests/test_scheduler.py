@@ -204,3 +204,25 @@ def test_reset_listeners_keeps_the_queue():
     assert len(ccs) == 32 and (0, 123) in ccs and (15, 64) in ccs
     assert s.busy
     s.close()
+
+
+def test_on_played_hears_what_was_played_as_it_was_played():
+    """A note ended in its time, one cut short by cancel (at the cancel's time), one re-struck
+    (ended when struck again), and one dropped from the queue before it began (never)."""
+    sink, clock, played = Sink(), FakeClock(), []
+    s = Scheduler(sink, clock=clock, on_played=lambda *note: played.append(note))
+    t0 = clock.t + 0.02
+    s.play(60, 90, t0, 0.05)
+    s.play(64, 70, t0 + 0.1, 0.5)
+    s.play(64, 71, t0 + 0.2, 0.5)  # 64 again while it sounds
+    s.play(67, 80, t0 + 0.4, 0.1)  # still queued when cancel comes
+    for t, ons, offs in ((t0, 1, 0), (t0 + 0.05, 1, 1), (t0 + 0.1, 2, 1), (t0 + 0.2, 3, 2)):
+        clock.t = t
+        assert wait_until(lambda n=ons, m=offs: (s.sent_on, s.sent_off) == (n, m))
+    assert len(played) == 2
+    clock.t = t0 + 0.3
+    s.cancel()
+    s.close()
+    assert played == [(60, 90, t0, t0 + 0.05), (64, 70, t0 + 0.1, t0 + 0.2),
+                      (64, 71, t0 + 0.2, t0 + 0.3)]
+    assert s.sent_on == 3 and balanced(sink)

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 import mido
 import pytest
@@ -85,18 +86,25 @@ def test_a_call_is_answered_after_its_silence(parts):
     assert report.answers == 1 and report.exit_status == 0 == stopped["exit_status"]
 
 
-def test_playing_again_stops_the_answer(parts):
+def test_playing_again_stops_the_answer(parts, tmp_path):
     clock, keys, sink = parts
-    with Session(options(answer_notes=32, gap=0.5), source=keys, outputs=[sink], clock=clock,
-                 log=io.StringIO()) as session:
+    take = tmp_path / "take.mid"
+    with Session(replace(options(answer_notes=32, gap=0.2), record=str(take)), source=keys,
+                 outputs=[sink], clock=clock, log=io.StringIO()) as session:
         play_call(session, keys, clock)
-        assert run_until(session, clock, lambda: session.improviser.answers == 1)
+        assert run_until(session, clock, lambda: len(sink.notes()) >= 3)
         assert session.scheduler.busy
-        keys.note(50)  # barge in before the answer's first note
+        keys.note(50)  # barge in during the answer
         session.step()
         assert not session.scheduler.busy
         assert run_until(session, clock, lambda: not sink.stuck(), limit=200)
-        assert len(sink.notes()) < 32
+        played = len(sink.notes())
+        assert 3 <= played < 32
+    # what the recording and the report count is what was played, not what was queued
+    tracks = {t.name: [m for m in t if m.type == "note_on" and m.velocity]
+              for t in mido.MidiFile(take).tracks}
+    assert len(tracks["improv"]) == played == session.report().notes_out
+    assert session.improviser.notes_out == 32  # drawn and queued
 
 
 def test_the_mode_control_switches_to_continue_and_it_plays_on(parts):

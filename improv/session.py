@@ -32,6 +32,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 
 import mido
@@ -337,6 +338,7 @@ class Session:
         self._opened = False
         self._closed = False
         self._recording_failed = False
+        self._played_notes: deque[Note] = deque()  # improv's, as played, for the recorder
         #: What could not be written when the session closed (the recording, the memory).
         self.unsaved: list[str] = []
         self._polled = None
@@ -403,7 +405,15 @@ class Session:
             self.recorder.add(note, who)
 
     def _played(self, pitch: int, velocity: int, start: float, end: float) -> None:
-        self.recorder.add(Note(pitch=pitch, start=start, end=end, velocity=velocity), "improv")
+        # The scheduler's thread, its lock held: a deque's append, not the recorder's lock
+        # (held while the recording is encoded), which would hold up the notes after it.
+        self._played_notes.append(Note(pitch=pitch, start=start, end=end, velocity=velocity))
+
+    def _record_played(self) -> None:
+        """Hand the recorder what the scheduler played since the last turn."""
+        notes = self._played_notes
+        while notes:
+            self.recorder.add(notes.popleft(), "improv")
 
     def _open_input(self) -> None:
         options, clock, backend = self.options, self.clock, self.backend
@@ -496,6 +506,7 @@ class Session:
         self._next_tick = now + TICK
         self.improviser.tick(now)
         if self.recorder:
+            self._record_played()
             self._write_recording(now)
         self.improviser.autosave(now)
         if self.options.status and now >= self._next_status:  # --no-status: neither
@@ -602,6 +613,7 @@ class Session:
         if self.beat_sender is not None:
             self.beat_sender.close()  # a stop for the clock's followers; the click ends
         if self.recorder:
+            self._record_played()  # the notes the panic and the scheduler's close ended too
             try:
                 self.recorder.write()
                 print(f"\nimprov: recorded {self.recorder.path}", file=log)

@@ -31,8 +31,13 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=None, sour
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():  # before anything opens
         # SIGHUP: the terminal improv ran in was closed (an ssh session dropped): it
-        # stops as for Ctrl-C, ending its notes and writing its files, instead of dying.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        # stops as for Ctrl-C, ending its notes and writing its files, instead of dying;
+        # unless it is ignored (``nohup improv run``), and where there is none (Windows).
+        hup = getattr(signal, "SIGHUP", None)
+        wanted = [signal.SIGINT, signal.SIGTERM]
+        if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+            wanted.append(hup)
+        for sig in wanted:
             signal.signal(sig, lambda *_: stop.set())
     with Session(options, log=log if log is not None else sys.stderr, source=source,
                  outputs=outputs, status_json=status_json) as session:

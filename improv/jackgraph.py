@@ -66,7 +66,8 @@ class JackGraph:
         if not self._client:
             raise OSError(f"cannot open a JACK client (status {status.value:#x})")
         self.gone = threading.Event()
-        # libjack's own (non-real-time) thread calls it; kept referenced while the client is
+        # libjack's own (non-real-time) thread calls it; referenced here for as long as the
+        # client lives (a ctypes callback that is collected would crash libjack's call)
         self._on_shutdown = _INFO_SHUTDOWN(lambda code, reason, arg: self.gone.set())
         self._lib.jack_on_info_shutdown(self._client, self._on_shutdown, None)
 

@@ -753,18 +753,28 @@ def write_atomically(path: str | Path, text: str) -> None:
         raise
 
 
+def check_memory_file(path: str | Path) -> None:
+    """Refuse a memory file that could not be written: a folder, a file in a folder that
+    does not exist, or one this user may not write (MemoryFileError, MissingFileError).
+    Found only when the memory is written, at the end, it lost the session's learning."""
+    path = Path(path)
+    if path.is_dir():
+        raise MemoryFileError(f"{path}: a folder, not a memory file")
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise MissingFileError(f"{path}: no such folder {path.parent}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise MemoryFileError(f"{path}: cannot be written (permission denied)")
+
+
 def open_memory(path: str | Path | None, log=print) -> PhraseMemory:
     """Return the memory kept in ``path`` (an empty one if there is no such file or no
     path). A damaged file is renamed to ``<path>.damaged``, one ``log`` line says so, and
     the memory starts empty, so the next save does not overwrite what could be rescued.
-    A folder, or a file in a folder that does not exist, is refused at once (MemoryFileError,
-    MissingFileError): found only when the memory is written, at the end, it lost a session."""
+    A path that cannot be written is refused at once (:func:`check_memory_file`)."""
     if path is None:
         return PhraseMemory()
-    if Path(path).is_dir():
-        raise MemoryFileError(f"{path}: a folder, not a memory file")
-    if not Path(path).resolve().parent.is_dir():
-        raise MissingFileError(f"{path}: no such folder {Path(path).parent}")
+    check_memory_file(path)
     if not Path(path).exists():
         return PhraseMemory()
     try:

@@ -154,8 +154,8 @@ class Recorder:
         return False
 
     def write(self, now: float | None = None) -> Path:
-        """Write the file now (atomically). ``now``: the clock's time (improv's notes are
-        recorded when queued, ahead of it; what settles is counted back from the earlier)."""
+        """Write the file now (atomically). ``now``: the clock's time (a caller may record
+        notes ahead of it, as queued; what settles is counted back from the earlier)."""
         with self._lock:
             latest = self._latest if now is None else min(self._latest, now - self.start)
             for track in self.tracks.values():

@@ -7,6 +7,8 @@ everything that sounds. ``send`` is called from the scheduler's thread only.
 ``on_played(pitch, velocity, start, end)`` hears of each note once it has ended, with the
 times its note-on and note-off went out: what was played, as a recording wants it (a note
 dropped from the queue before it began was never played; one cut short ends when it was cut).
+It is called with the scheduler's lock held, from its thread or from whoever called
+``play``, ``cancel``, ``panic`` or ``close``: it must be quick and must not call the scheduler.
 
 A note_on due more than ``LATE`` seconds ago is not sent late in a burst: after
 a stall (the process stopped, a starved machine) the overdue part of an answer

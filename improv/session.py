@@ -42,6 +42,7 @@ from improv.beatout import BeatSender
 from improv.config import RunOptions
 from improv.engine import NoteModel
 from improv.improviser import Improviser
+from improv.memory import check_memory_file
 from improv.midiin import POLL, POLL_PLAYING, PolledInput
 from improv.note import Note
 from improv.outputs import PortOutput, SynthOutput
@@ -353,6 +354,8 @@ class Session:
         """Load the model, open the outputs and the input, start the watchers."""
         options = self.options
         self.model = self.model or NoteModel.load(options.model or default_model_dir())
+        if options.settings.memory_file:  # before anything opens, as the model
+            check_memory_file(options.settings.memory_file)
         self._realtime = (threading.current_thread() is threading.main_thread()
                           and os.environ.get("IMPROV_REALTIME") == "1" and _realtime())
         if threading.current_thread() is threading.main_thread():
@@ -375,6 +378,7 @@ class Session:
             self._build()
             self._open_input()
         except BaseException:
+            self.exit_status = EXIT_FAILED
             self.close()
             raise
         return self
@@ -600,6 +604,8 @@ class Session:
         if self._watch is not None:
             self._watch.stop()
         if self._peers is not None:
+            # (the server may have gone since the watch last looked: its ports are left alone)
+            self.midi_gone |= self._peers.graph.gone.is_set()
             self._peers.dead |= self.midi_gone
             self._peers.stop()
         # (Parts are None where open() failed before making them.)
@@ -613,7 +619,9 @@ class Session:
         if self.beat_sender is not None:
             self.beat_sender.close()  # a stop for the clock's followers; the click ends
         if self.recorder:
-            self._record_played()  # the notes the panic and the scheduler's close ended too
+            # the notes the panic and the scheduler's close ended too (a scheduler thread
+            # held in a send past its close's 2 s join would add its last ones too late)
+            self._record_played()
             try:
                 self.recorder.write()
                 print(f"\nimprov: recorded {self.recorder.path}", file=log)

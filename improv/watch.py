@@ -58,8 +58,8 @@ class PeerWatch:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(1.0)
-        if not self.dead:  # closing a client of a vanished server crashes libjack
-            self.graph.close()
+        if not (self.dead or self.graph.gone.is_set()):  # closing a client of a vanished
+            self.graph.close()  # server crashes libjack
 
     def _peers(self, port: str) -> list[str] | None:
         found = self.graph.connections(port) if port else None

@@ -112,7 +112,7 @@ def test_a_long_session_is_written_as_mido_writes_it(tmp_path):
 
 
 def test_the_player_heard_during_a_long_answer_settles_nothing_again(tmp_path):
-    """improv's answer is recorded when it is queued, seconds ahead of the clock; what
+    """An answer recorded when it is queued (as a caller may), seconds ahead of the clock; what
     settles counts back from the clock, so the player's notes played meanwhile (recorded
     at their ends) come after nothing settled."""
     rec = Recorder(tmp_path / "s.mid", start=0.0, every=1.0)

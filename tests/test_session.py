@@ -6,6 +6,7 @@ import ctypes
 import io
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -215,10 +216,12 @@ def test_the_memory_file_is_written_after_a_silence_while_the_session_runs(parts
             play_call(session, keys, clock)
             answered = 4 * call
             assert run_until(session, clock, lambda n=answered: len(sink.notes()) == n)
-            assert run_until(session, clock, lambda: not sink.stuck())
+            assert run_until(session, clock, lambda: not session.scheduler.busy)
+            idle = clock()  # the answer is over (when, on the fake clock, varies)
             assert run_until(session, clock, path.exists, dt=0.05)
-            silent = clock() - session.improviser.last_input  # not before, and soon after
-            assert AUTOSAVE_AFTER <= silent < AUTOSAVE_AFTER + 1, silent
+            quiet = session.improviser.last_input + AUTOSAVE_AFTER
+            assert clock() >= quiet  # not before the silence
+            assert clock() - max(idle, quiet) < 1.0  # and soon after it
             assert PhraseMemory.load(path).notes == {"player": 4 * call, "own": 4 * call}
             path.unlink()
 
@@ -255,3 +258,43 @@ def test_a_recording_that_cannot_be_written_is_one_line_and_the_session_plays_on
     assert log.getvalue().count("could not write the recording") == 3  # twice live, at close
     assert session.unsaved == ["recording"] and session.exit_status == EXIT_FAILED
     assert sink.closed and not sink.stuck()
+
+
+def test_a_memory_file_that_cannot_be_written_is_refused_before_anything_opens(parts,
+                                                                              tmp_path):
+    clock, keys, sink = parts
+    take = tmp_path / "take.mid"
+    bad = replace(options(memory_file=str(tmp_path / "no" / "m.json")), record=str(take))
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        Session(bad, source=keys, outputs=[sink], clock=clock, log=io.StringIO()).open()
+    assert not take.exists() and not sink.messages  # no recording begun, nothing sent
+
+
+def test_a_memory_file_this_user_may_not_write_is_refused(tmp_path, monkeypatch):
+    from improv.memory import MemoryFileError, check_memory_file
+
+    check_memory_file(tmp_path / "m.json")  # fine
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # (root may write anything)
+    with pytest.raises(MemoryFileError, match="cannot be written"):
+        check_memory_file(tmp_path / "m.json")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this system")
+@pytest.mark.parametrize("ignored", [False, True])
+def test_sighup_stops_improv_unless_it_is_ignored_as_under_nohup(parts, ignored):
+    import threading
+
+    from improv.daemon import run
+
+    clock, keys, sink = parts
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN if ignored else signal.SIG_DFL)
+    stop = threading.Event()
+    stop.set()  # a session that ends at once: the handlers stay as run() left them
+    try:
+        assert run(options(), stop=stop, log=io.StringIO(), source=keys, outputs=[sink]) == 0
+        handler = signal.getsignal(signal.SIGHUP)
+        assert (handler is signal.SIG_IGN) if ignored else callable(handler)
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)

@@ -46,7 +46,7 @@ def command(args) -> int:
         from improv.soundfont import find_soundfont
 
         soundfont = find_soundfont(args.soundfont)  # fail before generating, not after
-    from improv.memory import open_memory
+    from improv.memory import MemoryFileError, open_memory
 
     strength = memory_strength(args)
     model = NoteModel.load(args.model or default_model_dir())
@@ -57,7 +57,11 @@ def command(args) -> int:
     pitch, start, end, velocity = timeline(seed, new, args.include_seed)
     write_midi(args.output, pitch, start, end, velocity)  # first: what was asked for
     if args.memory_file:
-        memory.save(args.memory_file)
+        try:
+            memory.save(args.memory_file)
+        except OSError as exc:
+            raise MemoryFileError(f"{args.memory_file}: could not be written "
+                                  f"({exc.strerror or exc}); {args.output} was") from None
     count = f"{len(pitch)} note" + ("" if len(pitch) == 1 else "s")
     print(f"wrote {args.output} ({count}, {end.max():.1f} s)")
     if args.wav:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from improv.memory import PhraseMemory, write_atomically
+from improv.memory import PhraseMemory
+from improv.outfile import write_atomically
 
 #: Seconds of silence before the memory file is written (the keep-warm time is over by then:
 #: improviser.KEEP_WARM_FOR).

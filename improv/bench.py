@@ -23,6 +23,7 @@ from improv.engine import NoteModel
 from improv.generate import seed_notes
 from improv.harness import Daemon
 from improv.key import KeyTracker
+from improv.outfile import write_atomically
 from improv.paths import MODELS_DIR, default_model_dir
 from improv.progress import progress
 from improv.sampling import Sampler
@@ -186,7 +187,7 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
           f"peak RSS {startup['rss_mb']:.0f} MB, TensorFlow imported: "
           f"{startup['imports_tensorflow']}")
     if out:
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomically(out, json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")
     return result
 
@@ -287,7 +288,7 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
           f"answered {result['improv_answer']['n']} of {count} ends of call")
     print(f"{result['scheduler_jitter']}")
     if out:
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomically(out, json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")
     return result
 
@@ -397,7 +398,7 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
               "sounding_after_exit": len(sounding)}
     print(f"improv exited with status {code}; notes left sounding after exit: {len(sounding)}")
     if out:
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomically(out, json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")
     return result
 
@@ -511,6 +512,6 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
     finally:
         _stop(jackd)
     if out:
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomically(out, json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")
     return result

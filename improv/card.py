@@ -11,20 +11,30 @@ import json
 from pathlib import Path
 
 from improv.key import KEY_CLASSES, KEY_CONTEXT
-from improv.weights import CARD_FILE
+from improv.outfile import write_atomically
+from improv.weights import CARD_FILE, ModelError
 
 
 def read_card(model_dir: str | Path) -> dict:
-    """Return a model folder's card (``{}`` if it has none)."""
+    """Return a model folder's card (``{}`` if it has none); ModelError (one line) if it is
+    damaged."""
     path = Path(model_dir) / CARD_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{path}: damaged card ({str(exc).splitlines()[0]})") from None
+    if not isinstance(card, dict) or not isinstance(card.get("config", {}), dict):
+        raise ModelError(f"{path}: damaged card (not a card's fields)")
+    return card
 
 
 def write_card(model_dir: str | Path, card: dict) -> None:
     """Write ``card.json`` and its Markdown rendering ``README.md``."""
     model_dir = Path(model_dir)
-    (model_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-    (model_dir / "README.md").write_text(render_card(card, model_dir))
+    write_atomically(model_dir / CARD_FILE, json.dumps(card, indent=2) + "\n")
+    write_atomically(model_dir / "README.md", render_card(card, model_dir))
 
 
 def _velocity(m: dict) -> str:

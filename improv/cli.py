@@ -36,11 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``improv`` command; return its exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # its imports take a moment: Ctrl-C may come then too
+        print("improv: interrupted", file=sys.stderr)
+        return 130
     try:
         return _module(args.command).command(args)
     except KeyboardInterrupt as exc:  # TrainingInterrupted says where it saved
-        print(f"improv: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"improv: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]

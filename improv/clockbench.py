@@ -34,6 +34,7 @@ from improv.beatclock import BeatClock
 from improv.bench import _jack, _stop
 from improv.fakes import Sink
 from improv.harness import Daemon
+from improv.outfile import write_atomically
 from improv.paths import REPO_ROOT
 from improv.table import Column, print_table
 
@@ -353,6 +354,6 @@ def bench_clock(out: Path | None = None, quantize: str = "1/16") -> dict:
           f"last); note-ons after the stop: {m['note_ons_after_stop']}; notes left sounding: "
           f"{len(m['stuck'])}; improv exited with {m['exit_status']}")
     if out:
-        Path(out).write_text(json.dumps({"measures": m, "raw": raw}, indent=1) + "\n")
+        write_atomically(out, json.dumps({"measures": m, "raw": raw}, indent=1) + "\n")
         print(f"wrote {out}")
     return m

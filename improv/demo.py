@@ -20,9 +20,9 @@ import mido
 from improv.config import RunOptions
 from improv.daemon import run
 from improv.engine import NoteModel
-from improv.errors import MissingFileError
 from improv.generate import BUILTIN_SEED
 from improv.midifile import MidiReadError, read_midi
+from improv.outfile import check_outputs
 from improv.outputs import SynthOutput
 from improv.paths import default_model_dir
 from improv.soundfont import find_soundfont
@@ -83,9 +83,7 @@ def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("de
     set by :func:`~improv.synth.render_normalised`, whatever the live driver was).
     """
     log = log or sys.stderr  # looked up now: a default bound at import goes stale under tests
-    for path in (wav, mid):
-        if not Path(path).resolve().parent.is_dir():
-            raise MissingFileError(f"{path}: no such folder {Path(path).parent}")
+    check_outputs(wav, mid)
     soundfont = find_soundfont(options.soundfont or None)
     NoteModel.load(options.model or default_model_dir())  # a bad model fails before the banner
     outputs: list = []

@@ -20,6 +20,7 @@ error                  also a                        raised for
 ``DataError``          ``ValueError``                training data (improv.corpus)
 ``DownloadError``      ``ValueError``                data downloads (improv.data)
 ``MemoryFileError``    ``ValueError``                phrase memory files (improv.memory)
+``RecordingError``     ``OSError``                   a recording that cannot be written
 =====================  ============================  =====================================
 
 The classes live beside the code that raises them; this module holds the base and the

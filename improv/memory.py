@@ -60,7 +60,6 @@ import json
 import math
 import mmap
 import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,6 +71,7 @@ from improv.engine import Prediction
 from improv.errors import ImprovError, InvalidValueError, MissingFileError
 from improv.features import INTERVAL_RANGE, NO_INTERVAL, VOCAB_SIZE
 from improv.key import pitch_weights
+from improv.outfile import write_atomically
 from improv.timebins import bin_edges
 
 #: The middle of the knob, where the weighting is the one the validation split picked for
@@ -735,22 +735,6 @@ def _finish(generator):
             next(generator)
         except StopIteration as done:
             return done.value
-
-
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` so that readers see the old file or the new one,
-    never half of one: a temporary file in the same folder, fsync, rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_memory_file(path: str | Path) -> None:

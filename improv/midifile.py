@@ -9,6 +9,7 @@ import numpy as np
 import pretty_midi
 
 from improv.errors import ImprovError
+from improv.outfile import replacing
 
 
 class MidiReadError(ImprovError, ValueError):
@@ -58,5 +59,6 @@ def write_midi(path: str | Path, pitch, start, end, velocity, program: int = 0,
         inst.notes.append(pretty_midi.Note(velocity=int(np.clip(v, 1, 127)), pitch=int(p),
                                            start=float(s), end=float(e)))
     pm.instruments.append(inst)
-    pm.write(str(path))
+    with replacing(path) as tmp:
+        pm.write(str(tmp))
     return pm

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from improv.errors import InvalidValueError
+from improv.outfile import replacing
+
 
 def _pyplot():
     import matplotlib
@@ -115,10 +118,26 @@ def plot_music_comparison(rows: dict[str, dict], path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def check_image_path(path: str | Path) -> None:
+    """Refuse, before any work, a file name whose type matplotlib cannot write (it picks
+    the type by the extension) and a folder (InvalidValueError)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(path)
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if path.is_dir():
+        raise InvalidValueError(f"{path}: a folder, not a file to write")
+    if path.suffix[1:].lower() not in kinds:
+        raise InvalidValueError(f"{path}: not an image file name (end it in .png, .pdf, "
+                                f".svg or another of {', '.join(sorted(kinds))})")
+
+
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
+    check_image_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=80, format=path.suffix[1:].lower())
     _pyplot().close(fig)
     return path

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import mido
 
-from improv.errors import MissingFileError
+from improv.errors import ImprovError, MissingFileError
 
 TICKS_PER_BEAT = 480
 TEMPO = 500_000  # 120 bpm: 960 ticks a second, about 1 ms each
@@ -115,6 +115,10 @@ def _encode(events, tick: int, status: int, out: bytearray) -> tuple[int, int]:
     return tick, status
 
 
+class RecordingError(ImprovError, OSError):
+    """A recording that cannot be written when the session starts."""
+
+
 class Recorder:
     """Collect notes and write them out now and then."""
 
@@ -128,7 +132,11 @@ class Recorder:
         self._lock = threading.Lock()
         self._last_write = start
         self._dirty = False
-        self.write()  # fail now, not an hour into the session, if the path is not writable
+        try:  # fail now, not an hour into the session, if the path is not writable
+            self.write()
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot be written "
+                                 f"({exc.strerror or exc})") from None
 
     def add(self, note, who: str) -> None:
         """Add a note (an :class:`~improv.note.Note`) to the ``player`` or ``improv`` track."""

@@ -45,6 +45,7 @@ from improv.improviser import Improviser
 from improv.memory import check_memory_file
 from improv.midiin import POLL, POLL_PLAYING, PolledInput
 from improv.note import Note
+from improv.outfile import check_outputs
 from improv.outputs import PortOutput, SynthOutput
 from improv.paths import default_model_dir
 from improv.ports import (
@@ -354,7 +355,10 @@ class Session:
         """Load the model, open the outputs and the input, start the watchers."""
         options = self.options
         self.model = self.model or NoteModel.load(options.model or default_model_dir())
-        if options.settings.memory_file:  # before anything opens, as the model
+        # before anything opens, as the model: a file named for two outputs, a memory file
+        # that could not be written at the end
+        check_outputs(options.record or None, options.settings.memory_file or None)
+        if options.settings.memory_file:
             check_memory_file(options.settings.memory_file)
         self._realtime = (threading.current_thread() is threading.main_thread()
                           and os.environ.get("IMPROV_REALTIME") == "1" and _realtime())

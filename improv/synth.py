@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from improv.errors import ImprovError
+from improv.outfile import replacing
 
 #: Live gain (FluidSynth's own default, 0.2, is quiet). Measured with TimGM6mb on real
 #: performances: gain 0.6 peaked at -29 to -17 dBFS, 2.0 at -19 to -7 dBFS; 1.5 keeps the
@@ -114,7 +115,7 @@ def write_wav(path: str | Path, audio: np.ndarray, samplerate: int = SAMPLE_RATE
     path = Path(path)
     # open() first: wave.open(name) on a bad path leaves a half-built Wave_write whose
     # __del__ prints "Exception ignored ... AttributeError" after the real error.
-    with open(path, "wb") as fh, wave.open(fh, "wb") as wav:
+    with replacing(path) as tmp, open(tmp, "wb") as fh, wave.open(fh, "wb") as wav:
         wav.setnchannels(2)
         wav.setsampwidth(2)
         wav.setframerate(samplerate)

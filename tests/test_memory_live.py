@@ -157,7 +157,7 @@ def test_generate_memory_weight_changes_the_answer_and_0_turns_it_off(tmp_path):
     (["generate", "-o", "{dir}/o.mid", "--memory", "1.5"], "--memory must be 0-1"),
     (["memory", "clear", "{dir}/no/such/m.json"], "no such folder"),
     (["generate", "-o", "{dir}/o.mid", "--memory-file", "{dir}/no/m.json"], "no such folder"),
-    (["generate", "-o", "{dir}/o.mid", "--memory-file", "{dir}/folder"], "not a memory file"),
+    (["generate", "-o", "{dir}/o.mid", "--memory-file", "{dir}/folder"], "a folder, not a"),
 ])
 def test_memory_mistakes_give_one_line(tmp_path, capsys, args, message):
     (tmp_path / "bad.json").write_bytes(b"\x00\x01 not json")

@@ -186,16 +186,24 @@ def test_the_memory_file_is_written_when_the_session_closes(parts, tmp_path):
         assert again.improviser.memory.notes == {"player": 4, "own": 4}
 
 
-def test_a_session_that_fails_after_its_outputs_opened_closes_them(parts, tmp_path):
-    """A recording into a folder that does not exist fails open() after the outputs and the
-    scheduler's thread started: both are closed again, as close() would."""
+def test_a_session_that_fails_after_its_outputs_opened_closes_them(parts, tmp_path,
+                                                                   monkeypatch):
+    """A recording that cannot be written (a full disk) fails open() after the outputs
+    opened: they are closed again, as close() would, and no thread of the session is left;
+    the error is one line (an ImprovError), not a traceback."""
     import threading
 
+    from improv.errors import ImprovError
+    from improv.recorder import Recorder
+
+    def full(self, now=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Recorder, "write", full)
     clock, keys, sink = parts
     before = set(threading.enumerate())
-    bad = RunOptions(model=MODEL, random_seed=0, status=False,
-                     record=str(tmp_path / "nowhere" / "x.mid"))
-    with pytest.raises(Exception, match="no such folder"):
+    bad = RunOptions(model=MODEL, random_seed=0, status=False, record=str(tmp_path / "x.mid"))
+    with pytest.raises(ImprovError, match="cannot be written .No space left on device"):
         Session(bad, source=keys, outputs=[sink], clock=clock, log=io.StringIO()).open()
     assert sink.closed
     assert wait_until(lambda: not set(threading.enumerate()) - before, timeout=5), \

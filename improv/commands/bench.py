@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from improv.commands.common import check_folder
+from improv.errors import InvalidValueError
+from improv.outfile import check_outputs
 
 
 def add_parser(sub) -> None:
@@ -44,7 +45,12 @@ def command(args) -> int:
 
     set_quiet(args.quiet)
     out = args.json or Path(f"bench-{args.what}.json")
-    check_folder(out)
+    check_outputs(out)
+    for name in ("notes", "predict_notes", "count"):
+        value = getattr(args, name, None)
+        if value is not None and value < (0 if name == "predict_notes" else 1):
+            raise InvalidValueError(f"--{name.replace('_', '-')} must be at least "
+                                    f"{0 if name == 'predict_notes' else 1}, got {value}")
     if args.what == "live":
         bench.bench_live(args.count, out)
     elif args.what == "soak":

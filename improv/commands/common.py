@@ -56,12 +56,6 @@ def print_metrics(rows: dict[str, dict]) -> None:
         for name, m in rows.items()])
 
 
-def check_folder(path: Path | None) -> None:
-    """Refuse an output file whose folder is missing, before any work is done."""
-    if path is not None and not path.resolve().parent.is_dir():
-        raise MissingFileError(f"{path}: no such folder {path.parent}")
-
-
 def add_sampling(p) -> None:
     """The sampling flags (the fields of improv.sampling.SamplingConfig made flags) and
     --random-seed; :func:`make_sampler` reads them."""
@@ -75,6 +69,8 @@ def make_sampler(args):
     from improv.flags import given_fields
     from improv.sampling import Sampler
 
+    if args.random_seed is not None and args.random_seed < 0:
+        raise InvalidValueError(f"--random-seed must be 0 or more, got {args.random_seed}")
     return Sampler(SamplingConfig(**given_fields(args, args.sampling_flags)),
                    seed=args.random_seed)
 

@@ -14,6 +14,7 @@ from improv.commands.common import (
     quiet_tensorflow,
 )
 from improv.errors import InvalidValueError
+from improv.outfile import check_outputs, write_atomically
 from improv.paths import default_model_dir, resolve_data
 from improv.table import Column, print_table
 
@@ -59,8 +60,8 @@ def _music(args, model_dir: Path, corpus) -> int:
     result, notes = evaluate_music(model_dir, corpus.files, corpus.notes, args.temperatures,
                                    args.seed_notes, args.generate_notes, top_p=args.top_p,
                                    memory=memory_strength(args))
-    out = args.json or Path(f"music-{model_dir.name}.json")
-    out.write_text(json.dumps({"model": str(model_dir), "split": args.split, **result},
+    out = args.json
+    write_atomically(out, json.dumps({"model": str(model_dir), "split": args.split, **result},
                               indent=2) + "\n")
     print(f"{result['pieces']} pieces: {args.seed_notes} seed notes, up to "
           f"{args.generate_notes} generated and compared with the real continuation")
@@ -78,7 +79,7 @@ def _music(args, model_dir: Path, corpus) -> int:
                      sig["longest_run"], sig["distinct_pitches"], sig["step_std"],
                      fit["key_overlap"], sig["out_of_key"], fit["motif_reuse"]])
     print_table(MUSIC_COLUMNS, rows)
-    png = args.png or out.with_suffix(".png")
+    png = args.png
     middle = sorted(notes)[len(notes) // 2]
     plots.plot_music(*notes[middle], png, title=f"{model_dir.name}, temperature {middle}")
     print(f"wrote {out} and {png}")
@@ -106,13 +107,27 @@ MUSIC_COLUMNS = [Column("temperature", 11), Column("pitch ov", 9, ".3f"), Column
 
 
 def command(args) -> int:
+    from improv.card import read_card
     from improv.corpus import load_corpus
     from improv.progress import set_quiet, shown
-    from improv.weights import CARD_FILE, KERAS_FILE, WEIGHTS_FILE, ModelError
+    from improv.weights import KERAS_FILE, WEIGHTS_FILE, ModelError
 
     model_dir = args.model or default_model_dir()
-    card_path = model_dir / CARD_FILE
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    for name in ("max_files", "seed_notes", "generate_notes"):
+        value = getattr(args, name, None)
+        if value is not None and value < (0 if name == "max_files" else 1):
+            raise InvalidValueError(f"--{name.replace('_', '-')} must be at least "
+                                    f"{0 if name == 'max_files' else 1}, got {value}")
+    # the outputs checked before the scoring, not after
+    args.json = args.json or Path(f"{'music' if args.music else 'evaluation'}-"
+                                  f"{model_dir.name}.json")
+    if args.music:
+        from improv.plots import check_image_path
+
+        args.png = args.png or args.json.with_suffix(".png")
+        check_image_path(args.png)
+    check_outputs(args.json, args.png if args.music else None)
+    card = read_card(model_dir)
     needed = model_dir / (WEIGHTS_FILE if args.music else KERAS_FILE)
     if not needed.is_file():
         raise ModelError(f"{needed}: no such file (is {model_dir} a model folder?)")
@@ -166,8 +181,8 @@ def _keras(args, model_dir: Path, card: dict, sources, files, corpus) -> int:
         metrics = evaluate_with_memory(model, arch, seq_length, corpus, strength)
     else:
         metrics = evaluate_model(model, arch, seq_length, corpus)
-    out = args.json or Path(f"evaluation-{model_dir.name}.json")
-    out.write_text(json.dumps({"model": str(model_dir), "split": args.split,
+    out = args.json
+    write_atomically(out, json.dumps({"model": str(model_dir), "split": args.split,
                                "sources": [str(s) for s in sources], **metrics}, indent=2))
     print_metrics({model_dir.name: metrics, **({f"+ memory {strength:g}": metrics["memory"]}
                                                  if strength else {})})

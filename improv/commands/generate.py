@@ -5,15 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from improv.commands.common import (
-    add_memory,
-    add_sampling,
-    check_folder,
-    make_sampler,
-    memory_strength,
-)
+from improv.commands.common import add_memory, add_sampling, make_sampler, memory_strength
 from improv.errors import InvalidValueError
+from improv.outfile import check_outputs
 from improv.paths import default_model_dir
+
+#: Most notes one run generates (a day of playing at 10 notes a second is 864,000).
+MAX_NOTES = 1_000_000
 
 
 def add_parser(sub) -> None:
@@ -36,12 +34,11 @@ def command(args) -> int:
     from improv.generate import generate, seed_notes, timeline
     from improv.midifile import write_midi
 
-    if args.notes < 1:
-        raise InvalidValueError(f"--notes must be at least 1, got {args.notes}")
+    if not 1 <= args.notes <= MAX_NOTES:
+        raise InvalidValueError(f"--notes must be 1-{MAX_NOTES:,}, got {args.notes}")
     sampler = make_sampler(args)
     soundfont = None
-    for path in (args.output, args.wav):
-        check_folder(path)
+    check_outputs(args.output, args.wav, args.memory_file)
     if args.wav:
         from improv.soundfont import find_soundfont
 

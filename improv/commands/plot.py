@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
 def command(args) -> int:
     from improv import plots
 
+    plots.check_image_path(args.output)  # before the work, not after it
+    if args.count is not None and args.count < 1:
+        raise InvalidValueError(f"--count must be at least 1, got {args.count}")
     first = args.input[0]
     if args.kind == "music":
         from improv.card import read_card
@@ -38,7 +41,13 @@ def command(args) -> int:
         path = first / "history.json" if first.is_dir() else first
         if not path.is_file():
             raise MissingFileError(f"{path}: no such file (a model folder has history.json)")
-        plots.plot_history(json.loads(path.read_text()), args.output, title=first.name)
+        try:
+            history = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise InvalidValueError(f"{path}: damaged ({str(exc).splitlines()[0]})") from None
+        if not isinstance(history, dict):
+            raise InvalidValueError(f"{path}: damaged (not a training history)")
+        plots.plot_history(history, args.output, title=first.name)
     else:
         from improv.notetable import midi_to_notes
 

@@ -1,0 +1,137 @@
+"""Files improv writes (improv.outfile): refused before the work when they cannot be written,
+written whole or not at all, and what a user gets from each command that writes one."""
+
+from __future__ import annotations
+
+import os
+import stat
+import wave
+
+import numpy as np
+import pytest
+
+from improv.cli import main
+from improv.errors import InvalidValueError, MissingFileError
+from improv.outfile import check_outputs, replacing, write_atomically
+from tests.conftest import REPO, TEST_DATA
+
+
+def test_outputs_are_checked_before_the_work(tmp_path):
+    check_outputs(tmp_path / "a.mid", None, tmp_path / "b.wav")
+    with pytest.raises(MissingFileError, match="no such folder"):
+        check_outputs(tmp_path / "no" / "a.mid")
+    with pytest.raises(InvalidValueError, match="a folder, not a file"):
+        check_outputs(tmp_path)
+    with pytest.raises(InvalidValueError, match="named for two outputs"):
+        check_outputs(tmp_path / "a.mid", tmp_path / "." / "a.mid")
+    (tmp_path / "link.mid").symlink_to(tmp_path / "a.mid")
+    with pytest.raises(InvalidValueError, match="named for two outputs"):
+        check_outputs(tmp_path / "a.mid", tmp_path / "link.mid")
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_one(tmp_path):
+    path = tmp_path / "take.wav"
+    path.write_bytes(b"the old take")
+    with pytest.raises(OSError, match="File too large"), replacing(path) as tmp:
+        tmp.write_bytes(b"half of the new")
+        raise OSError(27, "File too large")
+    assert path.read_bytes() == b"the old take"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav"]
+
+
+def test_a_file_keeps_its_mode_and_a_link_its_target(tmp_path):
+    path, link = tmp_path / "m.json", tmp_path / "link.json"
+    path.write_text("old")
+    path.chmod(0o640)
+    link.symlink_to(path)
+    write_atomically(link, "new")
+    assert link.is_symlink() and path.read_text() == "new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    write_atomically(tmp_path / "fresh.json", "x")  # a new file: 0o666 less the umask
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "fresh.json").stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_wav_cut_short_leaves_the_old_one(tmp_path, monkeypatch):
+    from improv.synth import write_wav
+
+    path = tmp_path / "g.wav"
+    write_wav(path, np.zeros((100, 2), np.int16))
+    before = path.read_bytes()
+
+    def full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wave.Wave_write, "writeframes", full)
+    with pytest.raises(OSError):
+        write_wav(path, np.ones((1000, 2), np.int16))
+    assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+CASES = {
+    "generate into a folder": (["generate", "-o", "{tmp}", "-n", "5"], "a folder, not a file"),
+    "one file for the MIDI and the WAV": (["generate", "-o", "{tmp}/x.mid", "--wav",
+                                           "{tmp}/x.mid", "-n", "5"], "named for two outputs"),
+    "one file for the MIDI and the memory": (["generate", "-o", "{tmp}/x.mid", "--memory-file",
+                                              "{tmp}/x.mid", "-n", "5"],
+                                             "named for two outputs"),
+    "a negative random seed": (["generate", "-o", "{tmp}/x.mid", "--random-seed", "-1"],
+                               "--random-seed must be 0 or more"),
+    "too many notes": (["generate", "-o", "{tmp}/x.mid", "-n", "10000000000"], "--notes must"),
+    "demo's WAV and recording in one file": (["demo", "--wav", "{tmp}/d.x", "--mid", "{tmp}/d.x"],
+                                             "named for two outputs"),
+    "evaluate's JSON into a missing folder": (["evaluate", "--music", "--data", "{data}",
+                                               "--json", "{tmp}/no/e.json"], "no such folder"),
+    "evaluate's plot of no image type": (["evaluate", "--music", "--data", "{data}", "--png",
+                                          "{tmp}/e.txt"], "not an image file name"),
+    "evaluate with negative seed notes": (["evaluate", "--music", "--data", "{data}",
+                                           "--seed-notes", "-5"], "--seed-notes must be"),
+    "evaluate with negative max files": (["evaluate", "--music", "--data", "{data}",
+                                          "--max-files", "-1"], "--max-files must be"),
+    "plot of no image type": (["plot", "roll", "{seed}", "-o", "{tmp}/r.txt"],
+                              "not an image file name"),
+    "plot of no notes": (["plot", "roll", "{seed}", "-o", "{tmp}/r.png", "--count", "0"],
+                         "--count must be at least 1"),
+    "a damaged training history": (["plot", "history", "{tmp}/history.json", "-o",
+                                    "{tmp}/h.png"], "damaged"),
+    "bench of no notes": (["bench", "engine", "--notes", "0", "--json", "{tmp}/b.json"],
+                          "--notes must be at least 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_command_refuses_an_output_it_cannot_write_before_its_work(tmp_path, capsys,
+                                                                         case):
+    args, expected = CASES[case]
+    (tmp_path / "history.json").write_text('{"loss": [1.0, 0.')
+    fill = {"tmp": tmp_path, "data": TEST_DATA / "maestro-asap",
+            "seed": REPO / "improv" / "seeds" / "bach_prelude_846.mid"}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main([a.format(**fill) for a in args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("improv: error:") and expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_a_damaged_card_is_one_line(tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(REPO / "models" / "tutorial-5files", model)
+    (model / "card.json").write_text('{"config": {"data": [')
+    assert main(["evaluate", str(model), "--music", "--data",
+                 str(TEST_DATA / "maestro-asap")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "damaged card" in err, err
+
+
+def test_ctrl_c_says_interrupted(monkeypatch, capsys):
+    import improv.commands.generate as generate
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generate, "command", interrupted)
+    assert main(["generate", "-o", "x.mid"]) == 130
+    assert capsys.readouterr().err == "improv: interrupted\n"

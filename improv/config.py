@@ -138,6 +138,8 @@ def load_config(path: str | Path) -> RunOptions:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # arrays nested thousands deep
+        raise ConfigError(f"{path}: not a config file (nested too deep)") from None
     top = {k: v for k, v in data.items() if k not in _SECTIONS}
     unknown = sorted(set(top) - _TOP)
     if unknown:

@@ -81,7 +81,8 @@ class Corpus:
 
 def split_for_piece(piece: str) -> str:
     """Return the split of ``piece`` from a stable hash of its name."""
-    bucket = int(hashlib.sha1(piece.encode()).hexdigest(), 16) % 100
+    # (a file name that is not UTF-8 comes as surrogates: hashed as its own bytes)
+    bucket = int(hashlib.sha1(piece.encode("utf-8", "surrogateescape")).hexdigest(), 16) % 100
     if bucket < VALIDATION_PERCENT:
         return "validation"
     if bucket < VALIDATION_PERCENT + TEST_PERCENT:

@@ -704,6 +704,8 @@ class PhraseMemory:
     def load(cls, path: str | Path, config: MemoryConfig | None = None) -> "PhraseMemory":
         """Read a memory file; MemoryFileError (one line) if it is missing or damaged."""
         path = Path(path)
+        if path.exists() and not path.is_file():  # a folder; a FIFO, whose read would hang
+            raise MemoryFileError(f"{path}: not a file")
         try:
             size = path.stat().st_size
             if size > MAX_FILE_BYTES:
@@ -744,6 +746,8 @@ def check_memory_file(path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise MemoryFileError(f"{path}: a folder, not a memory file")
+    if path.exists() and not path.is_file():
+        raise MemoryFileError(f"{path}: not a file (a device, a pipe...)")
     folder = path.resolve().parent
     if not folder.is_dir():
         raise MissingFileError(f"{path}: no such folder {path.parent}")
@@ -753,7 +757,8 @@ def check_memory_file(path: str | Path) -> None:
 
 def open_memory(path: str | Path | None, log=print) -> PhraseMemory:
     """Return the memory kept in ``path`` (an empty one if there is no such file or no
-    path). A damaged file is renamed to ``<path>.damaged``, one ``log`` line says so, and
+    path). A damaged file is renamed to ``<path>.damaged`` (``.damaged.1``... if that is
+    taken), one ``log`` line says so, and
     the memory starts empty, so the next save does not overwrite what could be rescued.
     A path that cannot be written is refused at once (:func:`check_memory_file`)."""
     if path is None:
@@ -765,6 +770,9 @@ def open_memory(path: str | Path | None, log=print) -> PhraseMemory:
         return PhraseMemory.load(path)
     except MemoryFileError as exc:
         aside = Path(f"{path}.damaged")
+        n = 1
+        while aside.exists():  # one set aside before is kept too
+            aside, n = Path(f"{path}.damaged.{n}"), n + 1
         try:
             os.replace(path, aside)
             kept = f"moved to {aside}"

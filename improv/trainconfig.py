@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from improv.errors import InvalidValueError
@@ -67,11 +68,25 @@ class TrainConfig:
         for name in ("seq_length", "units", "vocab_size", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise InvalidValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
+        if self.vocab_size != 128:  # the live engine looks up raw MIDI pitches, 0-127
+            raise InvalidValueError(f"vocab_size must be 128 (MIDI pitches), got "
+                                    f"{self.vocab_size}")
+        if self.units > 4096:
+            raise InvalidValueError(f"units must be at most 4096, got {self.units}")
+        # (NaN passes every comparison's "not": a NaN learning rate trained to NaN weights)
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise InvalidValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if min(self.pitch_weight, self.step_weight, self.duration_weight,
-               self.velocity_weight) < 0:
-            raise InvalidValueError("loss weights must not be negative")
+        weights = (self.pitch_weight, self.step_weight, self.duration_weight,
+                   self.velocity_weight)
+        if not all(math.isfinite(w) and w >= 0 for w in weights):
+            raise InvalidValueError(f"loss weights must be finite and not negative, got "
+                                    f"{weights}")
+        if not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
+            raise InvalidValueError(f"max_minutes must be 0 (no limit) or more, got "
+                                    f"{self.max_minutes}")
+        for name in ("max_files", "patience", "reduce_lr_patience"):
+            if getattr(self, name) < 0:
+                raise InvalidValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.timing_bins and not 3 <= self.timing_bins <= 1024:
             raise InvalidValueError(f"timing_bins must be 0 or 3-1024, got {self.timing_bins}")
         if self.velocity_bins and not 2 <= self.velocity_bins <= 64:

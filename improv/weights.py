@@ -172,6 +172,10 @@ def _check_and_read(path: Path, archive: zipfile.ZipFile, members: dict[str, zip
                          f"this improv reads format {FORMAT_VERSION}")
     if arch not in ("tutorial", "streaming"):
         raise ModelError(f"{path}: unknown architecture {arch!r}")
+    # (improv feeds it raw MIDI pitches 0-127; a window beyond 4096 notes is no model of ours)
+    if vocab != 128 or not 1 <= seq_length <= 4096 or not 1 <= units <= 4096:
+        raise ModelError(f"{path}: bad sizes in its meta (vocab_size {vocab}: must be 128; "
+                         f"seq_length {seq_length}, units {units}: must be 1-4096)")
     if timing_bins < 0 or timing_bins == 1:
         raise ModelError(f"{path}: bad 'timing_bins' {timing_bins} in its meta")
     if velocity_bins < 0 or velocity_bins == 1 or n_features != (4 if velocity_bins else 3):
@@ -193,5 +197,7 @@ def _check_and_read(path: Path, archive: zipfile.ZipFile, members: dict[str, zip
         if not np.all(np.isfinite(array)):
             raise ModelError(f"{path}: array {name!r} holds NaN or infinite values")
         arrays[name] = array.astype(np.float32)
+    if timing_bins and not np.all(arrays["timing_values"] >= 0):
+        raise ModelError(f"{path}: array 'timing_values' holds negative times")
     return ModelWeights(arch, seq_length, units, vocab, n_features, arrays, timing_bins,
                         velocity_bins, pitch_embedding, interval_embedding)

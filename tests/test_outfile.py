@@ -135,3 +135,52 @@ def test_ctrl_c_says_interrupted(monkeypatch, capsys):
     monkeypatch.setattr(generate, "command", interrupted)
     assert main(["generate", "-o", "x.mid"]) == 130
     assert capsys.readouterr().err == "improv: interrupted\n"
+
+
+def test_damaged_memory_files_set_aside_are_all_kept(tmp_path):
+    from improv.memory import open_memory
+
+    path, lines = tmp_path / "m.json", []
+    for text in ("first {", "second {"):
+        path.write_text(text)
+        assert len(open_memory(path, lines.append)) == 0
+    assert (tmp_path / "m.json.damaged").read_text() == "first {"
+    assert (tmp_path / "m.json.damaged.1").read_text() == "second {"
+    assert "m.json.damaged.1" in lines[1]
+
+
+def test_a_memory_file_that_is_no_file_is_refused(tmp_path, capsys):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # reading it would wait for a writer for ever
+    for action in ("show", "clear"):
+        assert main(["memory", action, str(fifo)]) == 1
+        assert "not a file" in capsys.readouterr().err
+    assert main(["memory", "clear", str(tmp_path)]) == 1
+    assert "a folder" in capsys.readouterr().err
+    assert tmp_path.is_dir() and stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_bad_training_settings_are_refused():
+    from improv.trainconfig import TrainConfig
+
+    for bad in ({"learning_rate": float("nan")}, {"pitch_weight": float("inf")},
+                {"max_minutes": -5.0}, {"max_files": -3}, {"patience": -1},
+                {"vocab_size": 1000}, {"units": 10 ** 7}):
+        with pytest.raises(InvalidValueError):
+            TrainConfig(**bad)
+
+
+def test_a_file_name_that_is_not_utf8_gets_a_split():
+    from improv.corpus import split_for_piece
+
+    assert split_for_piece(os.fsdecode(b"Bach/caf\xe9")) in ("train", "validation", "test")
+    assert split_for_piece("Bach/Fugue") == split_for_piece(os.fsdecode(b"Bach/Fugue"))
+
+
+def test_a_config_nested_thousands_deep_is_one_line(tmp_path):
+    from improv.config import ConfigError, load_config
+
+    cfg = tmp_path / "deep.toml"
+    cfg.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deep|not valid TOML"):
+        load_config(cfg)

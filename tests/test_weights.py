@@ -19,6 +19,8 @@ def _write(path, units=4, vocab=128, arch="streaming", drop=None, shape_bug=Fals
               "step_kernel": (units, t), "step_bias": (t,), "duration_kernel": (units, t),
               "duration_bias": (t,), **({"timing_values": (bins,)} if bins else {})}
     arrays = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    if bins:  # seconds: 0 (a chord) and up
+        arrays["timing_values"] = np.sort(np.abs(arrays["timing_values"]))
     if shape_bug:
         arrays["pitch_bias"] = arrays["pitch_bias"][:-1]
     if drop:
@@ -72,6 +74,18 @@ def test_time_bin_models_need_their_bin_values(tmp_path):
     assert w.timing_bins == 8 and w["step_kernel"].shape == (4, 8)
     with pytest.raises(ModelError, match="missing array 'timing_values'"):
         load_weights(_write(tmp_path / "no_values", bins=8, drop="timing_values"))
+
+
+def test_sizes_and_times_a_model_cannot_have_are_refused(tmp_path):
+    with pytest.raises(ModelError, match="vocab_size 60: must be 128"):
+        load_weights(_write(tmp_path / "small", vocab=60))
+    path = _write(tmp_path / "negative", bins=8)
+    with np.load(path / "weights.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["timing_values"] = -arrays["timing_values"] - 0.1
+    np.savez(path / "weights.npz", **arrays)
+    with pytest.raises(ModelError, match="'timing_values' holds negative times"):
+        load_weights(path)
 
 
 def test_a_velocity_model_needs_four_inputs(tmp_path):

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from improv.corpus import Corpus, DataError, find_midi_files, load_corpus, tutorial_files
+from improv.errors import InvalidValueError
 from improv.trainconfig import TrainConfig
 from training.datasets import make_dataset
 from training.distribute import fit_multi_worker, get_strategy, is_chief
@@ -101,6 +102,32 @@ def save_checkpoint(model: keras.Model, ckpt_dir: Path, epoch: int, history: dic
     state_tmp.replace(ckpt_dir / "state.json")
 
 
+#: What a checkpoint's model is made of: a run that resumes it must ask for the same (a
+#: resume with other units trained the checkpoint's model and exported it as a card that
+#: named the new size, a model improv then refused).
+_SHAPE_FIELDS = ("arch", "seq_length", "units", "vocab_size", "timing_bins", "velocity_bins",
+                 "pitch_embedding", "interval_embedding")
+
+
+def _check_resumable(ckpt_dir: Path, config: TrainConfig) -> None:
+    """Refuse (one line) to resume a checkpoint whose model differs from ``config``'s, or
+    whose files are damaged."""
+    if not (ckpt_dir / "last.keras").exists():
+        return
+    try:
+        saved = json.loads((ckpt_dir / "config.json").read_text(encoding="utf-8"))
+        json.loads((ckpt_dir / "state.json").read_text(encoding="utf-8"))["epoch"]
+        differ = [f"{name} {saved[name]} (this run: {getattr(config, name)})"
+                  for name in _SHAPE_FIELDS if saved[name] != getattr(config, name)]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidValueError(f"{ckpt_dir}: cannot resume, its config.json or state.json "
+                                f"is missing or damaged ({exc!r})") from None
+    if differ:
+        raise InvalidValueError(f"{ckpt_dir}: cannot resume, its model has "
+                                f"{', '.join(differ)}; give the same settings, or another "
+                                "--checkpoints folder to start afresh")
+
+
 def train(
     config: TrainConfig,
     ckpt_dir: str | Path,
@@ -117,6 +144,8 @@ def train(
     :class:`TrainingInterrupted` is raised.
     """
     ckpt_dir = Path(ckpt_dir)
+    if resume:
+        _check_resumable(ckpt_dir, config)  # before the data is read, not after the run
     if corpus is None:  # before the strategy: forking after gRPC starts can deadlock
         corpus = gather_corpus(config, progress=verbose != 0)
     strategy = get_strategy(strategy_name, cpu_replicas)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from improv.errors import MissingFileError
-from improv.memory import MemoryFileError, PhraseMemory
+from improv.memory import MemoryFileError, PhraseMemory, check_memory_file
 
 
 def add_parser(sub) -> None:
@@ -20,13 +19,12 @@ def add_parser(sub) -> None:
 
 def command(args: argparse.Namespace) -> int:
     if args.action == "clear":
+        check_memory_file(args.file)  # a folder, a device, a missing folder: one line
         if args.file.exists():
             try:
                 PhraseMemory.load(args.file)
             except MemoryFileError as exc:  # a damaged file is cleared too, and said so
                 print(f"{exc}; replacing it with an empty memory")
-        elif not args.file.resolve().parent.is_dir():
-            raise MissingFileError(f"{args.file}: no such folder {args.file.parent}")
         PhraseMemory().save(args.file)
         print(f"cleared {args.file}")
         return 0

@@ -67,6 +67,13 @@ def test_resume_continues_from_the_checkpoint(tmp_path, tiny_data, corpus):
     more = train(cfg.replace(epochs=3), tmp_path / "ckpt", resume=True, corpus=corpus, verbose=0)
     assert more.epochs_run == 1
     assert len(more.history["loss"]) == 3  # the two earlier epochs are kept
+    # a resume that asks for another model is refused before any work (it made a model
+    # whose card and weights disagreed)
+    from improv.errors import InvalidValueError
+
+    with pytest.raises(InvalidValueError, match=f"its model has units {cfg.units} "):
+        train(cfg.replace(units=2 * cfg.units), tmp_path / "ckpt", resume=True, corpus=corpus,
+              verbose=0)
 
 
 class _CtrlC(keras.callbacks.Callback):

@@ -106,8 +106,13 @@ def _normalise_split(value: str, where: str) -> str:
 
 def _files_from_csv(csv_path: Path, source: str) -> list[MidiFile]:
     root = csv_path.parent
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{csv_path}: not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise DataError(f"{csv_path}: not a CSV file ({exc})") from None
     if not rows:
         raise DataError(f"{csv_path}: no rows")
     cols = rows[0].keys()
@@ -118,6 +123,8 @@ def _files_from_csv(csv_path: Path, source: str) -> list[MidiFile]:
     title_col = next((c for c in ("canonical_title", "title") if c in cols), None)
     files = []
     for i, row in enumerate(rows, start=2):
+        if None in row.values() or not row[path_col]:  # a short row, or no file in it
+            raise DataError(f"{csv_path}:{i}: fewer columns than the header, or no file")
         rel = row[path_col]
         piece = _piece_name(row[comp_col], row[title_col]) if comp_col and title_col else rel
         piece = f"{source}:{piece}" if not (comp_col and title_col) else piece

@@ -98,3 +98,13 @@ def test_tutorial_files_are_the_first_training_files():
     files = tutorial_files(DATA / "maestro-asap", 5)
     assert len(files) == 5 and all(f.split == "train" for f in files)
     assert all("Bach/Fugue" in f.path.as_posix() for f in files)
+
+
+@pytest.mark.parametrize("content", [b"midi_filename,split\n\xff\xfe.mid,train\n",
+                                     b"midi_filename,canonical_composer,canonical_title\n"
+                                     b"a.mid\n"])
+def test_a_damaged_csv_is_one_line(tmp_path, content):
+    csv_path = tmp_path / "list.csv"
+    csv_path.write_bytes(content)
+    with pytest.raises(DataError, match="list.csv"):
+        find_midi_files(csv_path)

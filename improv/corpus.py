@@ -190,7 +190,10 @@ def _load_one(path: Path) -> tuple[np.ndarray | None, str | None]:
     try:
         cached = _cache_dir() / f"{_cache_key(path)}.npy"
         if cached.exists():
-            return np.load(cached), None
+            try:
+                return np.load(cached), None
+            except ValueError:  # a damaged cache entry: read the MIDI file again
+                pass
         arr = note_array(midi_to_notes(path))
         tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, arr)

@@ -91,7 +91,10 @@ def fetch(url: str, dest: Path, quiet: bool = False, timeout: float = 60.0) -> P
     """Download ``url`` to ``dest``, resuming from ``dest.part`` if an earlier try stopped."""
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "improv-data"})
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "improv-data"})
+    except ValueError as exc:  # "unknown url type"
+        raise DownloadError(f"{url}: not a URL ({exc})") from None
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:

@@ -108,3 +108,15 @@ def test_a_damaged_csv_is_one_line(tmp_path, content):
     csv_path.write_bytes(content)
     with pytest.raises(DataError, match="list.csv"):
         find_midi_files(csv_path)
+
+
+def test_a_damaged_cache_entry_is_read_again(tmp_path, monkeypatch, real_midi):
+    from improv.corpus import MidiFile
+
+    monkeypatch.setenv("IMPROV_CACHE", str(tmp_path / "cache"))
+    files = [MidiFile(real_midi, "Bach/Fugue", "train", "test")]
+    first = load_corpus(files, workers=1, progress=False)
+    (entry,) = (tmp_path / "cache").rglob("*.npy")
+    entry.write_bytes(b"\x93NUMPY damaged")
+    again = load_corpus(files, workers=1, progress=False)
+    assert len(again.files) == 1 and (again.notes[0] == first.notes[0]).all()

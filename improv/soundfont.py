@@ -40,6 +40,11 @@ def check_soundfont(path: str | Path) -> Path:
         raise SoundfontError(f"{path}: cannot read the soundfont ({exc.strerror})") from None
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
         raise SoundfontError(f"{path}: not a SoundFont 2 (.sf2) file")
+    # The RIFF header gives the file's size: a copy cut short passed the check above and
+    # failed only when FluidSynth loaded it, after a whole demo session.
+    want, have = int.from_bytes(head[4:8], "little") + 8, path.stat().st_size
+    if have < want:
+        raise SoundfontError(f"{path}: cut short ({have:,} bytes of {want:,}); copy it again")
     return path
 
 

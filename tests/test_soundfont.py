@@ -41,3 +41,11 @@ def test_nothing_found_names_every_place(tmp_path, monkeypatch):
     msg = str(err.value)
     for place in ("soundfonts/", "pm.sf2", "sys.sf2", "--soundfont"):
         assert place in msg
+
+
+def test_a_soundfont_cut_short_is_refused_before_it_is_used(tmp_path):
+    whole = find_soundfont()
+    cut = tmp_path / "cut.sf2"
+    cut.write_bytes(whole.read_bytes()[:100_000])
+    with pytest.raises(SoundfontError, match="cut short .100,000 bytes of"):
+        check_soundfont(cut)

@@ -69,7 +69,7 @@ class RunOptions:
             check_range("status_every", self.status_every, 0, 3600)
             if self.random_seed is not None and self.random_seed < 0:
                 raise InvalidValueError(f"random_seed must be >= 0, got {self.random_seed}")
-            _check_sampling(self.sampling)
+            check_sampling(self.sampling)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -78,7 +78,7 @@ class RunOptions:
 MAX_SAMPLED_SECONDS = 60.0
 
 
-def _check_sampling(sampling: SamplingConfig) -> None:
+def check_sampling(sampling: SamplingConfig) -> None:
     """Types and caps of the sampling settings (SamplingConfig checks its own ranges)."""
     check_types(sampling, "sampling.")
     for name in ("max_step", "max_duration"):

@@ -79,6 +79,7 @@ CASES = {
     "a negative random seed": (["generate", "-o", "{tmp}/x.mid", "--random-seed", "-1"],
                                "--random-seed must be 0 or more"),
     "too many notes": (["generate", "-o", "{tmp}/x.mid", "-n", "10000000000"], "--notes must"),
+    "a step of 1000 s": (["generate", "-o", "{tmp}/x.mid", "--max-step", "1000"], "max_step"),
     "demo's WAV and recording in one file": (["demo", "--wav", "{tmp}/d.x", "--mid", "{tmp}/d.x"],
                                              "named for two outputs"),
     "evaluate's JSON into a missing folder": (["evaluate", "--music", "--data", "{data}",

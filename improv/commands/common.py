@@ -71,8 +71,11 @@ def make_sampler(args):
 
     if args.random_seed is not None and args.random_seed < 0:
         raise InvalidValueError(f"--random-seed must be 0 or more, got {args.random_seed}")
-    return Sampler(SamplingConfig(**given_fields(args, args.sampling_flags)),
-                   seed=args.random_seed)
+    from improv.config import check_sampling
+
+    config = SamplingConfig(**given_fields(args, args.sampling_flags))
+    check_sampling(config)  # the caps improv run's flags and config file have
+    return Sampler(config, seed=args.random_seed)
 
 
 def add_memory(p) -> None:

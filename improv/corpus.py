@@ -123,6 +123,8 @@ def _files_from_csv(csv_path: Path, source: str) -> list[MidiFile]:
     title_col = next((c for c in ("canonical_title", "title") if c in cols), None)
     files = []
     for i, row in enumerate(rows, start=2):
+        if not any(row.values()):  # a row of empty fields, as spreadsheets leave at the end
+            continue
         if None in row.values() or not row[path_col]:  # a short row, or no file in it
             raise DataError(f"{csv_path}:{i}: fewer columns than the header, or no file")
         rel = row[path_col]
@@ -152,7 +154,9 @@ def find_midi_files(source: str | Path) -> list[MidiFile]:
         if meta.is_file():
             try:
                 listed = {f.path.resolve(): f for f in _files_from_csv(meta, name)}
-            except DataError:
+            except DataError as exc:  # the files are still there: split by their names
+                logger.warning("improv: warning: %s; ignored, so the pieces and splits come "
+                               "from the file names", exc)
                 listed = {}
         files = []
         for p in on_disk:
@@ -192,8 +196,8 @@ def _load_one(path: Path) -> tuple[np.ndarray | None, str | None]:
         if cached.exists():
             try:
                 return np.load(cached), None
-            except ValueError:  # a damaged cache entry: read the MIDI file again
-                pass
+            except (ValueError, EOFError, OSError):  # a damaged or empty cache entry (a
+                pass  # crash before it reached the disk): read the MIDI file again
         arr = note_array(midi_to_notes(path))
         tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, arr)

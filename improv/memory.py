@@ -68,10 +68,10 @@ import numpy as np
 
 from improv.checks import check_types
 from improv.engine import Prediction
-from improv.errors import ImprovError, InvalidValueError, MissingFileError
+from improv.errors import ImprovError, InvalidValueError
 from improv.features import INTERVAL_RANGE, NO_INTERVAL, VOCAB_SIZE
 from improv.key import pitch_weights
-from improv.outfile import write_atomically
+from improv.outfile import check_outputs, write_atomically
 from improv.timebins import bin_edges
 
 #: The middle of the knob, where the weighting is the one the validation split picked for
@@ -740,19 +740,15 @@ def _finish(generator):
 
 
 def check_memory_file(path: str | Path) -> None:
-    """Refuse a memory file that could not be written: a folder, a file in a folder that
-    does not exist, or one this user may not write (MemoryFileError, MissingFileError).
-    Found only when the memory is written, at the end, it lost the session's learning."""
+    """Refuse a memory file that could not be written: a folder, a device or a pipe, a file
+    in a folder that does not exist, or one this user may not write (one line each: found
+    only when the memory is written, at the end, it lost the session's learning)."""
     path = Path(path)
     if path.is_dir():
         raise MemoryFileError(f"{path}: a folder, not a memory file")
     if path.exists() and not path.is_file():
         raise MemoryFileError(f"{path}: not a file (a device, a pipe...)")
-    folder = path.resolve().parent
-    if not folder.is_dir():
-        raise MissingFileError(f"{path}: no such folder {path.parent}")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise MemoryFileError(f"{path}: cannot be written (permission denied)")
+    check_outputs(path)
 
 
 def open_memory(path: str | Path | None, log=print) -> PhraseMemory:

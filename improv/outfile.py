@@ -34,6 +34,11 @@ def check_outputs(*paths: str | Path | None) -> None:
             raise InvalidValueError(f"{path}: a folder, not a file to write")
         if not path.resolve().parent.is_dir():
             raise MissingFileError(f"{path}: no such folder {path.parent}")
+        if path.exists() and not path.is_file():  # a device, a pipe, /dev/stdout: written
+            continue  # into as they are (replacing)
+        if not os.access(path.resolve().parent, os.W_OK) or (
+                path.exists() and not os.access(path, os.W_OK)):
+            raise InvalidValueError(f"{path}: cannot be written here (permission denied)")
         key = Path(os.path.realpath(path))
         if key in seen:
             raise InvalidValueError(f"{path}: named for two outputs (the second would "
@@ -41,34 +46,47 @@ def check_outputs(*paths: str | Path | None) -> None:
         seen[key] = path
 
 
-def _new_file_mode() -> int:
-    """The mode a new file gets here (0o666 less the umask), read without changing it."""
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells (os.umask() sets it,
+    for a moment, for every thread)."""
     try:
-        with open("/proc/self/status") as fh:  # Linux; os.umask() would have to set it
+        with open("/proc/self/status") as fh:
             for line in fh:
                 if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
+                    return int(line.split()[1], 8)
     except OSError:
         pass
-    return 0o644
+    return _UMASK_AT_IMPORT
+
+
+_UMASK_AT_IMPORT = os.umask(0o022)
+os.umask(_UMASK_AT_IMPORT)  # (at import, before improv starts a thread)
 
 
 @contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder (with its suffix, for writers that go by
     it) to write the whole file to; when the block ends, it replaces ``path`` (the target of
-    a symbolic link), else it is removed."""
+    a symbolic link), else it is removed. A device or a pipe (``/dev/null``, ``/dev/stdout``)
+    is yielded as it is, to be written into: a file put in its place would replace it."""
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        yield Path(path)
+        return
     target = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
                                dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        with open(tmp, "rb") as fh:
+        with open(tmp, "r+b") as fh:  # (Windows flushes a file open for writing only)
             os.fsync(fh.fileno())
-        mode = (stat.S_IMODE(os.stat(target).st_mode) if target.exists()
-                else _new_file_mode())
-        os.chmod(tmp, mode)
+        if target.exists():  # its mode, and (for root, who may) its owner
+            old = os.stat(target)
+            os.chmod(tmp, stat.S_IMODE(old.st_mode))
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                os.chown(tmp, old.st_uid, old.st_gid)
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -172,6 +172,8 @@ class Recorder:
                                                    TICKS_PER_BEAT)]
                             + [track.chunk() for track in self.tracks.values()])
             self._dirty = False
+        # Its own rename, not improv.outfile's: that one flushes to disk (2-3 ms here, more
+        # on a slow disk), which every 2 s would hold the live loop up.
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             with open(tmp, "wb") as fh:

@@ -71,8 +71,12 @@ class TrainConfig:
         if self.vocab_size != 128:  # the live engine looks up raw MIDI pitches, 0-127
             raise InvalidValueError(f"vocab_size must be 128 (MIDI pitches), got "
                                     f"{self.vocab_size}")
-        if self.units > 4096:
-            raise InvalidValueError(f"units must be at most 4096, got {self.units}")
+        # (the loader's bounds, improv.weights: a model beyond them would train, then be
+        # refused; 4096 is 16 times the default's units and 32 times its window)
+        for name in ("units", "seq_length"):
+            if getattr(self, name) > 4096:
+                raise InvalidValueError(f"{name} must be at most 4096, got "
+                                        f"{getattr(self, name)}")
         # (NaN passes every comparison's "not": a NaN learning rate trained to NaN weights)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise InvalidValueError(f"learning_rate must be positive, got {self.learning_rate}")

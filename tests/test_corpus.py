@@ -110,13 +110,24 @@ def test_a_damaged_csv_is_one_line(tmp_path, content):
         find_midi_files(csv_path)
 
 
-def test_a_damaged_cache_entry_is_read_again(tmp_path, monkeypatch, real_midi):
+@pytest.mark.parametrize("damage", [b"\x93NUMPY damaged", b""])
+def test_a_damaged_cache_entry_is_read_again(tmp_path, monkeypatch, real_midi, damage):
     from improv.corpus import MidiFile
 
     monkeypatch.setenv("IMPROV_CACHE", str(tmp_path / "cache"))
     files = [MidiFile(real_midi, "Bach/Fugue", "train", "test")]
     first = load_corpus(files, workers=1, progress=False)
     (entry,) = (tmp_path / "cache").rglob("*.npy")
-    entry.write_bytes(b"\x93NUMPY damaged")
+    entry.write_bytes(damage)
     again = load_corpus(files, workers=1, progress=False)
     assert len(again.files) == 1 and (again.notes[0] == first.notes[0]).all()
+
+
+def test_a_row_of_empty_fields_is_skipped(tmp_path, real_midi):
+    import shutil
+
+    shutil.copy(real_midi, tmp_path / "a.mid")
+    csv_path = tmp_path / "list.csv"
+    csv_path.write_text("midi_filename,split\na.mid,test\n,\n")
+    (only,) = find_midi_files(csv_path)
+    assert only.split == "test"

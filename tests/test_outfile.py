@@ -22,8 +22,9 @@ def test_outputs_are_checked_before_the_work(tmp_path):
         check_outputs(tmp_path / "no" / "a.mid")
     with pytest.raises(InvalidValueError, match="a folder, not a file"):
         check_outputs(tmp_path)
+    (tmp_path / "sub").mkdir()
     with pytest.raises(InvalidValueError, match="named for two outputs"):
-        check_outputs(tmp_path / "a.mid", tmp_path / "." / "a.mid")
+        check_outputs(tmp_path / "a.mid", tmp_path / "sub" / ".." / "a.mid")
     (tmp_path / "link.mid").symlink_to(tmp_path / "a.mid")
     with pytest.raises(InvalidValueError, match="named for two outputs"):
         check_outputs(tmp_path / "a.mid", tmp_path / "link.mid")
@@ -98,6 +99,8 @@ CASES = {
                                     "{tmp}/h.png"], "damaged"),
     "bench of no notes": (["bench", "engine", "--notes", "0", "--json", "{tmp}/b.json"],
                           "--notes must be at least 1"),
+    "a soak of NaN minutes": (["bench", "soak", "--minutes", "nan", "--json", "{tmp}/b.json"],
+                              "--minutes must be above 0"),
 }
 
 
@@ -185,3 +188,24 @@ def test_a_config_nested_thousands_deep_is_one_line(tmp_path):
     cfg.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(ConfigError, match="nested too deep|not valid TOML"):
         load_config(cfg)
+
+
+def test_a_device_or_pipe_is_written_into_not_replaced(tmp_path):
+    check_outputs(os.devnull)  # an output, not a file to put in its place
+    write_atomically(os.devnull, "nothing")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_atomically(fifo, b"through")
+        assert os.read(reader, 100) == b"through" and stat.S_ISFIFO(fifo.stat().st_mode)
+    finally:
+        os.close(reader)
+
+
+def test_an_output_this_user_may_not_write_is_refused_before_the_work(tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # (root may write anything)
+    with pytest.raises(InvalidValueError, match="cannot be written here"):
+        check_outputs(tmp_path / "a.mid")

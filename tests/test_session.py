@@ -279,11 +279,12 @@ def test_a_memory_file_that_cannot_be_written_is_refused_before_anything_opens(p
 
 
 def test_a_memory_file_this_user_may_not_write_is_refused(tmp_path, monkeypatch):
-    from improv.memory import MemoryFileError, check_memory_file
+    from improv.errors import ImprovError
+    from improv.memory import check_memory_file
 
     check_memory_file(tmp_path / "m.json")  # fine
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # (root may write anything)
-    with pytest.raises(MemoryFileError, match="cannot be written"):
+    with pytest.raises(ImprovError, match="cannot be written"):
         check_memory_file(tmp_path / "m.json")
 
 

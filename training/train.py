@@ -115,13 +115,15 @@ def _check_resumable(ckpt_dir: Path, config: TrainConfig) -> None:
     if not (ckpt_dir / "last.keras").exists():
         return
     try:
-        saved = json.loads((ckpt_dir / "config.json").read_text(encoding="utf-8"))
+        saved = TrainConfig.from_dict(
+            json.loads((ckpt_dir / "config.json").read_text(encoding="utf-8")))
         json.loads((ckpt_dir / "state.json").read_text(encoding="utf-8"))["epoch"]
-        differ = [f"{name} {saved[name]} (this run: {getattr(config, name)})"
-                  for name in _SHAPE_FIELDS if saved[name] != getattr(config, name)]
     except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
         raise InvalidValueError(f"{ckpt_dir}: cannot resume, its config.json or state.json "
-                                f"is missing or damaged ({exc!r})") from None
+                                f"is missing or damaged ({reason})") from None
+    differ = [f"{name} {getattr(saved, name)} (this run: {getattr(config, name)})"
+              for name in _SHAPE_FIELDS if getattr(saved, name) != getattr(config, name)]
     if differ:
         raise InvalidValueError(f"{ckpt_dir}: cannot resume, its model has "
                                 f"{', '.join(differ)}; give the same settings, or another "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from improv.errors import InvalidValueError
@@ -51,6 +52,13 @@ def command(args) -> int:
         if value is not None and value < (0 if name == "predict_notes" else 1):
             raise InvalidValueError(f"--{name.replace('_', '-')} must be at least "
                                     f"{0 if name == 'predict_notes' else 1}, got {value}")
+    for name in ("minutes", "every", "seconds"):
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InvalidValueError(f"--{name} must be above 0, got {value}")
+    for value in getattr(args, "rate", None) or ():
+        if not (math.isfinite(value) and value > 0):
+            raise InvalidValueError(f"--rate must be above 0, got {value}")
     if args.what == "live":
         bench.bench_live(args.count, out)
     elif args.what == "soak":

@@ -126,7 +126,9 @@ def command(args) -> int:
 
         args.png = args.png or args.json.with_suffix(".png")
         check_image_path(args.png)
-    check_outputs(args.json, args.png if args.music else None)
+    # (a plot's missing folder is made, as improv plot makes it)
+    png = args.png if args.music and args.png.resolve().parent.is_dir() else None
+    check_outputs(args.json, png)
     card = read_card(model_dir)
     needed = model_dir / (WEIGHTS_FILE if args.music else KERAS_FILE)
     if not needed.is_file():

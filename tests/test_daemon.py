@@ -104,7 +104,15 @@ def test_end_call_control_answers_at_once(session, call_notes):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT]
                          + [signal.SIGHUP] * hasattr(signal, "SIGHUP"))
 def test_stopping_mid_phrase_leaves_nothing_sounding(session, call_notes, sig):
-    daemon, pianist, listener = session("--silence", "0.5", "--answer-notes", "60")
+    # A test run under nohup ignores SIGHUP, and improv would inherit that (it leaves an
+    # ignored SIGHUP alone): a handler here is reset to the default in the child instead.
+    hup = sig not in (signal.SIGTERM, signal.SIGINT)
+    kept = signal.signal(signal.SIGHUP, lambda *_: None) if hup else None
+    try:
+        daemon, pianist, listener = session("--silence", "0.5", "--answer-notes", "60")
+    finally:
+        if hup:
+            signal.signal(signal.SIGHUP, kept)
     play(pianist, call_notes, speed=2.0)
     deadline = time.monotonic() + 10
     while len(listener.notes()) < 4 and time.monotonic() < deadline:

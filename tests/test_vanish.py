@@ -66,6 +66,7 @@ def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path, ports, settle
                               env=server.env, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
                               text=True)
              for kind, name in [("synth", "js synth")] + [("keys", "js keys")] * (ports == "named")]
+    daemon = None
     try:
         assert all(peer.stdout.readline().strip() == "ready" for peer in peers)
         args = {"virtual": ("--virtual", "improvjs"),
@@ -77,6 +78,8 @@ def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path, ports, settle
         assert daemon.proc.wait(15) == 3
         assert daemon.wait_for("the MIDI system went away", 2), daemon.log
     finally:
+        if daemon is not None and daemon.proc.poll() is None:
+            daemon.proc.kill()  # one that hung on the dead server (a failure) must not stay
         for peer in peers:
             peer.kill()
         if server.proc.poll() is None:

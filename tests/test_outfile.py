@@ -209,3 +209,18 @@ def test_an_output_this_user_may_not_write_is_refused_before_the_work(tmp_path,
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # (root may write anything)
     with pytest.raises(InvalidValueError, match="cannot be written here"):
         check_outputs(tmp_path / "a.mid")
+
+
+def test_a_memory_that_cannot_be_saved_after_generate_is_one_line(tmp_path, capsys,
+                                                                   monkeypatch):
+    from improv.memory import PhraseMemory
+
+    def full(self, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(PhraseMemory, "save", full)
+    out, memory = tmp_path / "g.mid", tmp_path / "m.json"
+    assert main(["generate", "-o", str(out), "-n", "5", "--memory-file", str(memory)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left" in err and f"{out} was written" in err
+    assert out.exists() and not memory.exists()

@@ -58,7 +58,8 @@ def command(args) -> int:
             memory.save(args.memory_file)
         except OSError as exc:
             raise MemoryFileError(f"{args.memory_file}: could not be written "
-                                  f"({exc.strerror or exc}); {args.output} was") from None
+                                  f"({exc.strerror or exc}); {args.output} was written") \
+                from None
     count = f"{len(pitch)} note" + ("" if len(pitch) == 1 else "s")
     print(f"wrote {args.output} ({count}, {end.max():.1f} s)")
     if args.wav:

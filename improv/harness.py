@@ -157,7 +157,10 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "improv", "run", "--status-json",
              *([] if status else ["--no-status"]), *args], cwd=REPO_ROOT,
-            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            # faulthandler: a native crash (seen once in ~30 suite runs, in RtMidi/JACK) prints
+            # every thread's stack to the log the tests show
+            env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         self.lines: list[str] = []
         self.events: list[dict] = []

@@ -26,7 +26,7 @@ def test_output_port_goes_away_and_comes_back(jack):
             pianist.send(mido.Message("note_off", note=pitch))
         assert synth.wait_for("note_on", 15), "no answer after the reconnect"
     finally:
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.log
         pianist.close()
         synth.kill()
 
@@ -48,7 +48,7 @@ def test_input_port_goes_away_and_comes_back(jack):
             time.sleep(0.02)
         assert len(listener.notes()) == 2, daemon.log
     finally:
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.log
         listener.close()
         keys.kill()
 

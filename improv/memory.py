@@ -754,9 +754,9 @@ def check_memory_file(path: str | Path) -> None:
 def open_memory(path: str | Path | None, log=print) -> PhraseMemory:
     """Return the memory kept in ``path`` (an empty one if there is no such file or no
     path). A damaged file is renamed to ``<path>.damaged`` (``.damaged.1``... if that is
-    taken), one ``log`` line says so, and
-    the memory starts empty, so the next save does not overwrite what could be rescued.
-    A path that cannot be written is refused at once (:func:`check_memory_file`)."""
+    taken), one ``log`` line says so, and the memory starts empty, so the next save does not
+    overwrite what could be rescued. A path that cannot be written is refused at once
+    (:func:`check_memory_file`)."""
     if path is None:
         return PhraseMemory()
     check_memory_file(path)

@@ -47,8 +47,8 @@ def check_outputs(*paths: str | Path | None) -> None:
 
 
 def _umask() -> int:
-    """The process's umask, read without changing it where Linux tells (os.umask() sets it,
-    for a moment, for every thread)."""
+    """The process's umask: read where Linux tells, else set and put back (os.umask() sets
+    it, for a moment, for every thread: only where /proc cannot say)."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
@@ -56,11 +56,9 @@ def _umask() -> int:
                     return int(line.split()[1], 8)
     except OSError:
         pass
-    return _UMASK_AT_IMPORT
-
-
-_UMASK_AT_IMPORT = os.umask(0o022)
-os.umask(_UMASK_AT_IMPORT)  # (at import, before improv starts a thread)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager

@@ -88,17 +88,22 @@ def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, flo
             key.push(int(row[0]))
     prediction = model.feed_many(seed)
     times = []
-    for _ in progress(range(notes), desc="phrase memory", unit="note"):
+    mixing = [0.0]  # seconds the last mix took
+
+    def mix(p, step):  # the sampler calls it once the step is drawn
         t0 = time.perf_counter()
-        mixed = memory.mix(prediction, DEFAULT_STRENGTH, key.mask)
-        t1 = time.perf_counter()
-        pitch, step, duration = sampler.sample(mixed, key.mask, model.struck)
-        velocity = sampler.velocity(mixed) or 64
+        mixed = memory.mix(p, DEFAULT_STRENGTH, key.mask, step)
+        mixing[0] = time.perf_counter() - t0
+        return mixed
+
+    for _ in progress(range(notes), desc="phrase memory", unit="note"):
+        pitch, step, duration = sampler.sample(prediction, key.mask, model.struck, mix)
+        velocity = sampler.velocity(prediction) or 64
         prediction = model.feed(pitch, step, duration, velocity)
         key.push(pitch)
         t2 = time.perf_counter()
         memory.learn(pitch, step, duration, own=True)
-        times.append(time.perf_counter() - t2 + t1 - t0)
+        times.append(time.perf_counter() - t2 + mixing[0])
     return _stats(times)
 
 

@@ -57,10 +57,10 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
             memory.learn(int(row[0]), float(row[1]), float(row[2]))
     fallback = int(np.median(seed[:, 3]))
     out = np.empty((count, 4))
+    # the pitch is drawn from the memory's guess for the step drawn (a chord tone or not)
+    mix = None if memory is None else (lambda p, step: memory.mix(p, strength, key.mask, step))
     for i in range(count):
-        if memory is not None:
-            prediction = memory.mix(prediction, strength, key.mask)
-        pitch, step, duration = sampler.sample(prediction, key.mask, model.struck)
+        pitch, step, duration = sampler.sample(prediction, key.mask, model.struck, mix)
         velocity = sampler.velocity(prediction) or fallback
         out[i] = pitch, step, duration, velocity
         prediction = model.feed(pitch, step, duration, velocity)

@@ -362,9 +362,12 @@ class Improviser:
         it (:meth:`Sampler.sample`)."""
         if self.prediction is None:  # nothing heard yet: start from middle C
             self.prediction = self.model.feed(60, 0.0, 0.5, self._player_velocity())
-        prediction = self.memory.mix(self.prediction, self.settings.memory, self.key.mask)
+        prediction, memory, strength, key = (self.prediction, self.memory,
+                                             self.settings.memory, self.key.mask)
         struck = () if after_silence else self.model.struck
-        pitch, step, duration = self.sampler.sample(prediction, self.key.mask, struck)
+        # the pitch is drawn from the memory's guess for the step drawn (a chord tone or not)
+        pitch, step, duration = self.sampler.sample(
+            prediction, key, struck, lambda p, step: memory.mix(p, strength, key, step))
         velocity = (self.settings.velocity or self.sampler.velocity(prediction)
                     or self._player_velocity())
         return pitch, step, duration, velocity

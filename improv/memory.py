@@ -32,6 +32,12 @@ validation split picked for predicting the next note (``scale``, ``count_half`` 
 other constants were chosen there by ``training/memory_eval.py --tune``), 1 twice the
 memory's weight; improv plays at :data:`DEFAULT_STRENGTH`, the same.
 
+Playing, the next note's step is drawn first (from the LSTM), and the memory's guess of
+its pitch comes from the counts of that kind of note alone: chord tones (step class 0)
+if the step is under ``chord_seconds``, the other notes if not (the same blend of orders,
+with those counts and escapes), at ``play_gain`` times the weight. So a motif's chord
+comes back as a chord and its line as a line.
+
 Size: at most ``max_entries`` (context, next note) counts in all, and at most
 :data:`MAX_CODES` different next notes after one context (beyond that the rarer half
 goes); beyond ``max_entries`` the least recently seen contexts go, a few with each note
@@ -81,12 +87,13 @@ TUNED_STRENGTH = 0.5
 #: scores: the tuned one. Stronger takes up more of the call's motifs but plays a rhythm
 #: further from the real one, and none of 0.5, 0.75 and 0.8 met both of issue 15's aims on
 #: the validation split (134 files; 5 draws each of 200 notes after a 50-note seed, T 0.9,
-#: no pitch struck again within 50 ms; measured 2026-11-30): motif reuse 0.062 at 0.5,
-#: 0.101 at 0.75, 0.107 at 0.8 (real continuation 0.110, 0.020 without the memory),
-#: step-histogram overlap with the real notes 0.852, 0.844, 0.839 (0.854 without). Before
-#: that rule (improv.features.CHORD_SECONDS) 0.8 met both (reuse 0.119, step overlap 0.861
-#: against 0.858), but 7.4% of its notes then repeated a pitch struck less than 50 ms
-#: before, and those made much of the reuse.
+#: no pitch struck again within 50 ms; measured 2026-11-30, one guess for every note):
+#: motif reuse 0.062 at 0.5, 0.101 at 0.75, 0.107 at 0.8 (real continuation 0.110, 0.020
+#: without the memory), step-histogram overlap with the real notes 0.852, 0.844, 0.839
+#: (0.854 without). Before that rule (improv.features.CHORD_SECONDS) 0.8 met both (reuse
+#: 0.119, step overlap 0.861 against 0.858), but 7.4% of its notes then repeated a pitch
+#: struck less than 50 ms before, and those made much of the reuse. Playing, the memory now
+#: guesses for the step drawn (MemoryConfig.play_gain): reuse 0.092 at 0.5, rhythm as before.
 DEFAULT_STRENGTH = TUNED_STRENGTH
 FORMAT = "improv-memory"
 VERSION = 1
@@ -112,14 +119,24 @@ MAX_CODES = 256
 MAX_GROUP = 10
 
 _CODES = INTERVALS * STEP_CLASSES * DURATION_CLASSES
-#: Each code's three places in a vector of the marginals: interval, step, duration classes.
-_MARGINALS = INTERVALS + STEP_CLASSES + DURATION_CLASSES
-_CODE_INDEX = np.stack([np.arange(_CODES) // (STEP_CLASSES * DURATION_CLASSES),
-                        INTERVALS + np.arange(_CODES) // DURATION_CLASSES % STEP_CLASSES,
-                        INTERVALS + STEP_CLASSES + np.arange(_CODES) % DURATION_CLASSES], axis=1)
+#: Each code's three places in a vector of the marginals: its interval class among those
+#: of chord tones (step class 0) or among those of the other notes, then its step and
+#: duration classes. The two interval blocks added up are the interval marginal.
+_MARGINALS = 2 * INTERVALS + STEP_CLASSES + DURATION_CLASSES
+_CODE_STEP = np.arange(_CODES) // DURATION_CLASSES % STEP_CLASSES
+_CODE_INDEX = np.stack([np.arange(_CODES) // (STEP_CLASSES * DURATION_CLASSES)
+                        + np.where(_CODE_STEP == 0, 0, INTERVALS),
+                        2 * INTERVALS + _CODE_STEP,
+                        2 * INTERVALS + STEP_CLASSES + np.arange(_CODES) % DURATION_CLASSES],
+                       axis=1)
+#: Where the step and duration marginals start in a vector of the marginals.
+_TIMING = 2 * INTERVALS
+#: Whether each code is a chord tone's (a list: faster to index with an int than an array).
+_CODE_CHORD = (_CODE_STEP == 0).tolist()
 #: The same as tuples of ints, for scalar updates.
 _CODE_PLACES = [tuple(int(i) for i in places) for places in _CODE_INDEX]
-#: The uniform floor of each marginal (none on "no interval", which a next note never has).
+#: The uniform floor of each marginal (none on "no interval", which a next note never has),
+#: in a vector of one interval block, the steps and the durations.
 _UNIFORM = np.concatenate([np.full(NO_INTERVAL, 1 / NO_INTERVAL), [0.0],
                            np.full(STEP_CLASSES, 1 / STEP_CLASSES),
                            np.full(DURATION_CLASSES, 1 / DURATION_CLASSES)])
@@ -155,7 +172,8 @@ class MemoryConfig:
     scale : float
         Confidence of a context of ``max_order`` symbols seen very often.
     timing_share : float
-        The share of the pitch mixing weight used for step and duration.
+        The share of the pitch mixing weight used for step and duration, where the step is
+        not drawn before the pitch (:meth:`PhraseMemory.mix` without ``step``).
     max_entries : int
         Most (context, next note) counts kept; the least recently seen contexts go
         when there are more. At 100 000, 3 hours of random notes at 16 a second (the
@@ -169,6 +187,10 @@ class MemoryConfig:
         0-1: how much less the memory offers a pitch outside the key of the last notes
         (:mod:`improv.key`), when :meth:`PhraseMemory.mix` is given the key: a motif then
         comes back on the scale, as a tonal sequence does, instead of transposed off it.
+    play_gain : float
+        How many times its weight the memory gets when improv plays (the step drawn
+        first, the memory's guess for that kind of note) against predicting a note
+        whose step is not known (``improv evaluate``'s cross-entropy).
     """
 
     # Chosen on 16 files of the validation split (52 605 scored notes, models/default of
@@ -203,6 +225,16 @@ class MemoryConfig:
     # 0.158 at 1 and 0.180 without the memory. So a motif's notes off the key come back on
     # it, as its neighbours.
     key_weight: float = 1.0
+    # Playing, the memory offers a chord tone what followed its context as a chord tone,
+    # and another note what followed as another note (mix(step=...)): a motif's interval
+    # then comes back with its place in the rhythm. On validation (134 files, 8 draws of
+    # 200 notes after a 50-note seed each, strength 0.5, 2026-11-30), against one guess for
+    # both at gain 1: motif reuse 0.092 (0.060), step-histogram overlap with the real notes
+    # 0.848 (0.850; 0.851 without the memory; per draw +-0.005), durations 0.944 (0.939),
+    # notes out of key 0.86 x the real share (0.91 x); real reuse 0.110. Gain 1 with the
+    # two guesses: reuse 0.046 (3 draws); 1.25 x that gain, or a shorter max_order, took
+    # the reuse higher and the step overlap lower (0.835-0.838).
+    play_gain: float = 2.0
 
     def __post_init__(self):
         check_types(self, "memory ")
@@ -224,6 +256,8 @@ class MemoryConfig:
             raise InvalidValueError(f"memory gap_rate must be in (0, 1], got {self.gap_rate}")
         if not 0 <= self.key_weight <= 1:
             raise InvalidValueError(f"memory key_weight must be 0-1, got {self.key_weight}")
+        if not 0 <= self.play_gain <= 10:
+            raise InvalidValueError(f"memory play_gain must be 0-10, got {self.play_gain}")
 
 
 @dataclass(frozen=True)
@@ -376,6 +410,9 @@ class PhraseMemory:
         self._marginals = _lazy_zeros(rows, _MARGINALS)
         self._counts: list[dict[int, float] | None] = []  # per row used: code -> count
         self._totals: list[float] = []  # per row used: the counts' sum
+        # per row used: the sum and the number of its counts of chord tones (step class 0)
+        self._chord_totals: list[float] = []
+        self._chord_codes: list[int] = []
         self._free: list[int] = []  # rows used and given back
 
     def _take_row(self) -> int:
@@ -386,11 +423,15 @@ class PhraseMemory:
             row = len(self._counts)
             self._counts.append({})
             self._totals.append(0.0)
+            self._chord_totals.append(0.0)
+            self._chord_codes.append(0)
         return row
 
     def _count(self, context: int, code: int, weight: float) -> None:
         """Count ``code`` after each suffix of ``context``."""
         table, all_counts, totals = self._table, self._counts, self._totals
+        chord = _CODE_CHORD[code]
+        chord_totals, chord_codes = self._chord_totals, self._chord_codes
         move = table.move_to_end
         rows = []
         for mask in self._masks[_length(context)::-1]:  # longest first: () is the most recent
@@ -401,11 +442,15 @@ class PhraseMemory:
             else:
                 move(key)  # the order is recency
             totals[row] += weight
+            if chord:
+                chord_totals[row] += weight
             counts = all_counts[row]
             old = counts.get(code)
             if old is None:
                 self._entries += 1
                 counts[code] = weight
+                if chord:
+                    chord_codes[row] += 1
                 if len(counts) > MAX_CODES:
                     self._prune(row)
                     continue
@@ -433,8 +478,16 @@ class PhraseMemory:
         keep = sorted(counts.items(), key=lambda item: -item[1])[:MAX_CODES // 2]
         self._entries -= len(counts) - len(keep)
         self._counts[row] = counts = dict(keep)
-        self._totals[row] = sum(counts.values())
+        self._set_totals(row)
         self._marginals[row] = _dense(counts)
+
+    def _set_totals(self, row: int) -> None:
+        """Set a row's sums and number of counts (all, and chord tones') from its counts."""
+        counts = self._counts[row]
+        chord = [c for code, c in counts.items() if _CODE_CHORD[code]]
+        self._totals[row] = sum(counts.values())
+        self._chord_totals[row] = sum(chord)
+        self._chord_codes[row] = len(chord)
 
     def _forget(self, entries: int) -> None:
         """Drop the least recently seen contexts (the table's first) until at most
@@ -444,7 +497,8 @@ class PhraseMemory:
             row = table.popitem(last=False)[1]
             self._entries -= len(all_counts[row])
             all_counts[row] = None
-            self._totals[row] = 0.0
+            self._totals[row] = self._chord_totals[row] = 0.0
+            self._chord_codes[row] = 0
             marginals[row] = 0.0
             self._free.append(row)
 
@@ -461,14 +515,16 @@ class PhraseMemory:
                 last = pitch
         return context, last
 
-    def _accumulate(self) -> tuple | None:
-        """Blend every order's counts: return the marginals (interval, step and duration
-        classes, each with the uniform floor), the longest order seen, its count and the
-        reference pitch; None before any note."""
+    def _accumulate(self, chord: bool | None = None) -> tuple | None:
+        """Blend every order's counts: return the marginals (see ``_MARGINALS``: without
+        the uniform floor), the longest order seen, its count, the reference pitch and the
+        floor's share; None before any note. ``chord``: of the next notes that were chord
+        tones (True) or not (False) alone, as if the others had never been counted."""
         context, reference = self._prediction_context()
         if reference is None:
             return None
         table, all_counts, totals = self._table, self._counts, self._totals
+        chord_totals, chord_codes = self._chord_totals, self._chord_codes
         rows: list[int] = []
         shares: list[float] = []
         remaining = 1.0  # probability mass not yet given to a longer context
@@ -478,11 +534,19 @@ class PhraseMemory:
             row = table.get(context & self._masks[m])
             if row is None:
                 continue
-            total = totals[row]
+            # PPM method C: the escape counts as many as the symbols
+            if chord is None:
+                total, escape = totals[row], len(all_counts[row])
+            elif chord:
+                total, escape = chord_totals[row], chord_codes[row]
+            else:
+                total = totals[row] - chord_totals[row]
+                escape = len(all_counts[row]) - chord_codes[row]
+            if not escape:  # nothing of the kind asked for after this context
+                continue
             if not order and m:
                 order, count = m, total
-            escape = len(all_counts[row])  # PPM method C: the escape counts as many as the
-            rows.append(row)  # symbols
+            rows.append(row)
             shares.append(remaining / (total + escape))
             remaining *= escape / (total + escape)
         acc = np.dot(shares, self._marginals[rows]) if rows else np.zeros(_MARGINALS)
@@ -499,6 +563,7 @@ class PhraseMemory:
         if blend is None:
             return None
         acc, order, count, reference, floor = blend
+        acc = np.concatenate([_intervals(acc, None), acc[_TIMING:]])  # as _UNIFORM
         heard = acc[:NO_INTERVAL].copy()
         acc += floor * _UNIFORM
         iv = acc[:NO_INTERVAL]  # a next note's interval is never "none": that mass goes
@@ -517,33 +582,41 @@ class PhraseMemory:
         cfg = self.config
         return cfg.scale * guess.order / cfg.max_order * n / (n + cfg.count_half)
 
-    def mix(self, prediction: Prediction, strength: float,
-            key: np.ndarray | None = None) -> Prediction:
+    def mix(self, prediction: Prediction, strength: float, key: np.ndarray | None = None,
+            step: float | None = None) -> Prediction:
         """Return ``prediction`` with the memory's guess mixed in at
         ``min(1, 2 * strength * confidence)``: pitch, and step and duration (times
         ``timing_share``) for a model with time bins. Logits come back as log
         probabilities (new arrays; ``prediction`` is left as it is). With ``key`` (a (12,)
         bool mask, :class:`improv.key.KeyTracker`) the memory's pitches outside it are
-        weighted by ``1 - key_weight`` before its guess is normalised."""
+        weighted by ``1 - key_weight`` before its guess is normalised.
+
+        ``step``: the next note's step, drawn already (as improv plays,
+        :meth:`improv.sampling.Sampler.sample`): then only the pitch is mixed, with the
+        memory's guess of a chord tone (a step under ``chord_seconds``) or of a note that
+        is not, from those counts alone, at ``play_gain`` times the weight."""
         if strength <= 0:
             return prediction
-        blend = self._accumulate()
+        chord = None if step is None else step < self.config.chord_seconds
+        blend = self._accumulate(chord)
         if blend is None:
             return prediction
         acc, order, count, reference, floor = blend
         if count <= 0:
             return prediction
         cfg = self.config
+        gain = 1.0 if step is None else cfg.play_gain
         # The memory's uniform floor (what it does not know) is left to the LSTM, which
         # knows better than uniform: on validation, pitch cross-entropy fell from 2.781
         # to 2.779 (16 files); in --music answers (test split, temperature 0.8) pitch
         # overlap with the real continuation rose from 0.704 to 0.733.
-        lam = (1.0 - floor) * min(MAX_WEIGHT, 2 * min(strength, 1.0) * cfg.scale * order
+        lam = (1.0 - floor) * min(MAX_WEIGHT, 2 * min(strength, 1.0) * gain * cfg.scale * order
                                   / cfg.max_order * count / (count + cfg.count_half))
         vocab = len(prediction.logits)
         lo = reference - INTERVAL_RANGE
         a, b = max(lo, 0), min(lo + NO_INTERVAL, vocab)
-        q = acc[a - lo:b - lo]  # the pitches it can guess: within two octaves of the last
+        # the pitches it can guess: within two octaves of the last
+        q = _intervals(acc, chord)[a - lo:b - lo]
         if key is not None and cfg.key_weight > 0:
             weights = self._key_weights(key, vocab)[a:b]
             if cfg.key_weight < 1:  # every weight above 0: in place, no new array a note
@@ -558,9 +631,9 @@ class PhraseMemory:
         logits = _mix_row(prediction.logits, q, a, lam / heard, lam)
         timing = prediction.timing_logits
         lam_t = lam * cfg.timing_share
-        if timing is not None and lam_t > 0:
+        if timing is not None and lam_t > 0 and step is None:
             bins = timing.shape[1]
-            q = np.bincount(self._time_bins(self.typical_gap, bins), acc[INTERVALS:], 2 * bins)
+            q = np.bincount(self._time_bins(self.typical_gap, bins), acc[_TIMING:], 2 * bins)
             scale = lam_t / (1.0 - floor)  # the heard counts' step (duration) marginal sums
             timing = np.stack([_mix_row(timing[0], q[:bins], 0, scale, lam_t),  # to 1 - floor
                                _mix_row(timing[1], q[bins:], 0, scale, lam_t)])
@@ -686,7 +759,7 @@ class PhraseMemory:
                 raise MemoryFileError(f"context {i} is damaged")
             row = table[key] = memory._take_row()
             all_counts[row] = counts
-            memory._totals[row] = sum(counts.values())
+            memory._set_totals(row)
             memory._entries += len(counts)
         memory.notes = dict(notes)
         memory.typical_gap = float(gap)
@@ -819,6 +892,14 @@ def _mix_row(logits: np.ndarray, q: np.ndarray, start: int, scale: float,
     window += scale * q
     out[start:end] = np.log(window)
     return out
+
+
+def _intervals(acc: np.ndarray, chord: bool | None) -> np.ndarray:
+    """The interval marginal of a vector of the marginals (``_MARGINALS``): of chord tones
+    (True), of the other notes (False) or of all (None)."""
+    if chord is None:
+        return acc[:INTERVALS] + acc[INTERVALS:_TIMING]
+    return acc[:INTERVALS] if chord else acc[INTERVALS:_TIMING]
 
 
 def _length(context: int) -> int:

@@ -3,7 +3,7 @@ top-p on the pitch; step and duration clamped to playable ranges."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,7 +157,9 @@ class Sampler:
         return probs
 
     def sample(self, prediction: Prediction, key: np.ndarray | None = None,
-               struck: tuple[tuple[int, float], ...] = ()) -> tuple[int, float, float]:
+               struck: tuple[tuple[int, float], ...] = (),
+               mix: Callable[[Prediction, float], Prediction] | None = None
+               ) -> tuple[int, float, float]:
         """Return (pitch, step, duration) drawn from ``prediction``, leaning towards the key
         ``key`` (a (12,) bool mask of pitch classes, :class:`improv.key.KeyTracker`) by
         :attr:`SamplingConfig.key_weight` if given.
@@ -166,7 +168,10 @@ class Sampler:
         (:attr:`improv.engine.NoteModel.struck`). The step is drawn first, then the pitch
         among those not struck less than :data:`~improv.features.CHORD_SECONDS` before the
         note's onset: a chord does not hold a pitch twice, nor is a key struck again that
-        fast (unless the model allows nothing else)."""
+        fast (unless the model allows nothing else).
+
+        ``mix``: called with ``prediction`` and the step drawn, it returns the prediction
+        the pitch is drawn from (:meth:`improv.memory.PhraseMemory.mix` given the step)."""
         cfg = self.config
         lo, hi = cfg.pitch_range
         step, duration = prediction.step, prediction.duration
@@ -174,6 +179,8 @@ class Sampler:
             step, duration = self._draw_times(prediction.timing_logits, prediction.timing_values)
         step = min(max(step, cfg.min_step), cfg.max_step)
         duration = min(max(duration, cfg.min_duration), cfg.max_duration)
+        if mix is not None:
+            prediction = mix(prediction, step)
         taken = [p - lo for p, before in struck if before + step < CHORD_SECONDS
                  and lo <= p <= hi] if step < CHORD_SECONDS else []
         if cfg.temperature <= GREEDY_BELOW:

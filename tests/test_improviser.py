@@ -93,7 +93,7 @@ def test_chord_tones_are_not_gaps():
 class _StuckOnStepZero(Sampler):
     """A sampler whose model only ever draws chords: every step is 0."""
 
-    def sample(self, prediction, key=None, struck=()):
+    def sample(self, prediction, key=None, struck=(), mix=None):
         pitch, _, duration = super().sample(prediction)
         return pitch, 0.0, duration
 
@@ -124,9 +124,9 @@ class _Recording(Sampler):
         super().__init__(*args, **kwargs)
         self.struck_seen: list[tuple] = []
 
-    def sample(self, prediction, key=None, struck=()):
+    def sample(self, prediction, key=None, struck=(), mix=None):
         self.struck_seen.append(tuple(struck))
-        return super().sample(prediction, key, struck)
+        return super().sample(prediction, key, struck, mix)
 
 
 @pytest.mark.parametrize("tempo", [None, 120.0])

@@ -10,6 +10,7 @@ from improv.engine import NoteModel, Prediction
 from improv.generate import generate, seed_notes
 from improv.key import KeyTracker
 from improv.memory import (
+    _CODE_CHORD,
     FORMAT,
     MAX_WEIGHT,
     VERSION,
@@ -142,6 +143,46 @@ def test_mixing_moves_probability_to_the_remembered_note():
     memory.config = MemoryConfig(timing_share=1.0)
     timing = np.exp(memory.mix(prediction, 1.0).timing_logits)
     np.testing.assert_allclose(timing.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_playing_a_chord_tone_or_not_takes_what_came_as_such():
+    """After the same notes the player once struck a chord tone a major third up (step 0)
+    and once went on a tone up (step 0.25). Told the step drawn, the memory offers the chord
+    tone to a chord tone and the tone to a later note; not told, both."""
+    memory = PhraseMemory()
+    _play(memory, [50, 60, 62])
+    memory.learn(66, 0.0, 0.2)  # with 62: a chord
+    _play(memory, [40, 50, 60, 62, 64])  # the same notes, then a tone up
+    _play(memory, [40, 50, 60, 62])
+    flat = Prediction(np.zeros(128, np.float32), 0.25, 0.2)
+
+    def probs(step):
+        return np.exp(memory.mix(flat, 1.0, step=step).logits)
+
+    chord, later, either = probs(0.0), probs(0.25), probs(None)
+    assert np.argmax(chord) == 66 and chord[66] > 10 * chord[64]
+    assert np.argmax(later) == 64 and later[64] > 10 * later[66]
+    assert either[64] > 10 * either[70] and either[66] > 10 * either[70]
+    # it knows nothing of chord tones after a context it heard only notes after: the model's
+    # own prediction of a chord tone is left as it is from the longest such context on
+    memory = PhraseMemory()
+    _play(memory, MOTIF)
+    assert memory.mix(flat, 1.0, step=0.0) is flat
+
+
+def test_the_sampler_draws_the_pitch_from_the_mix_for_the_step_it_drew():
+    steps = []
+    one_hot = np.full(128, -1e9, np.float32)
+    one_hot[77] = 0.0
+
+    def mix(prediction, step):
+        steps.append(step)
+        return Prediction(one_hot, prediction.step, prediction.duration)
+
+    sampler = Sampler(seed=0)
+    flat = Prediction(np.zeros(128, np.float32), 0.3, 0.2)
+    assert sampler.sample(flat, mix=mix) == (77, pytest.approx(0.3), pytest.approx(0.2))
+    assert steps == [pytest.approx(0.3)]
 
 
 def test_greedy_answer_echoes_the_call_at_full_strength():
@@ -341,6 +382,13 @@ def test_size_stays_bounded_however_long_the_session():
     np.testing.assert_allclose(memory._marginals[rows], [_dense(c) for c in counts],
                                rtol=1e-5)
     assert not memory._marginals[memory._free].any()
+    # and each context's sums of all and of chord tones' counts (the steps include 0)
+    chord = [{code: n for code, n in c.items() if _CODE_CHORD[code]} for c in counts]
+    assert 0 < sum(map(len, chord)) < sum(map(len, counts))
+    np.testing.assert_allclose([memory._totals[r] for r in rows], [sum(c.values()) for c in counts])
+    np.testing.assert_allclose([memory._chord_totals[r] for r in rows],
+                               [sum(c.values()) for c in chord])
+    assert [memory._chord_codes[r] for r in rows] == list(map(len, chord))
     # what was heard last is still remembered
     _play(memory, MOTIF)
     _play(memory, MOTIF[:3])
@@ -377,7 +425,7 @@ def test_clear_forgets_everything():
                                          ("count_half", float("nan")), ("timing_share", 1.5),
                                          ("max_entries", 10), ("gap_rate", 0.0),
                                          ("key_weight", 1.5), ("key_weight", -0.1),
-                                         ("own_weight", True)])
+                                         ("own_weight", True), ("play_gain", -1.0)])
 def test_config_checks_its_fields(field, value):
     with pytest.raises(ValueError, match=field):
         MemoryConfig(**{field: value})

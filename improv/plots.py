@@ -94,16 +94,20 @@ def plot_music(generated: np.ndarray, real: np.ndarray, path: str | Path,
     return _save(fig, path)
 
 
+#: The bars of :func:`plot_music_comparison`: label -> key of a summary row.
+MUSIC_METRICS = {"pitch": "pitch_overlap", "pitch class": "pitch_class_overlap",
+                 "interval": "interval_overlap", "step": "step_overlap",
+                 "duration": "duration_overlap", "velocity": "velocity_overlap",
+                 "key fit": "key_overlap"}
+
+
 def plot_music_comparison(rows: dict[str, dict], path: str | Path) -> Path:
     """Bars of how close each model's music is to the real continuations (1 = the same).
 
     ``rows`` maps a label to a summary row of :func:`improv.musicstats.summary`.
     """
     plt = _pyplot()
-    metrics = {"pitch": "pitch_overlap", "pitch class": "pitch_class_overlap",
-               "interval": "interval_overlap", "step": "step_overlap",
-               "duration": "duration_overlap", "velocity": "velocity_overlap",
-               "key fit": "key_overlap"}
+    metrics = MUSIC_METRICS
     fig, ax = plt.subplots(figsize=(11, 4))
     width = 0.8 / max(len(rows), 1)
     x = np.arange(len(metrics))

@@ -130,6 +130,23 @@ def test_a_damaged_card_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "damaged card" in err, err
 
 
+@pytest.mark.parametrize("music", ['{"summary": "oops"}', '{"summary": {"0.9": {}}}',
+                                   '{"summary": {"0.9": {"pitch_overlap": "x"}}}', '[1]'])
+def test_a_card_with_damaged_music_results_is_one_line_when_plotted(tmp_path, capsys, music):
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(REPO / "models" / "default", model)
+    card = json.loads((model / "card.json").read_text())
+    card["music"] = json.loads(music)
+    (model / "card.json").write_text(json.dumps(card))
+    assert main(["plot", "music", str(model), "-o", str(tmp_path / "m.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "music results are damaged" in err, err
+    assert not (tmp_path / "m.png").exists()
+
+
 def test_ctrl_c_says_interrupted(monkeypatch, capsys):
     import improv.commands.generate as generate
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from improv.errors import InvalidValueError, MissingFileError
@@ -17,6 +18,11 @@ def add_parser(sub) -> None:
                    "model folders whose cards hold `evaluate --music` results (music)")
     p.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
     p.add_argument("--count", type=int, help="piano roll: first N notes only")
+
+
+def _number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def command(args) -> int:
@@ -35,7 +41,14 @@ def command(args) -> int:
             if not music:
                 raise InvalidValueError(f"{folder}: its card has no music results; run "
                                         f"improv evaluate {folder} --music --update-card")
-            rows.update({f"{folder.name}, T={t}": r for t, r in music["summary"].items()})
+            summary = music.get("summary") if isinstance(music, dict) else None
+            if not (isinstance(summary, dict) and summary and all(
+                    isinstance(r, dict) and all(_number(r.get(k))
+                                                for k in plots.MUSIC_METRICS.values())
+                    for r in summary.values())):
+                raise InvalidValueError(f"{folder}: its card's music results are damaged; run "
+                                        f"improv evaluate {folder} --music --update-card")
+            rows.update({f"{folder.name}, T={t}": r for t, r in summary.items()})
         plots.plot_music_comparison(rows, args.output)
     elif args.kind == "history":
         path = first / "history.json" if first.is_dir() else first

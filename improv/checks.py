@@ -17,6 +17,13 @@ import typing
 from improv.errors import InvalidValueError
 
 
+def is_number(value) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool): what a JSON file's number
+    must be to be taken."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
 def _describe(value) -> str:
     return f"{value!r} ({type(value).__name__})"
 

@@ -34,8 +34,9 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
     (:class:`improv.key.KeyTracker`, fed the seed and every drawn note).
 
     With a ``memory``, the seed is what the player played: the memory learns it, each
-    prediction is mixed with the memory's at ``strength`` (:meth:`PhraseMemory.mix`)
-    and the memory learns every drawn note as improv's own, as the live daemon does.
+    note's pitch is drawn from the prediction mixed with the memory's guess for the step
+    drawn, at ``strength`` (:meth:`PhraseMemory.mix`), and the memory learns every drawn
+    note as improv's own, as the live daemon does.
 
     Each drawn note is fed back exactly as a played note would be (raw pitch;
     the engine applies the training scaling), so the model never sees its own

@@ -72,7 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
-from improv.checks import check_types
+from improv.checks import check_types, is_number
 from improv.engine import Prediction
 from improv.errors import ImprovError, InvalidValueError
 from improv.features import INTERVAL_RANGE, NO_INTERVAL, VOCAB_SIZE
@@ -180,7 +180,9 @@ class MemoryConfig:
         worst case: nothing repeats; 172 800 notes learned in-process) raised RSS by 47 MB
         within the first hour and not at all in the next two (measured; 34 MB when only
         contexts with more than 8 next notes kept their marginals as an array: the table
-        of them all, 312 bytes a context, is what makes a guess one product).
+        of them all, 312 bytes a context then, is what makes a guess one product). With
+        two interval blocks a context (516 bytes; chord tones apart, 2026-11-30) the same
+        3 hours raised it by 69.1 MB against 55.4 MB with one, measured in one run.
     gap_rate : float
         How fast the typical gap follows new steps (weight of each new log step).
     key_weight : float
@@ -519,7 +521,9 @@ class PhraseMemory:
         """Blend every order's counts: return the marginals (see ``_MARGINALS``: without
         the uniform floor), the longest order seen, its count, the reference pitch and the
         floor's share; None before any note. ``chord``: of the next notes that were chord
-        tones (True) or not (False) alone, as if the others had never been counted."""
+        tones (True) or not (False) alone, as if the others had never been counted; only
+        that interval block is then such a blend (the other blocks hold every count of the
+        rows, at those shares: not a distribution)."""
         context, reference = self._prediction_context()
         if reference is None:
             return None
@@ -554,8 +558,9 @@ class PhraseMemory:
 
     def keep_warm(self) -> None:
         """Read what a guess after the notes so far reads, changing nothing: see
-        :meth:`improv.improviser.Improviser.keep_warm`."""
-        self._accumulate()
+        :meth:`improv.improviser.Improviser.keep_warm`: as improv plays, the guess for
+        a note that is not a chord tone (the commoner kind), which reads every row list."""
+        self._accumulate(False)
 
     def guess(self) -> MemoryGuess | None:
         """Return the memory's prediction of the next note (None: no note heard yet)."""
@@ -722,7 +727,7 @@ class PhraseMemory:
             raise MemoryFileError(f"bad max_order {order!r}")
         memory = cls(replace(config, max_order=order))
         gap = data.get("typical_gap")
-        if not _number(gap) or not 1e-3 <= gap <= 8.0:
+        if not is_number(gap) or not 1e-3 <= gap <= 8.0:
             raise MemoryFileError(f"bad typical_gap {gap!r}")
         notes = data.get("notes")
         if (not isinstance(notes, dict) or set(notes) != {"player", "own"}
@@ -742,7 +747,7 @@ class PhraseMemory:
                 counts = {}
                 for code, c in pairs:
                     if (not isinstance(code, int) or isinstance(code, bool)
-                            or not 0 <= code < _CODES or not _number(c)
+                            or not 0 <= code < _CODES or not is_number(c)
                             or not 0 < c <= MAX_COUNT):
                         raise ValueError
                     counts[code] = float(c)
@@ -855,8 +860,9 @@ def _lazy_zeros(rows: int, cols: int) -> np.ndarray:
     """A zeroed float32 array whose memory is taken a small page at a time, as rows are first
     written. NumPy's calloc'd arrays take it in the kernel's 2 MB transparent huge pages when
     those are on ("always" here): the note that first wrote into a new 2 MB of the table
-    (every ~6,700 new contexts) waited 4.7-4.9 ms for the kernel to zero it, in the live
-    loop. In small pages no such stall was left (120,000 random notes learned)."""
+    (every ~6,700 new contexts then; ~4,000 with 516 bytes a row) waited 4.7-4.9 ms for the
+    kernel to zero it, in the live loop. In small pages no such stall was left (120,000
+    random notes learned)."""
     try:
         buf = mmap.mmap(-1, rows * cols * 4, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         buf.madvise(mmap.MADV_NOHUGEPAGE)
@@ -938,11 +944,6 @@ def _dense(counts: dict[int, float]) -> np.ndarray:
 def _symbols(config: MemoryConfig) -> dict:
     return {"intervals": INTERVAL_RANGE, "step_classes": STEP_CLASSES,
             "duration_classes": DURATION_CLASSES, "chord_seconds": config.chord_seconds}
-
-
-def _number(value) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
 
 
 def _first_line(error: Exception) -> str:

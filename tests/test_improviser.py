@@ -94,7 +94,7 @@ class _StuckOnStepZero(Sampler):
     """A sampler whose model only ever draws chords: every step is 0."""
 
     def sample(self, prediction, key=None, struck=(), mix=None):
-        pitch, _, duration = super().sample(prediction)
+        pitch, _, duration = super().sample(prediction, key, struck, mix)
         return pitch, 0.0, duration
 
 

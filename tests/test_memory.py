@@ -389,6 +389,19 @@ def test_size_stays_bounded_however_long_the_session():
     np.testing.assert_allclose([memory._chord_totals[r] for r in rows],
                                [sum(c.values()) for c in chord])
     assert [memory._chord_codes[r] for r in rows] == list(map(len, chord))
+    # the same after a file's round trip, and in rows reused after a clear
+    again = PhraseMemory.from_dict(memory.to_dict(), memory.config)
+    for m in (again, memory):
+        if m is memory:
+            memory.clear()
+            for p in rng.integers(40, 90, 6000):
+                memory.learn(int(p), float(rng.choice([0.0, 0.2])), 0.3)
+        rows = list(m._table.values())
+        counts = [m._counts[row] for row in rows]
+        assert [m._chord_totals[r] for r in rows] == pytest.approx(
+            [sum(n for code, n in c.items() if _CODE_CHORD[code]) for c in counts])
+        assert [m._chord_codes[r] for r in rows] == [
+            sum(map(_CODE_CHORD.__getitem__, c)) for c in counts]
     # what was heard last is still remembered
     _play(memory, MOTIF)
     _play(memory, MOTIF[:3])

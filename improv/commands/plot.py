@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
+from improv.checks import is_number
 from improv.errors import InvalidValueError, MissingFileError
 
 
@@ -18,11 +18,6 @@ def add_parser(sub) -> None:
                    "model folders whose cards hold `evaluate --music` results (music)")
     p.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
     p.add_argument("--count", type=int, help="piano roll: first N notes only")
-
-
-def _number(value) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
 
 
 def command(args) -> int:
@@ -43,7 +38,7 @@ def command(args) -> int:
                                         f"improv evaluate {folder} --music --update-card")
             summary = music.get("summary") if isinstance(music, dict) else None
             if not (isinstance(summary, dict) and summary and all(
-                    isinstance(r, dict) and all(_number(r.get(k))
+                    isinstance(r, dict) and all(is_number(r.get(k))
                                                 for k in plots.MUSIC_METRICS.values())
                     for r in summary.values())):
                 raise InvalidValueError(f"{folder}: its card's music results are damaged; run "

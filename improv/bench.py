@@ -97,13 +97,16 @@ def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, flo
         return mixed
 
     for _ in progress(range(notes), desc="phrase memory", unit="note"):
-        pitch, step, duration = sampler.sample(prediction, key.mask, model.struck, mix)
+        t0 = time.perf_counter()
+        timed = memory.mix_rhythm(prediction, DEFAULT_STRENGTH)
+        rhythm = time.perf_counter() - t0
+        pitch, step, duration = sampler.sample(timed, key.mask, model.struck, mix)
         velocity = sampler.velocity(prediction) or 64
         prediction = model.feed(pitch, step, duration, velocity)
         key.push(pitch)
         t2 = time.perf_counter()
         memory.learn(pitch, step, duration, own=True)
-        times.append(time.perf_counter() - t2 + mixing[0])
+        times.append(time.perf_counter() - t2 + mixing[0] + rhythm)
     return _stats(times)
 
 

@@ -61,7 +61,8 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
     # the pitch is drawn from the memory's guess for the step drawn (a chord tone or not)
     mix = None if memory is None else (lambda p, step: memory.mix(p, strength, key.mask, step))
     for i in range(count):
-        pitch, step, duration = sampler.sample(prediction, key.mask, model.struck, mix)
+        timed = prediction if memory is None else memory.mix_rhythm(prediction, strength)
+        pitch, step, duration = sampler.sample(timed, key.mask, model.struck, mix)
         velocity = sampler.velocity(prediction) or fallback
         out[i] = pitch, step, duration, velocity
         prediction = model.feed(pitch, step, duration, velocity)

@@ -365,9 +365,11 @@ class Improviser:
         prediction, memory, strength, key = (self.prediction, self.memory,
                                              self.settings.memory, self.key.mask)
         struck = () if after_silence else self.model.struck
-        # the pitch is drawn from the memory's guess for the step drawn (a chord tone or not)
+        # the step is drawn with the memory's chance of a chord tone mixed in, then the
+        # pitch from the memory's guess for the step drawn (a chord tone or not)
         pitch, step, duration = self.sampler.sample(
-            prediction, key, struck, lambda p, step: memory.mix(p, strength, key, step))
+            memory.mix_rhythm(prediction, strength), key, struck,
+            lambda p, step: memory.mix(p, strength, key, step))
         velocity = (self.settings.velocity or self.sampler.velocity(prediction)
                     or self._player_velocity())
         return pitch, step, duration, velocity

@@ -170,6 +170,43 @@ def test_playing_a_chord_tone_or_not_takes_what_came_as_such():
     assert memory.mix(flat, 1.0, step=0.0) is flat
 
 
+def test_the_chance_of_a_chord_tone_moves_to_the_memorys():
+    """A player who always answers a rising third with a chord tone: after it, the step is
+    drawn with the chance of a chord tone moved towards the memory's (certain), the bins on
+    each side keeping their shares within it; nothing moves at strength 0 or without bins."""
+    memory = PhraseMemory()
+    for _ in range(4):
+        _play(memory, [60, 64])
+        memory.learn(67, 0.0, 0.2)  # with 64: a chord
+        _play(memory, [40])
+    _play(memory, [60, 64])
+    values = np.array([0.0, 0.02, 0.04, 0.1, 0.2, 0.4], np.float32)  # three under 50 ms
+    logits = np.log(np.array([[0.05, 0.1, 0.05, 0.4, 0.3, 0.1]] * 2, np.float32))
+    prediction = Prediction(np.zeros(128, np.float32), 0.25, 0.2, logits, values)
+
+    def chance(pred):
+        p = np.exp(pred.timing_logits[0] - pred.timing_logits[0].max())
+        return p / p.sum()
+
+    before, after = chance(prediction), chance(memory.mix_rhythm(prediction, 1.0))
+    assert before[:3].sum() == pytest.approx(0.2) and after[:3].sum() > 0.6
+    np.testing.assert_allclose(after[:3] / after[:3].sum(), before[:3] / before[:3].sum(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(after[3:] / after[3:].sum(), before[3:] / before[3:].sum(),
+                               rtol=1e-5)
+    mixed = memory.mix_rhythm(prediction, 1.0)
+    np.testing.assert_array_equal(mixed.timing_logits[1], logits[1])  # durations: the model's
+    np.testing.assert_array_equal(mixed.logits, prediction.logits)
+    assert memory.mix_rhythm(prediction, 0.0) is prediction
+    plain = Prediction(np.zeros(128, np.float32), 0.25, 0.2)
+    assert memory.mix_rhythm(plain, 1.0) is plain
+    assert PhraseMemory(MemoryConfig(rhythm_gain=0.0)).mix_rhythm(prediction, 1.0) is prediction
+    # a memory that never heard a chord tone there moves the chance the other way
+    melodic = PhraseMemory()
+    _play(melodic, MOTIF * 2)
+    assert chance(melodic.mix_rhythm(prediction, 1.0))[:3].sum() < 0.1
+
+
 def test_the_sampler_draws_the_pitch_from_the_mix_for_the_step_it_drew():
     steps = []
     one_hot = np.full(128, -1e9, np.float32)
@@ -438,7 +475,8 @@ def test_clear_forgets_everything():
                                          ("count_half", float("nan")), ("timing_share", 1.5),
                                          ("max_entries", 10), ("gap_rate", 0.0),
                                          ("key_weight", 1.5), ("key_weight", -0.1),
-                                         ("own_weight", True), ("play_gain", -1.0)])
+                                         ("own_weight", True), ("play_gain", -1.0),
+                                         ("rhythm_gain", 11.0)])
 def test_config_checks_its_fields(field, value):
     with pytest.raises(ValueError, match=field):
         MemoryConfig(**{field: value})

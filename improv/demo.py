@@ -26,7 +26,14 @@ from improv.outfile import check_outputs
 from improv.outputs import SynthOutput
 from improv.paths import default_model_dir
 from improv.soundfont import find_soundfont
-from improv.synth import SAMPLE_RATE, SynthError, peak_dbfs, render_normalised, write_wav
+from improv.synth import (
+    SAMPLE_RATE,
+    SynthError,
+    SynthSettingError,
+    peak_dbfs,
+    render_normalised,
+    write_wav,
+)
 
 
 class DemoPianist:
@@ -94,8 +101,9 @@ def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("de
             outputs.append(SynthOutput(soundfont, options.audio_driver or None,
                                        settings=dict(options.synth_settings)))
             where = f"the speakers ({outputs[0].driver}) and {wav}"
-        except SynthError:
-            if options.audio_driver:  # a driver asked for by name must work
+        except SynthError as exc:
+            # a driver asked for by name must work; and settings must be right
+            if options.audio_driver or isinstance(exc, SynthSettingError):
                 raise
             where = f"{wav} (no audio device here)"
     print(f"improv demo: a pianist plays {plural(phrases, 'phrase')}, improv answers; "

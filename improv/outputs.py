@@ -8,7 +8,7 @@ import sys
 import mido
 
 from improv.quiet import quiet_stderr
-from improv.synth import DEFAULT_GAIN, SynthError, import_fluidsynth
+from improv.synth import DEFAULT_GAIN, SynthError, SynthSettingError, import_fluidsynth
 
 #: Audio drivers tried, in order, when none is named.
 AUDIO_DRIVERS = {"linux": ("pulseaudio", "pipewire", "alsa", "jack"),
@@ -35,6 +35,37 @@ class PortOutput:
         self.port.close()
 
 
+def apply_settings(synth, settings: dict) -> None:
+    """Set FluidSynth settings (``[synth_settings]``), each read back: a name FluidSynth
+    does not have, or a value it refuses (out of its range, or of another type), is a
+    :class:`SynthError` (FluidSynth itself would only log it and go on without). A whole
+    number for a setting that takes a real one (``"synth.gain" = 1``) is taken as one.
+    Raises :class:`SynthSettingError`."""
+    for key, value in settings.items():
+        synth.setting(key, value)
+        got = synth.get_setting(key)
+        if got is None:
+            raise SynthSettingError(f"[synth_settings]: FluidSynth has no setting {key!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and not _same(got, value):
+            synth.setting(key, float(value))
+            got = synth.get_setting(key)
+        if not _same(got, value):
+            raise SynthSettingError(
+                f"[synth_settings]: FluidSynth refused {key} = {value!r} (out of its range, or "
+                f"not a {type(got).__name__}); it keeps {got!r}")
+
+
+def _same(got, value) -> bool:
+    """Whether FluidSynth's read-back ``got`` is ``value`` (strings: it reads back at most
+    31 characters; numbers: to its 6 decimals)."""
+    if isinstance(value, str):
+        return isinstance(got, str) and (got == value or len(got) >= 31
+                                          and value.startswith(got))
+    if isinstance(got, str) or not isinstance(value, (int, float)):
+        return False
+    return abs(got - value) <= 1e-6 * max(1.0, abs(value))
+
+
 class SynthOutput:
     """Play messages through FluidSynth with an audio driver.
 
@@ -50,8 +81,11 @@ class SynthOutput:
         for name in tried:
             with quiet_stderr():  # a failed probe is expected; we say what failed below
                 synth = fluidsynth.Synth(gain=gain)
-                for key, value in (settings or {}).items():
-                    synth.setting(key, value)
+                try:
+                    apply_settings(synth, settings or {})
+                except SynthSettingError:
+                    synth.delete()
+                    raise
                 synth.start(driver=name)
             if getattr(synth, "audio_driver", None):
                 break

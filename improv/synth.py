@@ -27,6 +27,10 @@ class SynthError(ImprovError, RuntimeError):
     """FluidSynth is missing or could not load a soundfont."""
 
 
+class SynthSettingError(SynthError, ValueError):
+    """A FluidSynth setting (``[synth_settings]``) that FluidSynth does not have or refuses."""
+
+
 def import_fluidsynth():
     """Return the ``fluidsynth`` module, or say which package provides the library."""
     try:

@@ -48,3 +48,46 @@ def test_run_with_a_corrupt_soundfont_fails_cleanly(tmp_path, capsys):
     bad.write_bytes(b"not a soundfont")
     assert main(["run", "--synth", "--soundfont", str(bad), "--no-status"]) == 1
     assert "not a SoundFont 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"synth.gainn": 1.0}, "FluidSynth has no setting 'synth.gainn'"),
+    ({"synth.gain": 1000.0}, "FluidSynth refused synth.gain = 1000.0"),
+    ({"synth.polyphony": "many"}, "FluidSynth refused synth.polyphony = 'many'"),
+])
+def test_a_synth_setting_fluidsynth_refuses_is_an_error(tmp_path, settings, message):
+    """FluidSynth only logs a setting it does not have or refuses, and plays on without it."""
+    from improv.outputs import SynthOutput
+    from improv.soundfont import find_soundfont
+    from improv.synth import SynthSettingError
+
+    wav = {"audio.file.name": str(tmp_path / "x.wav")}
+    with pytest.raises(SynthSettingError, match=message):
+        SynthOutput(find_soundfont(None), "file", settings={**wav, **settings})
+
+
+def test_synth_settings_are_applied_a_whole_number_as_a_real_one(tmp_path):
+    from improv.outputs import SynthOutput
+    from improv.soundfont import find_soundfont
+
+    long_name = str(tmp_path / ("a-long-name-" * 4 + ".wav"))
+    out = SynthOutput(find_soundfont(None), "file",
+                      settings={"audio.file.name": long_name, "synth.gain": 1,
+                                "synth.reverb.active": False, "synth.polyphony": 64})
+    try:
+        assert out.synth.get_setting("synth.gain") == 1.0  # an int would not have been taken
+        assert out.synth.get_setting("synth.reverb.active") == 0
+        assert out.synth.get_setting("synth.polyphony") == 64
+    finally:
+        out.close()
+
+
+def test_run_with_a_refused_synth_setting_is_one_line(tmp_path, capsys):
+    from improv.cli import main
+
+    config = tmp_path / "improv.toml"
+    config.write_text('[synth_settings]\n"synth.gain" = 1000.0\n')
+    assert main(["run", "--config", str(config), "--synth", "--audio-driver", "file",
+                 "--no-status"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "FluidSynth refused synth.gain = 1000.0" in err, err

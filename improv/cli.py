@@ -34,8 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_output() -> None:
+    """Let stdout write what its encoding cannot (a file name with an accent under
+    ``PYTHONIOENCODING=ascii``) as backslash escapes, as stderr already does, instead of
+    failing a command after its work (a traceback and status 1 once the file was written)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``improv`` command; return its exit status."""
+    _tolerant_output()
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:  # its imports take a moment: Ctrl-C may come then too

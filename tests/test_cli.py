@@ -108,3 +108,16 @@ def test_every_run_flag_sets_the_config_key_of_its_field():
             assert getattr(holder, f.name) == want, (argv, section)
             checked += 1
     assert checked >= 35  # every flag of improv run but --config, --gain, --status-json
+
+
+def test_a_name_stdout_cannot_encode_is_escaped_not_a_crash(tmp_path):
+    """Under PYTHONIOENCODING=ascii, `generate` wrote the file, then failed on printing its
+    accented name: a traceback and status 1."""
+    import os
+
+    out = tmp_path / "café.mid"
+    proc = subprocess.run([sys.executable, "-m", "improv", "generate", "-n", "3", "-o", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0, proc.stderr
+    assert "caf\\xe9.mid" in proc.stdout and out.exists()

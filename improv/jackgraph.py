@@ -24,6 +24,13 @@ import os
 import threading
 
 JACK_NO_START_SERVER = 0x01
+#: jack_status_t bits of a client that could not open: no connection to the server, or a
+#: communication error with it (jack/types.h: JackServerFailed, JackServerError).
+JACK_SERVER_FAILED, JACK_SERVER_ERROR = 0x10, 0x20
+
+
+class JackServerGone(OSError):
+    """The JACK server did not take a new client: it is not running (any more)."""
 #: void (*)(jack_status_t code, const char *reason, void *arg)
 _INFO_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
@@ -64,7 +71,9 @@ class JackGraph:
         self._client = self._lib.jack_client_open(client_name.encode(), JACK_NO_START_SERVER,
                                                   ctypes.byref(status))
         if not self._client:
-            raise OSError(f"cannot open a JACK client (status {status.value:#x})")
+            gone = status.value & (JACK_SERVER_FAILED | JACK_SERVER_ERROR)
+            raise (JackServerGone if gone else OSError)(
+                f"cannot open a JACK client (status {status.value:#x})")
         self.gone = threading.Event()
         # libjack's own (non-real-time) thread calls it; referenced here for as long as the
         # client lives (a ctypes callback that is collected would crash libjack's call)

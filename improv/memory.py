@@ -249,7 +249,10 @@ class MemoryConfig:
     # / 0.857 / 0.868 (0.851 without the memory), durations 0.944 / 0.945 / 0.943 (0.933),
     # motif reuse 0.092 / 0.118 / 0.175 (real 0.110), interval overlap 0.855 / 0.850 /
     # 0.839 (0.860), notes out of key 0.87 / 0.85 / 0.81 x the real share (1.02 x). 1: the
-    # best rhythm, with reuse well above the real continuation's.
+    # best rhythm, with reuse well above the real continuation's. It also predicts the real
+    # steps best: teacher-forced (the memory learning each real note, strength 0.5), step
+    # cross-entropy 2.407 nats without the mix, 2.352 / 2.338 / 2.375 at 0.5 / 1 / 2
+    # (validation, 427 149 notes); on the test split 2.257 -> 2.205 at 1.
     rhythm_gain: float = 1.0
 
     def __post_init__(self):

@@ -74,9 +74,10 @@ def time_engine(model: NoteModel, notes: int, sampler: Sampler,
 
 
 def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, float]:
-    """Time what the phrase memory adds to a note, as the daemon runs it: mixing its guess
-    into the prediction and learning the note drawn. The memory first hears the seed
-    ten times over (a session's worth of material, so its contexts match and mix)."""
+    """Time what the phrase memory adds to a note, as the daemon runs it: mixing its chance
+    of a chord tone into the step's, its guess into the pitch's, and learning the note drawn.
+    The memory first hears the seed ten times over (a session's worth of material, so its
+    contexts match and mix)."""
     from improv.memory import DEFAULT_STRENGTH, PhraseMemory
 
     seed = seed_notes()

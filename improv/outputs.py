@@ -37,10 +37,9 @@ class PortOutput:
 
 def apply_settings(synth, settings: dict) -> None:
     """Set FluidSynth settings (``[synth_settings]``), each read back: a name FluidSynth
-    does not have, or a value it refuses (out of its range, or of another type), is a
-    :class:`SynthError` (FluidSynth itself would only log it and go on without). A whole
-    number for a setting that takes a real one (``"synth.gain" = 1``) is taken as one.
-    Raises :class:`SynthSettingError`."""
+    does not have, or a value it refuses (out of its range, or of another type), raises
+    :class:`SynthSettingError` (FluidSynth itself would only log it and go on without). A
+    whole number for a setting that takes a real one (``"synth.gain" = 1``) is taken as one."""
     for key, value in settings.items():
         synth.setting(key, value)
         got = synth.get_setting(key)

@@ -170,6 +170,33 @@ def test_playing_a_chord_tone_or_not_takes_what_came_as_such():
     assert memory.mix(flat, 1.0, step=0.0) is flat
 
 
+def test_playing_the_memorys_pitches_lean_to_where_the_model_agrees():
+    """The player went on a third up and a third down as often, after the same notes. With
+    a model that finds the lower note e times likelier, playing, the memory offers it
+    e ** agreement times the other, its share of the mass unchanged; at agreement 0, as
+    often; scoring (no step) leaves the counts alone."""
+    memory = PhraseMemory()
+    _play(memory, [40, 50, 60, 64, 40, 50, 60, 57, 40, 50, 60])
+    logits = np.zeros(128, np.float32)
+    logits[57] = 1.0
+    prediction = Prediction(logits, 0.25, 0.2)
+    base = np.exp(prediction.logits) / np.exp(prediction.logits).sum()
+
+    def memory_part(config, step):
+        memory.config = config
+        p = np.exp(memory.mix(prediction, 1.0, step=step).logits.astype(np.float64))
+        lam = 1 - p[0] / base[0]  # a pitch it never offers keeps (1 - lam) of its own
+        return (p - (1 - lam) * base) / lam, lam
+
+    agree, lam = memory_part(MemoryConfig(agreement=0.5), 0.25)
+    plain, lam0 = memory_part(MemoryConfig(agreement=0.0), 0.25)
+    assert agree[57] / agree[64] == pytest.approx(np.exp(0.5), rel=1e-3)
+    assert plain[57] / plain[64] == pytest.approx(1.0, rel=1e-3)
+    assert lam == pytest.approx(lam0, rel=1e-5) and agree.sum() == pytest.approx(1.0, abs=1e-3)
+    scored, _ = memory_part(MemoryConfig(agreement=0.5), None)
+    assert scored[57] / scored[64] == pytest.approx(1.0, rel=1e-3)
+
+
 def test_the_chance_of_a_chord_tone_moves_to_the_memorys():
     """A player who always answers a rising third with a chord tone: after it, the step is
     drawn with the chance of a chord tone moved towards the memory's (certain), the bins on
@@ -476,7 +503,8 @@ def test_clear_forgets_everything():
                                          ("max_entries", 10), ("gap_rate", 0.0),
                                          ("key_weight", 1.5), ("key_weight", -0.1),
                                          ("own_weight", True), ("play_gain", -1.0),
-                                         ("rhythm_gain", 11.0)])
+                                         ("rhythm_gain", 11.0), ("agreement", -0.5),
+                                         ("agreement", 5.0)])
 def test_config_checks_its_fields(field, value):
     with pytest.raises(ValueError, match=field):
         MemoryConfig(**{field: value})

@@ -456,6 +456,11 @@ class Improviser:
             if i:
                 start = self._after(start, step)
             self._play(pitch, start, duration, velocity)
+            # The model hears the first note at the step drawn, not after the silence it
+            # really follows: fed the real gap (over a second), its answers' rhythm moved
+            # away from the real continuations' (in-process, 134 validation calls of 48
+            # notes x 3 draws, 32-note answers: step overlap 0.886 against 0.922,
+            # durations 0.879 against 0.928): a long rest reads to it as a section's end.
             self._feed_back(pitch, step, duration, velocity)
         self.call.clear()
         self.answers += 1

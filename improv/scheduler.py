@@ -97,7 +97,8 @@ class Scheduler:
                 and 1 <= velocity <= 127 and math.isfinite(start) and math.isfinite(duration)):
             raise ValueError(f"bad note: pitch {pitch!r}, velocity {velocity!r}, start {start!r},"
                              f" duration {duration!r}")
-        seq = next(self._seq)
+        start, duration = float(start), float(duration)  # a NumPy float would reach the
+        seq = next(self._seq)  # thread's Condition.wait, which takes no float32
         with self._cond:
             now = self.clock()
             if start <= now and (not self._queue or self._queue[0][0] >= start):
@@ -134,6 +135,7 @@ class Scheduler:
                 and 1 <= velocity <= 127 and math.isfinite(start) and math.isfinite(duration)):
             raise ValueError(f"bad note: pitch {pitch!r}, velocity {velocity!r}, beat {start!r},"
                              f" beats {duration!r}")
+        start, duration = float(start), float(duration)
         seq = next(self._seq)
         with self._cond:
             line = self._timeline
@@ -322,7 +324,7 @@ class Scheduler:
                 if heap is None:
                     self._cond.wait()
                     continue
-                wait = due - self.clock()
+                wait = float(due - self.clock())  # a clock of NumPy floats too
                 if wait > SPIN:
                     self._cond.wait(wait - SPIN)
                     continue

@@ -195,6 +195,30 @@ def test_bad_notes_are_refused_at_play():
     s.close()
 
 
+def test_numpy_times_and_a_numpy_clock_are_taken():
+    """Times from a NumPy array (float32) and a clock that gives them: the notes play; the
+    thread, which waits on a Condition that takes no float32, lives (it died before)."""
+    import numpy as np
+
+    class NumpyClock(FakeClock):
+        def __call__(self):
+            return np.float32(self.t)
+
+    sink, clock = Sink(), NumpyClock()
+    clock.t = 100.0
+    s = Scheduler(sink, clock=clock)
+    s.play(60, 90, np.float32(100.5), np.float32(0.25))
+    s.play(62, 90, np.float64(100.5), np.float32(0.25))
+    time.sleep(0.05)
+    assert s._thread.is_alive() and s.sent_on == 0
+    clock.t = 100.5
+    assert wait_until(lambda: s.sent_on == 2)
+    clock.t = 101.0
+    assert wait_until(lambda: s.sent_off == 2)
+    assert s._thread.is_alive() and balanced(sink)
+    s.close()
+
+
 def test_reset_listeners_keeps_the_queue():
     sink, clock = Sink(), FakeClock()
     s = Scheduler(sink, clock=clock)

@@ -208,7 +208,7 @@ class BeatSender:
                 if what is None:
                     self._cond.wait()
                     continue
-                wait = due - now
+                wait = float(due - now)  # a clock of NumPy floats too (Condition.wait)
                 if wait > SPIN:
                     self._cond.wait(wait - SPIN)
                     continue

@@ -159,6 +159,28 @@ def test_close_stops_the_clock_and_ends_a_sounding_click():
     assert _types(sink)[-3:] == ["stop", "note_off", "note_off"]
 
 
+def test_a_clock_of_numpy_floats_does_not_kill_the_thread():
+    """The sender's thread waits on a Condition, which takes no NumPy float32: a clock that
+    gives them (times from a NumPy array) plays its pulses all the same."""
+    from improv.fakes import FakeClock
+
+    class NumpyClock(FakeClock):
+        def __call__(self):
+            return np.float32(self.t)
+
+    clock, sink = NumpyClock(t=10.0), Sink()
+    sender = BeatSender(sink, clock=clock)
+    sender.set_timeline(Timeline(time=10.5, beat=0.0, period=0.5), now=10.0)
+    time.sleep(0.05)
+    assert sender._thread.is_alive()
+    clock.t = 10.5
+    deadline = time.monotonic() + 10
+    while not sender.pulses and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert sender.pulses >= 1 and sender._thread.is_alive()
+    sender.close()
+
+
 def test_bad_sender_settings_say_which():
     with pytest.raises(ValueError, match="bar_beats"):
         BeatSender(Sink(), thread=False, bar_beats=0)

@@ -29,7 +29,7 @@ from typing import Callable
 import mido
 
 from improv.beatclock import PPQN, Timeline
-from improv.scheduler import LATE, SPIN  # the scheduler's lateness and wake-up margin
+from improv.scheduler import LATE, MAX_WAIT, SPIN  # the scheduler's lateness and waits
 
 #: General MIDI drums on channel 10 (index 9): hi wood block on a bar line, low otherwise.
 CLICK_CHANNEL = 9
@@ -210,7 +210,7 @@ class BeatSender:
                     continue
                 wait = float(due - now)  # a clock of NumPy floats too (Condition.wait)
                 if wait > SPIN:
-                    self._cond.wait(wait - SPIN)
+                    self._cond.wait(min(wait - SPIN, MAX_WAIT))
                     continue
                 if wait > 0:  # the last moment: spin without the lock, then look again
                     self._cond.release()

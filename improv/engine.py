@@ -14,12 +14,14 @@ velocity head.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from improv.errors import InvalidValueError
 from improv.features import (
     CHORD_SECONDS,
     VOCAB_SIZE,
@@ -207,6 +209,11 @@ class NoteModel:
     def feed(self, pitch: int, step: float, duration: float, velocity: int = 64) -> Prediction:
         """Take in one note (raw pitch 0-127, seconds, velocity 1-127) and predict the
         next. The velocity matters only to a model that :attr:`takes_velocity`."""
+        if not (0 <= pitch < self.vocab_size and math.isfinite(step)
+                and math.isfinite(duration)):  # a NaN would stay in the state for good
+            raise InvalidValueError(
+                f"feed: need a pitch 0-{self.vocab_size - 1} and a finite step and duration, "
+                f"got {pitch!r}, {step!r}, {duration!r}")
         x = self.features(pitch, step, duration, velocity)
         self.notes_fed += 1
         self._clock += max(float(step), 0.0)
@@ -233,6 +240,10 @@ class NoteModel:
     def feed_many(self, notes: np.ndarray) -> Prediction:
         """Feed an ``(n, >=3)`` array of pitch, step, duration (, velocity) rows; return the
         last prediction."""
+        notes = np.asarray(notes)
+        if notes.ndim != 2 or notes.shape[1] < 3:
+            raise InvalidValueError(f"feed_many takes rows of pitch, step, duration (, velocity):"
+                                    f" an (n, 3) or (n, 4) array, got shape {notes.shape}")
         pred = None
         for row in notes:
             velocity = int(row[3]) if len(row) > 3 else 64

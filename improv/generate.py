@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,12 @@ def generate(model: NoteModel, sampler: Sampler, seed: np.ndarray, count: int,
     notes differently from the seed's. A model without a velocity head plays
     at the seed's median velocity.
     """
-    if count < 0:
-        raise InvalidValueError(f"count must be >= 0, got {count}")
-    if len(seed) == 0:
-        raise InvalidValueError("the seed has no notes")
+    if not (isinstance(count, numbers.Integral) and not isinstance(count, bool) and count >= 0):
+        raise InvalidValueError(f"count must be a whole number >= 0, got {count!r}")
+    count = int(count)
+    seed = np.asarray(seed)  # rows as lists too, as feed_many takes them
+    if seed.ndim != 2 or len(seed) == 0:
+        raise InvalidValueError(f"the seed must be rows of notes, got shape {seed.shape}")
     if seed.shape[1] < 4:
         raise InvalidValueError("the seed needs rows of pitch, step, duration and velocity")
     model.reset()

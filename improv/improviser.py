@@ -33,6 +33,8 @@ always was.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -56,6 +58,8 @@ from improv.scheduler import Scheduler
 from improv.timing import ANSWER_ON, CLOCK_TYPES, ENGINE_LEAD, TimeKeeper
 from improv.tracker import NoteTracker
 from improv.window import NoteWindow
+
+logger = logging.getLogger(__name__)
 
 MODES = ("call-response", "continue")
 MAX_CHORD = 6
@@ -135,6 +139,8 @@ class Improviser:
         self.passthrough = passthrough  # callable(msg) for the player's notes, or None
         self.on_note = on_note  # callable(note, who) for recording, or None
         self.log = log or (lambda text: None)  # callable(str) for what the controls did
+        # and for errors (without a log: the logging module's)
+        self._error = log or (lambda text: logger.error("improv: %s", text))
         self.clock = clock
         self.time = time_keeper or TimeKeeper(now=clock())
         self.tracker = NoteTracker()
@@ -154,6 +160,7 @@ class Improviser:
         self.notes_in = 0
         self.notes_out = 0
         self.messages = 0  # messages handed to handle()
+        self.listener_errors = 0  # on_note calls that raised
         self.repeats = 0  # note-ons heard twice (one strike delivered again), dropped
         self.keys_released = 0  # held keys taken as released (timeout, panic, end of call...)
         self._continue_last = None  # continue mode: start time of the last note played
@@ -167,7 +174,9 @@ class Improviser:
     # -- input ------------------------------------------------------------------------
     def handle(self, msg: mido.Message, t: float | None = None) -> None:
         """Take one message from the player, received at clock time ``t``."""
-        t = self.clock() if t is None else t
+        t = self.clock() if t is None else float(t)
+        if not math.isfinite(t):  # it would reach the model's state, for good
+            raise InvalidValueError(f"handle: the time must be finite, got {t!r}")
         kind = msg.type
         if kind in CLOCK_TYPES:  # the beat clock's, not the player's: not counted as input
             self._clock_message(msg, t)
@@ -188,8 +197,7 @@ class Improviser:
                 self._note_on(msg, t)
             for note in self.tracker.handle(msg, t):
                 self.window.add(note)
-                if self.on_note:
-                    self.on_note(note, "player")
+                self._tell(note, "player")
             self._feed_ready()
 
     def _note_on(self, msg, t: float) -> None:
@@ -294,8 +302,7 @@ class Improviser:
         ended = self.tracker.flush(t)
         for note in ended:
             self.window.add(note)
-            if self.on_note:
-                self.on_note(note, "player")
+            self._tell(note, "player")
         self._feed_ready()
         if held:
             self.keys_released += held
@@ -339,6 +346,18 @@ class Improviser:
             typical = float(np.median(gaps)) if len(gaps) else 0.5
             self._threshold = float(np.clip(3 * typical, 0.6, 3.0))
         return self._threshold
+
+    def _tell(self, note: Note, who: str) -> None:
+        """Hand ``on_note`` a note; one that raises is logged, not let through: mid-answer
+        it left the call open, so every later silence answered it again."""
+        if self.on_note is None:
+            return
+        try:
+            self.on_note(note, who)
+        except Exception as exc:
+            self.listener_errors += 1
+            if self.listener_errors <= 3:
+                self._error(f"on_note: {exc!r}")
 
     def _player_velocity(self) -> int:
         return int(np.median(self.velocities)) if self.velocities else 80
@@ -394,9 +413,8 @@ class Improviser:
         self.scheduler.play(pitch=pitch, start=start, duration=duration, velocity=velocity)
         self.window.push(pitch=pitch, start=start, duration=duration, velocity=velocity)
         self.notes_out += 1
-        if self.on_note:
-            self.on_note(Note(pitch=pitch, start=start, end=start + duration, velocity=velocity),
-                         "improv")
+        self._tell(Note(pitch=pitch, start=start, end=start + duration, velocity=velocity),
+                   "improv")
 
     def _play_beats(self, pitch: int, beat: float, beats: float, velocity: int,
                     line) -> None:
@@ -407,9 +425,8 @@ class Improviser:
         start, duration = line.time_at(beat), beats * line.period
         self.window.push(pitch=pitch, start=start, duration=duration, velocity=velocity)
         self.notes_out += 1
-        if self.on_note:
-            self.on_note(Note(pitch=pitch, start=start, end=start + duration, velocity=velocity),
-                         "improv")
+        self._tell(Note(pitch=pitch, start=start, end=start + duration, velocity=velocity),
+                   "improv")
 
     def _sync_time(self, now: float, force: bool = False):
         """Hand the scheduler the timeline in use if it may have moved; return it.

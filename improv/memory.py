@@ -170,7 +170,8 @@ class MemoryConfig:
     chord_seconds : float
         Notes whose onsets are closer than this are one chord (put in pitch order).
     own_weight : float
-        Count of a note improv plays; a note of the player's counts 1.
+        Count of a note improv plays; a note of the player's counts 1 (0: improv's notes
+        are not learned, 0.001-1 otherwise).
     count_half : float
         Counts at which the longest context's confidence is half its order's share.
     scale : float
@@ -280,8 +281,10 @@ class MemoryConfig:
             raise InvalidValueError(f"memory max_order must be 1-32, got {self.max_order}")
         if not 0 <= self.chord_seconds <= 0.2:
             raise InvalidValueError(f"memory chord_seconds must be 0-0.2, got {self.chord_seconds}")
-        if not 0 <= self.own_weight <= 1:
-            raise InvalidValueError(f"memory own_weight must be 0-1, got {self.own_weight}")
+        if not (self.own_weight == 0 or 1e-3 <= self.own_weight <= 1):
+            # (a file keeps counts to 6 decimals: a smaller one would be written as 0)
+            raise InvalidValueError(f"memory own_weight must be 0 or 0.001-1, got "
+                                    f"{self.own_weight}")
         if not 0 <= self.scale <= 10:
             raise InvalidValueError(f"memory scale must be 0-10, got {self.scale}")
         if self.count_half < 0:
@@ -396,6 +399,9 @@ class PhraseMemory:
         before it, with the chord it joins (if any) in pitch order. So a chord's notes
         leave the same context for the notes after it whatever order they came in."""
         cfg = self.config
+        if not (0 <= pitch <= 127 and math.isfinite(step) and math.isfinite(duration)):
+            raise InvalidValueError(f"memory learn: need a pitch 0-127 and a finite step and "
+                                    f"duration, got {pitch!r}, {step!r}, {duration!r}")
         pitch = int(pitch)
         weight = cfg.own_weight if own else 1.0
         self.notes["own" if own else "player"] += 1
@@ -410,7 +416,8 @@ class PhraseMemory:
         step_class = 0 if joins else self._step_class(step)
         code = ((interval * STEP_CLASSES + step_class) * DURATION_CLASSES
                 + self._duration_class(duration))
-        self._count(context, code, weight)
+        if weight > 0:  # own_weight 0: improv's notes set the context, never a count
+            self._count(context, code, weight)
         if joins:
             self._group.append((pitch, 0.0, float(duration)))
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -20,6 +21,9 @@ class Note:
             raise ValueError(f"pitch must be 0-127, got {self.pitch}")
         if not 0 <= self.velocity <= 127:
             raise ValueError(f"velocity must be 0-127, got {self.velocity}")
+        if not (math.isfinite(self.start) and math.isfinite(self.end)):
+            raise ValueError(f"a note's start and end must be finite, got {self.start}, "
+                             f"{self.end}")
         if self.end < self.start:
             raise ValueError(f"note ends ({self.end}) before it starts ({self.start})")
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from improv.checks import check_types
 from improv.engine import Prediction
 from improv.errors import InvalidValueError
 from improv.features import CHORD_SECONDS
@@ -69,6 +70,7 @@ class SamplingConfig:
                              "notes are drawn (0: the model alone)")
 
     def __post_init__(self):
+        check_types(self, "sampling ")  # top_k 2.5 or a pitch range of floats failed in sample
         for name in ("temperature", "timing_temperature", "velocity_temperature"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):

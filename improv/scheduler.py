@@ -40,6 +40,7 @@ import heapq
 import itertools
 import logging
 import math
+import numbers
 import threading
 import time
 from typing import Callable
@@ -56,6 +57,9 @@ SPIN = 0.001
 #: A note_on this late shifts the rest of the queue (see above). 50 ms: a late note
 #: is heard as wrong from ~30-50 ms; the scheduler's own jitter is ~1 ms.
 LATE = 0.05
+#: Longest single wait of the thread: a note due later is waited for in parts (a wait past
+#: threading.TIMEOUT_MAX, 9.2e9 s here, raised OverflowError and ended the thread).
+MAX_WAIT = 60.0
 
 
 class Scheduler:
@@ -93,13 +97,11 @@ class Scheduler:
     # -- called from any thread -------------------------------------------------------
     def play(self, pitch: int, velocity: int, start: float, duration: float) -> None:
         """Queue a note: on at ``start`` (clock seconds), off ``duration`` later."""
-        if not (isinstance(pitch, int) and isinstance(velocity, int) and 0 <= pitch <= 127
-                and 1 <= velocity <= 127 and math.isfinite(start) and math.isfinite(duration)):
-            raise ValueError(f"bad note: pitch {pitch!r}, velocity {velocity!r}, start {start!r},"
-                             f" duration {duration!r}")
-        start, duration = float(start), float(duration)  # a NumPy float would reach the
-        seq = next(self._seq)  # thread's Condition.wait, which takes no float32
+        pitch, velocity, start, duration = _checked(pitch, velocity, start, duration,
+                                                    "start", "duration")
+        seq = next(self._seq)
         with self._cond:
+            self._refuse_if_closed()
             now = self.clock()
             if start <= now and (not self._queue or self._queue[0][0] >= start):
                 # Due already and nothing before it: sent from this thread, now. Waking
@@ -110,6 +112,10 @@ class Scheduler:
                 heapq.heappush(self._queue, (start, seq, 1, pitch, velocity))
             heapq.heappush(self._queue, (start + max(duration, 0.0), seq, 0, pitch, 0))
             self._cond.notify()
+
+    def _refuse_if_closed(self) -> None:
+        if self._stop:  # its thread is gone: a note-on sent now would never be ended
+            raise ValueError("the scheduler is closed: it plays no more notes")
 
     def set_timeline(self, timeline: Timeline | None) -> None:
         """The seconds-to-beats map that times the beat queue from now on (None: the beat
@@ -131,13 +137,11 @@ class Scheduler:
         times follow the timeline in use when each comes due (needs :meth:`set_timeline`).
         Return the beat it starts on: ``start``, or whole beats later when ``start`` is more
         than ``late`` gone already (then the beat queue moves with it, as after a stall)."""
-        if not (isinstance(pitch, int) and isinstance(velocity, int) and 0 <= pitch <= 127
-                and 1 <= velocity <= 127 and math.isfinite(start) and math.isfinite(duration)):
-            raise ValueError(f"bad note: pitch {pitch!r}, velocity {velocity!r}, beat {start!r},"
-                             f" beats {duration!r}")
-        start, duration = float(start), float(duration)
+        pitch, velocity, start, duration = _checked(pitch, velocity, start, duration,
+                                                    "beat", "beats")
         seq = next(self._seq)
         with self._cond:
+            self._refuse_if_closed()
             line = self._timeline
             if line is None:
                 raise ValueError("play_beats needs a timeline (set_timeline)")
@@ -326,7 +330,7 @@ class Scheduler:
                     continue
                 wait = float(due - self.clock())  # a clock of NumPy floats too
                 if wait > SPIN:
-                    self._cond.wait(wait - SPIN)
+                    self._cond.wait(min(wait - SPIN, MAX_WAIT))
                     continue
                 if wait > 0:  # the last moment: spin, without the lock, then look again
                     self._cond.release()
@@ -359,3 +363,18 @@ class Scheduler:
                     self.errors += 1
                     if self.errors <= 3:
                         self.log(f"scheduler: {exc!r}")
+
+
+def _checked(pitch, velocity, start, duration, when: str, length: str
+             ) -> tuple[int, int, float, float]:
+    """A note's fields as Python numbers (NumPy ones are taken: a NumPy float would reach
+    the thread's Condition.wait, which takes no float32), or ValueError."""
+    integral = all(isinstance(x, numbers.Integral) and not isinstance(x, bool)
+                   for x in (pitch, velocity))
+    real = all(isinstance(x, numbers.Real) and not isinstance(x, bool)
+               for x in (start, duration))
+    if not (integral and real and 0 <= pitch <= 127 and 1 <= velocity <= 127
+            and math.isfinite(start) and math.isfinite(duration)):
+        raise ValueError(f"bad note: pitch {pitch!r}, velocity {velocity!r}, {when} {start!r},"
+                         f" {length} {duration!r}")
+    return int(pitch), int(velocity), float(start), float(duration)

@@ -115,7 +115,13 @@ def render_normalised(pitch, start, end, velocity, soundfont: str | Path,
 
 
 def write_wav(path: str | Path, audio: np.ndarray, samplerate: int = SAMPLE_RATE) -> Path:
-    """Write int16 stereo ``audio`` as a WAV file."""
+    """Write int16 stereo ``audio`` (shape (frames, 2)) as a WAV file."""
+    audio = np.asarray(audio)
+    if audio.dtype != np.int16 or audio.ndim != 2 or audio.shape[1] != 2:
+        # cast silently, float samples in -1..1 were written as silence, and mono as
+        # stereo at half its length
+        raise ValueError(f"write_wav takes int16 stereo samples of shape (frames, 2), got "
+                         f"{audio.dtype} of shape {audio.shape}")
     path = Path(path)
     # open() first: wave.open(name) on a bad path leaves a half-built Wave_write whose
     # __del__ prints "Exception ignored ... AttributeError" after the real error.

@@ -229,8 +229,16 @@ class TempoTracker:
         self._onsets: deque[tuple[float, float]] = deque()
 
     def add(self, t: float, weight: float = 1.0) -> None:
-        """Record a note-on at time ``t`` (seconds, any clock) with a salience ``weight``."""
-        self._onsets.append((float(t), float(weight)))
+        """Record a note-on at time ``t`` (seconds, any clock) with a salience ``weight``.
+        A time a whole window before the last one starts afresh (another clock, a clock
+        set back): kept, the onsets after it would never leave."""
+        t, weight = float(t), float(weight)
+        if not (math.isfinite(t) and math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"TempoTracker.add: need a finite time and a weight >= 0, got "
+                             f"{t!r}, {weight!r}")
+        if self._onsets and t < self._onsets[-1][0] - 2 * self.config.window:
+            self._onsets.clear()
+        self._onsets.append((t, weight))
         horizon = t - 2 * self.config.window
         while self._onsets and self._onsets[0][0] < horizon:
             self._onsets.popleft()

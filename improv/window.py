@@ -11,6 +11,7 @@ hands them out in onset order once nothing earlier is still sounding.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 
 from improv.note import Note
@@ -52,6 +53,8 @@ class NoteWindow:
 
     def push(self, pitch: int, start: float, duration: float, velocity: int) -> tuple:
         """Append a note that starts at ``start``; return its row."""
+        if not math.isfinite(start):
+            raise ValueError(f"a note's start must be finite, got {start!r}")
         step = 0.0 if self._last_start is None else min(max(start - self._last_start, 0.0),
                                                          self.max_step)
         self._last_start = start if self._last_start is None else max(start, self._last_start)

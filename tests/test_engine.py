@@ -128,3 +128,22 @@ def test_the_engine_keeps_the_notes_just_struck():
     assert len(model.struck) == MAX_STRUCK and model.struck[-1][0] == (MAX_STRUCK + 19) % 128
     model.reset()
     assert model.struck == ()
+
+
+@pytest.mark.parametrize("pitch, step, duration", [(128, 0.25, 0.2), (-1, 0.25, 0.2),
+                                                   (60, float("nan"), 0.2),
+                                                   (60, 0.25, float("inf"))])
+def test_feed_refuses_what_would_break_the_state(pitch, step, duration):
+    """A pitch past the table (128: IndexError; -1: its last row, silently) or a step that is
+    not finite (kept in the LSTM's state for good): one clear error, the state untouched."""
+    from improv.errors import InvalidValueError
+
+    model = NoteModel.load(REPO / "models" / "default")
+    model.feed(60, 0.25, 0.2)
+    h, c = model.h.copy(), model.c.copy()
+    with pytest.raises(InvalidValueError, match="feed"):
+        model.feed(pitch, step, duration)
+    np.testing.assert_array_equal(model.h, h)
+    np.testing.assert_array_equal(model.c, c)
+    with pytest.raises(InvalidValueError, match="rows"):
+        model.feed_many(np.array([60, 0.25, 0.2, 80]))  # one note, not one row

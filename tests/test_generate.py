@@ -122,3 +122,17 @@ def test_no_pitch_is_struck_again_within_chord_seconds():
         again += int(pitches[i] in pitches[:i][before])
     assert close > 100  # the answers have chords
     assert again == 0
+
+
+def test_generate_takes_a_seed_of_lists_and_refuses_a_bad_count():
+    from improv.errors import InvalidValueError
+
+    model = NoteModel.load(REPO / "models" / "default")
+    seed = seed_notes()[:20]
+    rows = generate(model, Sampler(seed=0), seed.tolist(), np.int64(5))
+    np.testing.assert_array_equal(rows, generate(model, Sampler(seed=0), seed, 5))
+    for count in (2.5, -1, True):
+        with pytest.raises(InvalidValueError, match="count"):
+            generate(model, Sampler(seed=0), seed, count)
+    with pytest.raises(InvalidValueError, match="rows"):
+        generate(model, Sampler(seed=0), seed[0], 5)

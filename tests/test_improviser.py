@@ -170,3 +170,42 @@ def test_an_answer_ended_at_once_by_the_control_keeps_the_rule():
     improv.close()
     assert improv.answers == 1 and len(sampler.struck_seen) == 2
     assert sampler.struck_seen[0]  # the chord, just struck
+
+
+def test_a_time_that_is_not_finite_is_refused_before_it_reaches_the_model():
+    """A NaN time (a gap in an array of times) went into the window's step and the LSTM's
+    state, for good: from then on improv answered only its highest pitch."""
+    from improv.errors import InvalidValueError
+
+    model = NoteModel.load(REPO / "models" / "default")
+    improv = Improviser(model, Sampler(seed=0), Scheduler(lambda msg: None),
+                        Settings(silence=0.5, answer_notes=4))
+    last = _call(improv, [0.0, 0.25])
+    for t in (float("nan"), float("inf")):
+        with pytest.raises(InvalidValueError, match="finite"):
+            improv.handle(mido.Message("note_on", note=64, velocity=90), t)
+    assert improv.notes_in == 2 and np.isfinite(model.h).all()
+    improv.tick(last + 1.0)
+    improv.close()
+    assert improv.answers == 1
+
+
+def test_an_on_note_that_raises_is_logged_and_the_answer_goes_on():
+    """A listener that raises (a full disk in a recorder) stopped the answer after its first
+    note with the call left open, so every later silence answered it again."""
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    logged = []
+
+    def on_note(note, who):
+        raise OSError("disk full")
+
+    improv = Improviser(model, Sampler(seed=0), Scheduler(lambda msg: None),
+                        Settings(silence=0.5, answer_notes=4), on_note=on_note,
+                        log=logged.append)
+    last = _call(improv, [0.0, 0.25, 0.5])
+    for k in range(3):
+        improv.tick(last + 1.0 + k)
+    improv.close()
+    assert improv.answers == 1 and improv.notes_out == 4 and not improv.call
+    assert improv.listener_errors == 3 + 4 and len(logged) == 3
+    assert "disk full" in logged[0]

@@ -543,3 +543,28 @@ def test_the_fast_mix_equals_the_mixture_formula():
     want_step = mix_logits(prediction.timing_logits[0],
                            np.bincount(steps, heard_steps, bins), lam)
     np.testing.assert_allclose(np.exp(mixed.timing_logits[0]), np.exp(want_step), atol=1e-6)
+
+
+def test_learn_refuses_a_note_it_cannot_count_and_changes_nothing():
+    memory = PhraseMemory()
+    _play(memory, MOTIF)
+    before = (dict(memory.notes), memory.entries, len(memory), memory.changes)
+    for args in ((60, float("nan"), 0.2), (60, 0.25, float("inf")), (128, 0.25, 0.2)):
+        with pytest.raises(ValueError, match="memory learn"):
+            memory.learn(*args)
+    assert (dict(memory.notes), memory.entries, len(memory), memory.changes) == before
+
+
+def test_own_weight_zero_learns_no_own_note_and_its_file_loads(tmp_path):
+    """own_weight 0 ("learn from me only") wrote counts of 0, which the loader takes for a
+    damaged file: the player's memory was set aside. Now improv's notes are not counted."""
+    memory = PhraseMemory(MemoryConfig(own_weight=0.0))
+    _play(memory, MOTIF)
+    entries = memory.entries
+    _play(memory, MOTIF, own=True)
+    assert memory.entries == entries and memory.notes["own"] == len(MOTIF)
+    memory.save(tmp_path / "me.json")
+    loaded = PhraseMemory.load(tmp_path / "me.json")
+    assert loaded.entries == entries and sorted(os.listdir(tmp_path)) == ["me.json"]
+    with pytest.raises(ValueError, match="own_weight"):
+        MemoryConfig(own_weight=1e-7)  # a count the file would round to 0

@@ -115,3 +115,11 @@ def test_a_pitch_struck_within_chord_seconds_is_not_struck_again():
     only[60] = 0.0
     assert s.sample(Prediction(only, 0.0, 0.3), struck=((60, 0.0),))[0] == 60
     assert greedy.sample(Prediction(only, 0.0, 0.3), struck=((60, 0.0),))[0] == 60
+
+
+@pytest.mark.parametrize("field, value", [("top_k", 2.5), ("pitch_range", (21.0, 108.0)),
+                                          ("temperature", "hot")])
+def test_a_setting_of_the_wrong_type_is_refused_when_made(field, value):
+    """top_k 2.5 and a pitch range of floats were taken and failed at the first note."""
+    with pytest.raises(ValueError, match=field):
+        SamplingConfig(**{field: value})

@@ -250,3 +250,57 @@ def test_on_played_hears_what_was_played_as_it_was_played():
     assert played == [(60, 90, t0, t0 + 0.05), (64, 70, t0 + 0.1, t0 + 0.2),
                       (64, 71, t0 + 0.2, t0 + 0.3)]
     assert s.sent_on == 3 and balanced(sink)
+
+
+def test_a_note_far_ahead_is_waited_for_in_parts():
+    """A duration of years (a drone held until cancelled) or a start in nanoseconds: the
+    wait past threading.TIMEOUT_MAX raised OverflowError and ended the thread, so the next
+    note's note_off never came. Now the thread waits in parts and lives."""
+    import sys
+
+    sink, clock = Sink(), FakeClock()
+    s = Scheduler(sink, clock=clock)
+    s.play(48, 80, clock.t, sys.maxsize)  # on now, off never (in practice)
+    s.play(60, 80, clock.t + 0.1, 0.1)
+    time.sleep(0.05)
+    assert s._thread.is_alive()
+    start = clock.t + 0.1
+    clock.t = start
+    assert wait_until(lambda: s.sent_on == 2)
+    clock.t = start + 0.1
+    assert wait_until(lambda: s.sent_off == 1)  # then only the drone's off is left to wait for
+    s.play(62, 80, clock.t + 0.1, 0.1)  # a note after that wait began is still played
+    time.sleep(0.1)
+    clock.t += 0.1
+    assert wait_until(lambda: s.sent_on == 3)
+    clock.t += 0.1
+    assert wait_until(lambda: s.sent_off == 2)
+    assert s._thread.is_alive() and [m.note for _, m in sink.messages
+                                     if m.type == "note_off"] == [60, 62]
+    s.close()
+    assert balanced(sink)  # close ends the drone
+
+
+def test_a_closed_scheduler_refuses_notes_and_sends_nothing():
+    """After close its thread is gone: a note-on sent then would never get its note-off."""
+    sink, clock = Sink(), FakeClock()
+    s = Scheduler(sink, clock=clock)
+    s.close()
+    sent = len(sink.messages)
+    for play in (s.play, s.play_beats):
+        with pytest.raises(ValueError, match="closed"):
+            play(60, 90, clock.t, 0.5)
+    assert len(sink.messages) == sent
+
+
+def test_numpy_ints_are_taken_as_pitch_and_velocity():
+    import numpy as np
+
+    sink, clock = Sink(), FakeClock()
+    s = Scheduler(sink, clock=clock)
+    s.play(np.int64(60), np.int64(90), clock.t, 0.1)
+    assert wait_until(lambda: s.sent_on == 1)
+    with pytest.raises(ValueError, match="bad note"):
+        s.play(True, 90, clock.t, 0.1)
+    s.close()
+    assert balanced(sink) and sink.kinds()[0] == ("note_on", 60)

@@ -91,3 +91,12 @@ def test_run_with_a_refused_synth_setting_is_one_line(tmp_path, capsys):
                  "--no-status"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "FluidSynth refused synth.gain = 1000.0" in err, err
+
+
+@pytest.mark.parametrize("audio", [np.full((100, 2), 0.5, np.float32),
+                                   np.zeros(100, np.int16), np.zeros((100, 1), np.int16)])
+def test_write_wav_refuses_what_it_would_write_wrong(tmp_path, audio):
+    """Float samples were cast to int16 silence, mono written as stereo at half length."""
+    with pytest.raises(ValueError, match="int16 stereo"):
+        write_wav(tmp_path / "a.wav", audio)
+    assert not (tmp_path / "a.wav").exists()

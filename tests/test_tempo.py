@@ -133,3 +133,27 @@ def test_the_configured_half_life_when_the_last_beats_cannot_tell(n):
     times, weights = tracker.events()
     rel = times - times[-1]
     assert tracker._choose_halflife(rel, weights, 0.5, 0.0, False) == 5.0
+
+
+def test_add_refuses_a_time_that_is_not_finite():
+    tracker = TempoTracker()
+    with pytest.raises(ValueError, match="finite"):
+        tracker.add(float("nan"))
+    assert len(tracker) == 0
+
+
+def test_a_stamp_of_another_clock_does_not_stop_the_window_moving():
+    """One wall-clock stamp among monotonic ones sat at the front of the onsets and kept
+    every later one (5,000 after it: 5,001 kept, and no estimate); the next onset a whole
+    window before it now starts afresh."""
+    tracker = TempoTracker()
+    t = 100.0
+    for _ in range(16):
+        tracker.add(t)
+        t += 0.5
+    tracker.add(1.8e9)  # time.time() in 2027
+    for _ in range(500):
+        tracker.add(t)
+        t += 0.5
+    assert len(tracker) <= 2 * tracker.config.window / 0.5 + 1
+    assert tracker.estimate().bpm == pytest.approx(120, rel=0.01)

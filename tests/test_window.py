@@ -36,3 +36,12 @@ def test_window_is_bounded():
     assert len(w.rows) == 8
     with pytest.raises(ValueError):
         NoteWindow(size=0)
+
+
+def test_a_start_that_is_not_finite_is_refused():
+    window = NoteWindow()
+    with pytest.raises(ValueError, match="finite"):
+        window.push(pitch=60, start=float("nan"), duration=0.2, velocity=80)
+    assert not window.rows
+    with pytest.raises(ValueError, match="finite"):
+        Note(pitch=60, velocity=80, start=float("nan"), end=float("nan"))

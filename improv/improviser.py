@@ -62,6 +62,8 @@ from improv.window import NoteWindow
 logger = logging.getLogger(__name__)
 
 MODES = ("call-response", "continue")
+#: Message times this far ahead of the improviser's clock are of another clock (said once).
+CLOCK_SKEW = 3600.0
 MAX_CHORD = 6
 #: Shortest automatic held-key limit: a sustained chord of a slow piece lasts a few
 #: seconds, and a key is only taken as released after this long with no input at all.
@@ -161,6 +163,7 @@ class Improviser:
         self.notes_out = 0
         self.messages = 0  # messages handed to handle()
         self.listener_errors = 0  # on_note calls that raised
+        self._skew_told = False
         self.repeats = 0  # note-ons heard twice (one strike delivered again), dropped
         self.keys_released = 0  # held keys taken as released (timeout, panic, end of call...)
         self._continue_last = None  # continue mode: start time of the last note played
@@ -177,6 +180,10 @@ class Improviser:
         t = self.clock() if t is None else float(t)
         if not math.isfinite(t):  # it would reach the model's state, for good
             raise InvalidValueError(f"handle: the time must be finite, got {t!r}")
+        if t > self.clock() + CLOCK_SKEW and not self._skew_told:
+            self._skew_told = True  # (time.time() stamps against time.monotonic)
+            self._error(f"handle: message times run {t - self.clock():.0f} s ahead of the "
+                        "improviser's clock: no call will end; stamp them with that clock")
         kind = msg.type
         if kind in CLOCK_TYPES:  # the beat clock's, not the player's: not counted as input
             self._clock_message(msg, t)

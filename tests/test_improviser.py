@@ -209,3 +209,18 @@ def test_an_on_note_that_raises_is_logged_and_the_answer_goes_on():
     assert improv.answers == 1 and improv.notes_out == 4 and not improv.call
     assert improv.listener_errors == 3 + 4 and len(logged) == 3
     assert "disk full" in logged[0]
+
+
+def test_times_of_another_clock_are_told_once():
+    """time.time() stamps against the default time.monotonic: no call ever ends; one line
+    says why instead of silence."""
+    import time
+
+    logged = []
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    improv = Improviser(model, Sampler(seed=0), Scheduler(lambda msg: None),
+                        Settings(silence=0.5), log=logged.append)
+    for k in range(3):
+        improv.handle(mido.Message("note_on", note=60, velocity=90), time.time() + 1e6 + k)
+    improv.close()
+    assert len(logged) == 1 and "ahead of the improviser's clock" in logged[0]

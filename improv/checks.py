@@ -10,7 +10,9 @@ in ``__post_init__``; TOML files and flags go through the same classes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import numbers
 import types
 import typing
 
@@ -46,11 +48,11 @@ def check_value(where: str, hint, value) -> None:
     elif hint is bool:
         if not isinstance(value, bool):
             raise InvalidValueError(f"{where} must be true or false, got {_describe(value)}")
-    elif hint is int:
-        if not isinstance(value, int) or isinstance(value, bool):
+    elif hint is int:  # NumPy's ints too
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
             raise InvalidValueError(f"{where} must be a whole number, got {_describe(value)}")
-    elif hint is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+    elif hint is float:  # ints, and NumPy's numbers too
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise InvalidValueError(f"{where} must be a number, got {_describe(value)}")
         if not math.isfinite(value):
             raise InvalidValueError(f"{where} must be a finite number, got {value!r}")
@@ -82,12 +84,19 @@ def _name(hint) -> str:
 
 def check_types(obj, prefix: str = "") -> None:
     """Check every field of the dataclass ``obj`` against its annotation."""
-    hints = typing.get_type_hints(type(obj))
+    hints = _hints(type(obj))
     for f in dataclasses.fields(obj):
         hint = hints.get(f.name)
         if hint is None or dataclasses.is_dataclass(hint):
             continue
         check_value(f"{prefix}{f.name}", hint, getattr(obj, f.name))
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls) -> dict:
+    # once a class: typing.get_type_hints took ~100 us, and a temperature CC builds a new
+    # SamplingConfig for every message of a knob's sweep
+    return typing.get_type_hints(cls)
 
 
 def check_range(where: str, value: float, low: float, high: float) -> None:

@@ -210,10 +210,10 @@ class NoteModel:
         """Take in one note (raw pitch 0-127, seconds, velocity 1-127) and predict the
         next. The velocity matters only to a model that :attr:`takes_velocity`."""
         if not (0 <= pitch < self.vocab_size and math.isfinite(step)
-                and math.isfinite(duration)):  # a NaN would stay in the state for good
-            raise InvalidValueError(
-                f"feed: need a pitch 0-{self.vocab_size - 1} and a finite step and duration, "
-                f"got {pitch!r}, {step!r}, {duration!r}")
+                and math.isfinite(duration) and 0 <= velocity <= 127):  # a NaN would stay
+            raise InvalidValueError(  # in the state for good
+                f"feed: need a pitch 0-{self.vocab_size - 1}, a finite step and duration and "
+                f"a velocity 0-127, got {pitch!r}, {step!r}, {duration!r}, {velocity!r}")
         x = self.features(pitch, step, duration, velocity)
         self.notes_fed += 1
         self._clock += max(float(step), 0.0)
@@ -244,6 +244,9 @@ class NoteModel:
         if notes.ndim != 2 or notes.shape[1] < 3:
             raise InvalidValueError(f"feed_many takes rows of pitch, step, duration (, velocity):"
                                     f" an (n, 3) or (n, 4) array, got shape {notes.shape}")
+        if not np.isfinite(notes[:, :4].astype(np.float64)).all():  # before any is fed
+            raise InvalidValueError("feed_many: every pitch, step, duration and velocity must "
+                                    "be finite")
         pred = None
         for row in notes:
             velocity = int(row[3]) if len(row) > 3 else 64

@@ -180,7 +180,7 @@ class Improviser:
         t = self.clock() if t is None else float(t)
         if not math.isfinite(t):  # it would reach the model's state, for good
             raise InvalidValueError(f"handle: the time must be finite, got {t!r}")
-        if t > self.clock() + CLOCK_SKEW and not self._skew_told:
+        if not self._skew_told and t > self.clock() + CLOCK_SKEW:
             self._skew_told = True  # (time.time() stamps against time.monotonic)
             self._error(f"handle: message times run {t - self.clock():.0f} s ahead of the "
                         "improviser's clock: no call will end; stamp them with that clock")

@@ -70,7 +70,8 @@ class SamplingConfig:
                              "notes are drawn (0: the model alone)")
 
     def __post_init__(self):
-        check_types(self, "sampling ")  # top_k 2.5 or a pitch range of floats failed in sample
+        check_types(self, "sampling.")  # top_k 2.5 or a pitch range of floats failed in sample
+        object.__setattr__(self, "pitch_range", tuple(self.pitch_range))  # a list: no hash
         for name in ("temperature", "timing_temperature", "velocity_temperature"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):

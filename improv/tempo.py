@@ -230,8 +230,8 @@ class TempoTracker:
 
     def add(self, t: float, weight: float = 1.0) -> None:
         """Record a note-on at time ``t`` (seconds, any clock) with a salience ``weight``.
-        A time a whole window before the last one starts afresh (another clock, a clock
-        set back): kept, the onsets after it would never leave."""
+        A time more than two windows before the last one (another clock, a clock set back)
+        starts afresh: kept behind it, the onsets after it would never leave."""
         t, weight = float(t), float(weight)
         if not (math.isfinite(t) and math.isfinite(weight) and weight >= 0):
             raise ValueError(f"TempoTracker.add: need a finite time and a weight >= 0, got "

@@ -53,8 +53,9 @@ class NoteWindow:
 
     def push(self, pitch: int, start: float, duration: float, velocity: int) -> tuple:
         """Append a note that starts at ``start``; return its row."""
-        if not math.isfinite(start):
-            raise ValueError(f"a note's start must be finite, got {start!r}")
+        if not (math.isfinite(start) and math.isfinite(duration)):
+            raise ValueError(f"a note's start and duration must be finite, got {start!r}, "
+                             f"{duration!r}")
         step = 0.0 if self._last_start is None else min(max(start - self._last_start, 0.0),
                                                          self.max_step)
         self._last_start = start if self._last_start is None else max(start, self._last_start)

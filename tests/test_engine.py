@@ -130,10 +130,10 @@ def test_the_engine_keeps_the_notes_just_struck():
     assert model.struck == ()
 
 
-@pytest.mark.parametrize("pitch, step, duration", [(128, 0.25, 0.2), (-1, 0.25, 0.2),
-                                                   (60, float("nan"), 0.2),
-                                                   (60, 0.25, float("inf"))])
-def test_feed_refuses_what_would_break_the_state(pitch, step, duration):
+@pytest.mark.parametrize("pitch, step, duration, velocity",
+                         [(128, 0.25, 0.2, 64), (-1, 0.25, 0.2, 64), (60, float("nan"), 0.2, 64),
+                          (60, 0.25, float("inf"), 64), (60, 0.25, 0.2, float("nan"))])
+def test_feed_refuses_what_would_break_the_state(pitch, step, duration, velocity):
     """A pitch past the table (128: IndexError; -1: its last row, silently) or a step that is
     not finite (kept in the LSTM's state for good): one clear error, the state untouched."""
     from improv.errors import InvalidValueError
@@ -142,8 +142,11 @@ def test_feed_refuses_what_would_break_the_state(pitch, step, duration):
     model.feed(60, 0.25, 0.2)
     h, c = model.h.copy(), model.c.copy()
     with pytest.raises(InvalidValueError, match="feed"):
-        model.feed(pitch, step, duration)
+        model.feed(pitch, step, duration, velocity)
     np.testing.assert_array_equal(model.h, h)
     np.testing.assert_array_equal(model.c, c)
     with pytest.raises(InvalidValueError, match="rows"):
         model.feed_many(np.array([60, 0.25, 0.2, 80]))  # one note, not one row
+    with pytest.raises(InvalidValueError, match="finite"):
+        model.feed_many(np.array([[60, 0.25, 0.2, 80], [62, 0.25, 0.2, np.nan]]))
+    np.testing.assert_array_equal(model.h, h)  # not even the first row fed

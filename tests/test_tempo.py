@@ -144,8 +144,8 @@ def test_add_refuses_a_time_that_is_not_finite():
 
 def test_a_stamp_of_another_clock_does_not_stop_the_window_moving():
     """One wall-clock stamp among monotonic ones sat at the front of the onsets and kept
-    every later one (5,000 after it: 5,001 kept, and no estimate); the next onset a whole
-    window before it now starts afresh."""
+    every later one (5,000 after it: 5,001 kept, and no estimate); the next onset, more than
+    two windows before it, now starts afresh."""
     tracker = TempoTracker()
     t = 100.0
     for _ in range(16):

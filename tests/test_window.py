@@ -42,6 +42,8 @@ def test_a_start_that_is_not_finite_is_refused():
     window = NoteWindow()
     with pytest.raises(ValueError, match="finite"):
         window.push(pitch=60, start=float("nan"), duration=0.2, velocity=80)
+    with pytest.raises(ValueError, match="finite"):
+        window.push(pitch=60, start=1.0, duration=float("nan"), velocity=80)
     assert not window.rows
     with pytest.raises(ValueError, match="finite"):
         Note(pitch=60, velocity=80, start=float("nan"), end=float("nan"))

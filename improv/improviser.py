@@ -177,13 +177,17 @@ class Improviser:
     # -- input ------------------------------------------------------------------------
     def handle(self, msg: mido.Message, t: float | None = None) -> None:
         """Take one message from the player, received at clock time ``t``."""
-        t = self.clock() if t is None else float(t)
-        if not math.isfinite(t):  # it would reach the model's state, for good
-            raise InvalidValueError(f"handle: the time must be finite, got {t!r}")
-        if not self._skew_told and t > self.clock() + CLOCK_SKEW:
-            self._skew_told = True  # (time.time() stamps against time.monotonic)
-            self._error(f"handle: message times run {t - self.clock():.0f} s ahead of the "
-                        "improviser's clock: no call will end; stamp them with that clock")
+        if t is None:
+            t = self.clock()
+        else:  # a time given by the caller: of this clock, and finite
+            t = float(t)
+            if not math.isfinite(t):  # it would reach the model's state, for good
+                raise InvalidValueError(f"handle: the time must be finite, got {t!r}")
+            if not self._skew_told and t > self.clock() + CLOCK_SKEW:
+                self._skew_told = True  # (time.time() stamps against time.monotonic)
+                self._error(f"handle: message times run {t - self.clock():.0f} s ahead of "
+                            "the improviser's clock: no call will end; stamp them with that "
+                            "clock")
         kind = msg.type
         if kind in CLOCK_TYPES:  # the beat clock's, not the player's: not counted as input
             self._clock_message(msg, t)

@@ -675,7 +675,9 @@ class PhraseMemory:
                     q = keyed  # its guess rather than having none
         if step is not None and cfg.agreement > 0:  # where the LSTM agrees
             window = prediction.logits[a:b]
-            q = q * np.exp((window - window.max()) * cfg.agreement)
+            agree = window - window.max()  # the one new array; the rest in place
+            agree *= cfg.agreement
+            q *= np.exp(agree, out=agree)
         heard = q.sum()
         if heard <= 0:  # all it heard lies beyond the model's pitches
             return prediction

@@ -109,8 +109,11 @@ class Sampler:
         ``taken``: places (pitch - lowest of the range) left out before the other filters."""
         cfg = self.config
         lo, hi = cfg.pitch_range
-        z = logits[lo:hi + 1] * np.float32(1.0 / cfg.temperature)
-        z -= z.max()
+        # Each NumPy call on these 88 floats costs about its overhead, so the cheaper of
+        # equal ones is used (measured a call: z[z.argmax()] 0.35 us, z.max() 1.06;
+        # np.add.accumulate 0.78, np.cumsum 1.85; copy and sort in place 0.56, np.sort 0.94).
+        z = np.multiply(logits[lo:hi + 1], 1.0 / cfg.temperature, dtype=np.float32)
+        z -= z[z.argmax()]
         np.exp(z, out=z)
         for i in taken:  # one to a few places: scalar stores cost less than an index array
             z[i] = 0.0
@@ -131,10 +134,12 @@ class Sampler:
             # Keep the likeliest pitches until their mass reaches top_p (the one that crosses
             # it included, so the likeliest always stays): a cut-off value from the sorted
             # weights, not a sorted index array (8 -> 4 us a note here).
-            mass = np.sort(z)[::-1]
-            cumulative = np.cumsum(mass)
+            mass = z.copy()
+            mass.sort()
+            mass = mass[::-1]
+            cumulative = np.add.accumulate(mass)
             last = int(cumulative.searchsorted(cfg.top_p * cumulative[-1]))
-            z[z < mass[min(last, len(mass) - 1)]] = 0.0
+            np.putmask(z, z < mass[min(last, len(mass) - 1)], 0.0)
         return z
 
     def keep_warm(self, logits: np.ndarray, key: np.ndarray | None = None) -> None:
@@ -194,9 +199,9 @@ class Sampler:
                 z = left if left.max() > -np.inf else z  # else nothing but them is possible
             pitch = lo + int(np.argmax(z))
         else:  # inverse CDF: what rng.choice does, without its per-call checks
-            cdf = np.cumsum(self._weights(prediction.logits, key, taken))
+            cdf = np.add.accumulate(self._weights(prediction.logits, key, taken))
             if taken and not cdf[-1] > 0:  # the model allows nothing but them
-                cdf = np.cumsum(self._weights(prediction.logits, key))
+                cdf = np.add.accumulate(self._weights(prediction.logits, key))
             pitch = lo + int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
             pitch = min(pitch, hi)
         return pitch, float(step), float(duration)
@@ -210,7 +215,7 @@ class Sampler:
         if t <= GREEDY_BELOW:
             return int(prediction.velocity_values[logits.argmax()])
         z = self.rng.gumbel(size=logits.shape)  # Gumbel-max, as for time bins
-        z += logits * (1.0 / t)
+        z += logits if t == 1.0 else logits * (1.0 / t)  # the default 1: one array less
         return int(prediction.velocity_values[z.argmax()])
 
     def _draw_times(self, logits: np.ndarray, values: np.ndarray) -> list[float]:
@@ -221,5 +226,5 @@ class Sampler:
         # Gumbel-max: the argmax of logits / t plus Gumbel noise is a draw from
         # softmax(logits / t), for both rows in one go.
         z = self.rng.gumbel(size=logits.shape)
-        z += logits * (1.0 / t)
+        z += logits if t == 1.0 else logits * (1.0 / t)
         return values[z.argmax(axis=1)].tolist()

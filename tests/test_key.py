@@ -42,6 +42,29 @@ def test_the_live_key_is_the_evaluations_key_at_every_note():
     assert key_mask(pitches[-KEY_CONTEXT:]).sum() == KEY_CLASSES
 
 
+@pytest.mark.parametrize("context, classes", [(1, 1), (5, 3), (13, 7), (64, 7), (40, 11),
+                                              (20, 12)])
+def test_the_tracker_keeps_the_commonest_classes_of_any_window(context, classes):
+    """push re-ranks only when the class pushed or the one dropped can change the key: over
+    skewed random notes (ties, keys that change every few notes, a reset) its mask is
+    key_mask of the last ``context`` notes after every push."""
+    rng = np.random.default_rng(context * 13 + classes)
+    key, heard, changes = KeyTracker(context, classes), [], 0
+    for i in range(1500):
+        if i == 700:
+            key.reset()
+            heard = []
+        if i % 300 == 0:  # a new skew of the pitch classes every 300 notes
+            odds = rng.dirichlet(np.ones(12))
+        pitch = int(rng.choice(12, p=odds)) + 12 * int(rng.integers(2, 8))
+        before = key.mask
+        key.push(pitch)
+        heard.append(pitch)
+        assert key.mask.tolist() == key_mask(heard[-context:], classes).tolist(), i
+        changes += key.mask is not before
+    assert changes > 20 or classes == 12  # the key did move, so both paths ran
+
+
 def test_pitch_weights():
     mask = np.zeros(12, dtype=bool)
     mask[C_MAJOR] = True

@@ -472,6 +472,34 @@ def test_size_stays_bounded_however_long_the_session():
     assert _likeliest(memory) == MOTIF[3]
 
 
+def test_guesses_between_notes_change_nothing_the_memory_learns():
+    """A guess keeps the rows it found until the next note: a memory asked for a guess
+    before every note (chords, forgetting, a new context) guesses after each note exactly
+    as one never asked, and both mix the same."""
+    config = MemoryConfig(max_entries=1000, chord_seconds=0.03)
+    asked, fresh = PhraseMemory(config), PhraseMemory(config)
+    rng = np.random.default_rng(5)
+    pred = Prediction(rng.normal(size=128).astype(np.float32), 0.2, 0.2,
+                      rng.normal(size=(2, 48)).astype(np.float32),
+                      np.geomspace(0.01, 4, 48).astype(np.float32))
+    for i in range(4000):
+        if i == 2500:
+            for m in (asked, fresh):
+                m.reset_context()
+        note = int(rng.integers(48, 84)), float(rng.choice([0.0, 0.01, 0.2, 0.5])), 0.3
+        for m in (asked, fresh):
+            m.learn(*note)
+        for step in (0.0, 0.3):
+            mixed = asked.mix(asked.mix_rhythm(pred, 0.5), 0.5, None, step)
+        if i % 50 == 0:
+            for a, b in zip(vars(fresh.guess()).values(), vars(asked.guess()).values(),
+                            strict=True):
+                np.testing.assert_array_equal(a, b)
+            again = fresh.mix(fresh.mix_rhythm(pred, 0.5), 0.5, None, step)
+            np.testing.assert_array_equal(again.logits, mixed.logits)
+    assert fresh.entries == asked.entries <= 1000 and asked.describe()["counts"] > 900
+
+
 def test_a_file_larger_than_the_memory_keeps_what_was_seen_last(tmp_path):
     """A file with more counts than max_entries loads as if the memory had forgotten the
     least recently seen contexts, and only as many rows are used as it keeps."""

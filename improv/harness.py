@@ -14,6 +14,7 @@ each their own way):
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -146,7 +147,16 @@ class JackServer:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(10)
         self.log.close()
+        # The semaphores of clients still open when the server stopped (a test of a server
+        # that goes away) stay in /dev/shm for good: 371 files there after a few days of runs.
+        for sem in self.semaphores():
+            sem.unlink(missing_ok=True)
+
+    def semaphores(self) -> list[Path]:
+        """JACK's files in /dev/shm for this server's clients (``jack_sem.UID_NAME_CLIENT``)."""
+        return list(Path("/dev/shm").glob(f"jack_sem.{os.getuid()}_{glob.escape(self.name)}_*"))
 
 
 class Daemon:

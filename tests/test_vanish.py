@@ -84,6 +84,7 @@ def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path, ports, settle
             pytest.fail(f"improv did not end when the server stopped:\n{daemon.log}")
         assert code == 3, daemon.log
         assert daemon.wait_for("the MIDI system went away", 2), daemon.log
+        assert not server.semaphores()  # its clients' files in /dev/shm went with it
     finally:
         if daemon is not None and daemon.proc.poll() is None:
             daemon.proc.kill()  # one that hung on the dead server (a failure) must not stay

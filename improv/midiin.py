@@ -35,14 +35,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 import mido
 
 logger = logging.getLogger(__name__)
 
-#: RtMidi's queue between JACK's thread and ours (preallocated, ~32 bytes an entry:
-#: 4 MB). The main loop polls it between its other work, so this is the slack when
+#: RtMidi's queue between JACK's thread and ours (32 bytes an entry once used: 4 MB; see
+#: :func:`fill_queue`). The main loop polls it between its other work, so this is the slack when
 #: that work or a loaded machine holds it up: 13 s at 10,000 msg/s (with 16,384 the
 #: flood test lost 10 of 100,000 on a starved machine where the reference client lost
 #: none; RtMidi's default of 100/1024 is 0.1 s at that rate).
@@ -64,6 +65,13 @@ PROBE_IDLE = 0.1
 #: Longest SysEx kept while decoding; longer ones are dropped (improv ignores SysEx).
 MAX_SYSEX = 65536
 PROBE = (0xF0, 0xF7)
+#: What :func:`fill_queue` passes through the queue: a SysEx of three bytes (7D: the ID for
+#: non-commercial use), as long as the longest channel message, and dropped as every SysEx.
+FILL = (0xF0, 0x7D, 0xF7)
+#: Events sent between two drains while filling (RtMidi's JACK output buffer holds ~2,300 of
+#: them; 2,000 a burst lost none here), and the most seconds the fill may take.
+FILL_BURST = 2000
+FILL_SECONDS = 3.0
 
 _LENGTHS = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
 _COMMON = {0xF1: 2, 0xF2: 3, 0xF3: 2, 0xF6: 1}
@@ -152,6 +160,34 @@ class MidiDecoder:
                 self._emit(out, raw)
 
 
+def fill_queue(midi_in, probe, events: int = QUEUE_LIMIT, clock=time.monotonic
+               ) -> list[tuple[list[int], float]]:
+    """Pass ``events`` :data:`FILL` events from ``probe`` through ``midi_in``'s queue, so
+    that each of its slots has its memory now; return the other events that came meanwhile
+    (a player's), as (bytes, arrival time), to be read first.
+
+    RtMidi gives a slot of its queue its bytes the first time an event passes through it,
+    in JACK's thread (measured: 32 bytes an event, then nothing once every slot was used).
+    Filled as they come, the 131,072 slots grew improv's memory by 1.3 MB an hour for three
+    hours of ``improv bench soak`` (its probes and notes, ~700 events a minute). Filled at
+    the start, 0.3 s here."""
+    early = []
+    passed = 0
+    deadline = clock() + FILL_SECONDS
+    try:
+        while passed < events and clock() < deadline:
+            for _ in range(FILL_BURST):
+                probe.send_message(FILL)
+            time.sleep(0.002)  # a JACK period or more: the burst goes through
+            while (got := midi_in.get_message()) is not None:
+                passed += 1
+                if tuple(got[0]) != FILL:
+                    early.append((got[0], clock()))
+    except Exception as exc:  # only memory taken later, as before: the input works
+        logger.warning("improv: could not fill the input queue: %r", exc)
+    return early
+
+
 def _rtmidi_api(backend) -> int:
     import rtmidi
 
@@ -176,8 +212,10 @@ class PolledInput:
     """
 
     def __init__(self, midi_in, name: str, post: Callable[[float, mido.Message], None] | None
-                 = None, probe=None, clock: Callable[[], float] = time.monotonic):
+                 = None, probe=None, clock: Callable[[], float] = time.monotonic,
+                 early: list[tuple[list[int], float]] = ()):
         self._in, self.name, self._post, self._probe, self.clock = midi_in, name, post, probe, clock
+        self._early = deque(early)  # events read before (fill_queue): (bytes, arrival time)
         self.decoder = MidiDecoder()
         self.received = 0  # messages handed on
         self.events = 0  # events RtMidi delivered
@@ -196,16 +234,19 @@ class PolledInput:
         While nothing arrives, send the SysEx probe every PROBE_IDLE seconds."""
         out: list[tuple[float, mido.Message]] = []
         with self._lock:
-            port = self._in
+            port, got = self._in, ()
             for _ in range(limit):
-                got = port.get_message() if port is not None else None
-                if got is None:
-                    break
-                now = self.clock()
-                t = min(max(self._prev + got[1], self._last_empty), now)
+                if self._early:
+                    data, t = self._early.popleft()
+                else:
+                    got = port.get_message() if port is not None else None
+                    if got is None:
+                        break
+                    data = got[0]
+                    t = min(max(self._prev + got[1], self._last_empty), self.clock())
                 self._prev = self._last_event = t
                 self.events += 1
-                for msg in self.decoder.feed(got[0]):
+                for msg in self.decoder.feed(data):
                     out.append((t, msg))
             now = self.clock()
             if got is None:
@@ -235,11 +276,13 @@ class PolledInput:
         except Exception:  # the probe is a safety net; the input works without it
             pass
 
-    def swap(self, midi_in, name: str, probe=None) -> None:
+    def swap(self, midi_in, name: str, probe=None,
+             early: list[tuple[list[int], float]] = ()) -> None:
         """Replace the underlying port (after a reconnect); close the old one."""
         with self._lock:
             old, old_probe = self._in, self._probe
             self._in, self.name, self._probe = midi_in, name, probe
+            self._early.extend(early)
         _delete(old, old_probe)
 
     def close(self) -> None:

@@ -617,7 +617,8 @@ class PhraseMemory:
             rows.append(row)
             shares.append(remaining / (total + escape))
             remaining *= escape / (total + escape)
-        acc = np.dot(shares, self._marginals[rows]) if rows else np.zeros(_MARGINALS)
+        # take: 0.7 us for these few rows, against 1.7 to index with the list (measured)
+        acc = np.dot(shares, self._marginals.take(rows, 0)) if rows else np.zeros(_MARGINALS)
         return acc, order, count, reference, remaining
 
     def keep_warm(self) -> None:

@@ -87,18 +87,21 @@ def _reset_registry() -> bool:
 
 
 class JackServer:
-    """``jackd -d dummy`` (48 kHz, period 64) under its own server name (``name``: that one;
-    the benchmarks start JACK's ``default``, as a user's own server would be).
+    """``jackd -d dummy`` (48 kHz, period ``period``: 64, 1.33 ms) under its own server name
+    (``name``: that one; the benchmarks start JACK's ``default``, as a user's own server would
+    be).
 
     With ``make_default`` this process (and what it starts) uses it: the server name,
     mido's JACK back-end and no audio reservation go into ``os.environ``.
     """
 
     def __init__(self, log: Path | None = None, suffix: str = "", make_default: bool = True,
-                 name: str | None = None):
+                 name: str | None = None, period: int = 64):
         if not shutil.which("jackd"):
             raise JackMissing("jackd is not installed; run: bash install.sh --test")
         self.name = name or f"improvtest{os.getpid()}{suffix}"
+        self.period = period
+        self._ran = False  # whether our jackd ran: only then are its files ours to remove
         self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name,
                     "JACK_NO_AUDIO_RESERVATION": "1", "MIDO_BACKEND": JACK_BACKEND}
         if log is None:  # a log all the same: its first line says why jackd did not start
@@ -130,7 +133,8 @@ class JackServer:
         # server instead of 0.5 s; with the CPU burnt beside the tests, opening a client
         # failed now and then ("JACK server not running?") with the default.
         self.proc = subprocess.Popen(
-            ["jackd", "--name", self.name, "-t", "5000", "-d", "dummy", "-r", "48000", "-p", "64"],
+            ["jackd", "--name", self.name, "-t", "5000", "-d", "dummy", "-r", "48000", "-p",
+             str(self.period)],
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + 15
         while subprocess.run(["jack_lsp"], env=self.env, capture_output=True).returncode != 0:
@@ -138,6 +142,7 @@ class JackServer:
                 self.log.close()
                 return False
             time.sleep(0.1)
+        self._ran = self.proc.poll() is None  # not a live server of that name answering
         return True
 
     def stop(self) -> None:
@@ -151,11 +156,13 @@ class JackServer:
         self.log.close()
         # The semaphores of clients still open when the server stopped (a test of a server
         # that goes away) stay in /dev/shm for good: 371 files there after a few days of runs.
-        for sem in self.semaphores():
+        # Not when ours never ran: the name may be a live server's ("server already active").
+        for sem in self.semaphores() if self._ran else ():
             sem.unlink(missing_ok=True)
 
     def semaphores(self) -> list[Path]:
-        """JACK's files in /dev/shm for this server's clients (``jack_sem.UID_NAME_CLIENT``)."""
+        """JACK's files in /dev/shm for this server's clients (``jack_sem.UID_NAME_CLIENT``;
+        the names here have no "_", so no other server's match)."""
         return list(Path("/dev/shm").glob(f"jack_sem.{os.getuid()}_{glob.escape(self.name)}_*"))
 
 

@@ -432,7 +432,8 @@ class PhraseMemory:
         if not self._group:
             return
         found = self._found_cache  # the context a guess since the last note used, if any
-        self._context, self._last_pitch = found[:2] if found else self._prediction_context()
+        self._context, self._last_pitch = (found[:2] if found is not None
+                                           else self._prediction_context())
         step = self._group[0][1]
         cfg = self.config
         if step >= max(cfg.chord_seconds, 1e-3):  # the typical gap follows the onsets
@@ -546,6 +547,7 @@ class PhraseMemory:
         """Drop the least recently seen contexts (the table's first) until at most
         ``entries`` counts are left: as a note is learned, one or two."""
         table, all_counts, marginals = self._table, self._counts, self._marginals
+        self._found_cache = None  # it may name a row given back here
         while self._entries > entries:
             row = table.popitem(last=False)[1]
             self._entries -= len(all_counts[row])
@@ -622,7 +624,8 @@ class PhraseMemory:
         return acc, order, count, reference, remaining
 
     def keep_warm(self) -> None:
-        """Read what a guess after the notes so far reads, changing nothing: see
+        """Read what a guess after the notes so far reads, changing nothing the memory knows
+        (it keeps the rows it found, as a guess does): see
         :meth:`improv.improviser.Improviser.keep_warm`: as improv plays, the guess for
         a note that is not a chord tone (the commoner kind), which reads every row list."""
         self._accumulate(False)

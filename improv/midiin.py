@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Callable
 
 import mido
@@ -43,10 +42,10 @@ import mido
 logger = logging.getLogger(__name__)
 
 #: RtMidi's queue between JACK's thread and ours (32 bytes an entry once used: 4 MB; see
-#: :func:`fill_queue`). The main loop polls it between its other work, so this is the slack when
-#: that work or a loaded machine holds it up: 13 s at 10,000 msg/s (with 16,384 the
-#: flood test lost 10 of 100,000 on a starved machine where the reference client lost
-#: none; RtMidi's default of 100/1024 is 0.1 s at that rate).
+#: :class:`PolledInput` on filling it). The main loop polls it between its other work, so
+#: this is the slack when that work or a loaded machine holds it up: 13 s at 10,000 msg/s
+#: (with 16,384 the flood test lost 10 of 100,000 on a starved machine where the reference
+#: client lost none; RtMidi's default of 100/1024 is 0.1 s at that rate).
 QUEUE_LIMIT = 1 << 17
 #: Sleep between polls when the queue is empty: 0.27 ms p50 actual here at Linux's default
 #: timer slack, 0.23 ms at the session's (improv.session.TIMER_SLACK_NS); adds at most that
@@ -65,13 +64,16 @@ PROBE_IDLE = 0.1
 #: Longest SysEx kept while decoding; longer ones are dropped (improv ignores SysEx).
 MAX_SYSEX = 65536
 PROBE = (0xF0, 0xF7)
-#: What :func:`fill_queue` passes through the queue: a SysEx of three bytes (7D: the ID for
+#: What fills the queue (:class:`PolledInput`): a SysEx of three bytes (7D: the ID for
 #: non-commercial use), as long as the longest channel message, and dropped as every SysEx.
 FILL = (0xF0, 0x7D, 0xF7)
-#: Events sent between two drains while filling (RtMidi's JACK output buffer holds ~2,300 of
-#: them; 2,000 a burst lost none here), and the most seconds the fill may take.
-FILL_BURST = 2000
-FILL_SECONDS = 3.0
+#: Fill events on their way at once. Bursts of 2,000 overflowed JACK's MIDI buffers at periods
+#: of 256 frames and more, and the player's notes merged into that buffer were lost (a review
+#: measured 275 of 300 at 512); 64 are a small share of a buffer at any period.
+FILL_IN_FLIGHT = 64
+#: Seconds without a fill event back after which those on their way count as lost.
+FILL_STALL = 1.0
+_FILL = list(FILL)
 
 _LENGTHS = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
 _COMMON = {0xF1: 2, 0xF2: 3, 0xF3: 2, 0xF6: 1}
@@ -160,34 +162,6 @@ class MidiDecoder:
                 self._emit(out, raw)
 
 
-def fill_queue(midi_in, probe, events: int = QUEUE_LIMIT, clock=time.monotonic
-               ) -> list[tuple[list[int], float]]:
-    """Pass ``events`` :data:`FILL` events from ``probe`` through ``midi_in``'s queue, so
-    that each of its slots has its memory now; return the other events that came meanwhile
-    (a player's), as (bytes, arrival time), to be read first.
-
-    RtMidi gives a slot of its queue its bytes the first time an event passes through it,
-    in JACK's thread (measured: 32 bytes an event, then nothing once every slot was used).
-    Filled as they come, the 131,072 slots grew improv's memory by 1.3 MB an hour for three
-    hours of ``improv bench soak`` (its probes and notes, ~700 events a minute). Filled at
-    the start, 0.3 s here."""
-    early = []
-    passed = 0
-    deadline = clock() + FILL_SECONDS
-    try:
-        while passed < events and clock() < deadline:
-            for _ in range(FILL_BURST):
-                probe.send_message(FILL)
-            time.sleep(0.002)  # a JACK period or more: the burst goes through
-            while (got := midi_in.get_message()) is not None:
-                passed += 1
-                if tuple(got[0]) != FILL:
-                    early.append((got[0], clock()))
-    except Exception as exc:  # only memory taken later, as before: the input works
-        logger.warning("improv: could not fill the input queue: %r", exc)
-    return early
-
-
 def _rtmidi_api(backend) -> int:
     import rtmidi
 
@@ -209,19 +183,29 @@ class PolledInput:
     poll that found nothing and now; so messages read after a busy stretch of the
     main loop keep their own times instead of all getting the time they were read.
     Open with :func:`improv.ports.open_polled_input`.
+
+    Filling the queue: RtMidi gives each slot of its queue its bytes the first time an event
+    passes through it, in JACK's thread (32 bytes an event, then nothing once every slot was
+    used; measured with malloc_info). Left to the player's notes and the probes, the 131,072
+    slots grew improv by 1.3 MB an hour for three hours of ``improv bench soak``. So with
+    ``fill`` (as many as the queue's slots) and a probe, while nobody plays (as the probe),
+    :data:`FILL` events go through the queue, :data:`FILL_IN_FLIGHT` at a time, and are
+    dropped as they come back: 4 MB taken in the first seconds, then flat.
     """
 
     def __init__(self, midi_in, name: str, post: Callable[[float, mido.Message], None] | None
-                 = None, probe=None, clock: Callable[[], float] = time.monotonic,
-                 early: list[tuple[list[int], float]] = ()):
+                 = None, probe=None, clock: Callable[[], float] = time.monotonic, fill: int = 0):
         self._in, self.name, self._post, self._probe, self.clock = midi_in, name, post, probe, clock
-        self._early = deque(early)  # events read before (fill_queue): (bytes, arrival time)
+        self._to_fill = fill  # FILL events still to send
+        self._in_flight = 0  # sent and not back yet
+        self.filled = 0  # FILL events that went through
         self.decoder = MidiDecoder()
         self.received = 0  # messages handed on
         self.events = 0  # events RtMidi delivered
         self.probes = 0
         now = clock()
         self._last_event = self._last_empty = self._last_probe = self._prev = now
+        self._fill_moved = now  # when a fill event last went out or came back
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the port may be swapped (reopen) under a poller
         self._thread = None
@@ -236,25 +220,30 @@ class PolledInput:
         with self._lock:
             port, got = self._in, ()
             for _ in range(limit):
-                if self._early:
-                    data, t = self._early.popleft()
-                else:
-                    got = port.get_message() if port is not None else None
-                    if got is None:
-                        break
-                    data = got[0]
-                    t = min(max(self._prev + got[1], self._last_empty), self.clock())
-                self._prev = self._last_event = t
+                got = port.get_message() if port is not None else None
+                if got is None:
+                    break
+                now = self.clock()
+                t = min(max(self._prev + got[1], self._last_empty), now)
+                self._prev = t
+                if self._in_flight and got[0] == _FILL:  # back from filling: dropped
+                    self._in_flight -= 1
+                    self.filled += 1
+                    self._fill_moved = now
+                    continue
+                self._last_event = t
                 self.events += 1
-                for msg in self.decoder.feed(data):
+                for msg in self.decoder.feed(got[0]):
                     out.append((t, msg))
             now = self.clock()
             if got is None:
                 self._last_empty = now
-                if (self._probe is not None and now - self._last_event > PROBE_IDLE
-                        and now - self._last_probe > PROBE_IDLE):
-                    self._last_probe = now
-                    self._send_probe()
+                if self._probe is not None and now - self._last_event > PROBE_IDLE:
+                    if self._to_fill:
+                        self._send_fill(now)
+                    elif now - self._last_probe > PROBE_IDLE:
+                        self._last_probe = now
+                        self._send_probe()
         self.received += len(out)
         return out
 
@@ -269,6 +258,24 @@ class PolledInput:
             if not got:
                 time.sleep(POLL)
 
+    def _send_fill(self, now: float) -> None:
+        """Send the next fill events, up to FILL_IN_FLIGHT on their way (a FILL ends in F7:
+        it ends a swallowing SysEx as the probe does)."""
+        if self._in_flight and now - self._fill_moved > FILL_STALL:
+            self._in_flight = 0  # lost on the way (a port that went): sent anew
+        n = min(FILL_IN_FLIGHT - self._in_flight, self._to_fill)
+        if n <= 0:
+            return
+        try:
+            for _ in range(n):
+                self._probe.send_message(FILL)
+        except Exception:  # the fill only saves memory later: the input works without it
+            self._to_fill = 0
+            return
+        self._in_flight += n
+        self._to_fill -= n
+        self._fill_moved = now
+
     def _send_probe(self) -> None:
         try:
             self._probe.send_message(PROBE)
@@ -276,13 +283,15 @@ class PolledInput:
         except Exception:  # the probe is a safety net; the input works without it
             pass
 
-    def swap(self, midi_in, name: str, probe=None,
-             early: list[tuple[list[int], float]] = ()) -> None:
+    def swap(self, midi_in, name: str, probe=None, fill: int = 0) -> None:
         """Replace the underlying port (after a reconnect); close the old one."""
         with self._lock:
             old, old_probe = self._in, self._probe
             self._in, self.name, self._probe = midi_in, name, probe
-            self._early.extend(early)
+            self._to_fill, self._in_flight = fill, 0  # a new queue to fill
+            # RtMidi's first delta of the new port counts from nothing: from now, not from
+            # the last poll before the reopen
+            self._prev = self._last_empty = self.clock()
         _delete(old, old_probe)
 
     def close(self) -> None:

@@ -180,20 +180,28 @@ def open_polled_input(backend: mido.Backend, post=None, name: str | None = None,
     """
     from improv.midiin import PolledInput
 
-    midi_in, real, probe, early = _open_rtmidi_input(backend, name, virtual)
-    return PolledInput(midi_in, real, post, probe=probe, early=early)
+    midi_in, real, probe = _open_rtmidi_input(backend, name, virtual)
+    return PolledInput(midi_in, real, post, probe=probe, fill=_fill(probe))
 
 
 def reopen_polled_input(backend: mido.Backend, polled, name: str) -> None:
     """Reconnect a :class:`~improv.midiin.PolledInput` to the input ``name``."""
-    midi_in, real, probe, early = _open_rtmidi_input(backend, name, False)
-    polled.swap(midi_in, real, probe, early)
+    midi_in, real, probe = _open_rtmidi_input(backend, name, False)
+    polled.swap(midi_in, real, probe, fill=_fill(probe))
+
+
+def _fill(probe) -> int:
+    """Fill events for a new input's queue (improv.midiin.PolledInput): one a slot, with a
+    probe to send them."""
+    from improv.midiin import QUEUE_LIMIT
+
+    return QUEUE_LIMIT if probe is not None else 0
 
 
 def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool):
     import rtmidi
 
-    from improv.midiin import QUEUE_LIMIT, _rtmidi_api, fill_queue
+    from improv.midiin import QUEUE_LIMIT, _rtmidi_api
 
     api = _rtmidi_api(backend)
 
@@ -227,8 +235,7 @@ def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool):
         real = ours[0] if len(ours) == 1 else ""
         chosen_name = chosen
     probe = _open_probe(api, real) if api_name(backend) == "JACK" and real else None
-    early = fill_queue(midi_in, probe) if probe is not None else []
-    return midi_in, (real if virtual else chosen_name), probe, early
+    return midi_in, (real if virtual else chosen_name), probe
 
 
 def _open_probe(api: int, target: str):

@@ -112,7 +112,7 @@ class Sampler:
         # Each NumPy call on these 88 floats costs about its overhead, so the cheaper of
         # equal ones is used (measured a call: z[z.argmax()] 0.35 us, z.max() 1.06;
         # np.add.accumulate 0.78, np.cumsum 1.85; copy and sort in place 0.56, np.sort 0.94).
-        z = np.multiply(logits[lo:hi + 1], 1.0 / cfg.temperature, dtype=np.float32)
+        z = logits[lo:hi + 1] * (1.0 / cfg.temperature)  # float32 stays float32
         z -= z[z.argmax()]
         np.exp(z, out=z)
         for i in taken:  # one to a few places: scalar stores cost less than an index array

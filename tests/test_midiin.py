@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from improv.midiin import FILL, PROBE, MidiDecoder, PolledInput, fill_queue
+from improv.midiin import FILL, FILL_IN_FLIGHT, PROBE, MidiDecoder, PolledInput
 from tests.live import REPO, settled
 
 
@@ -95,21 +95,36 @@ def test_polled_input_stamps_and_posts_every_message_and_probes_when_idle():
         polled.close()
 
 
-def test_the_fill_hands_on_what_a_player_played_meanwhile():
-    """fill_queue passes its events through the queue and drops them; a player's events that
-    came meanwhile are read first, in order, with the times they arrived."""
+def test_the_queue_is_filled_while_nobody_plays_a_few_at_a_time():
+    """With ``fill``, idle polls send FILL events through the port, never more than
+    FILL_IN_FLIGHT on their way, and drop them as they come back (the probe waits till the
+    fill is done); a player's event keeps the time the fill events' deltas before it add up
+    to, and the fill waits until the player has been quiet for PROBE_IDLE."""
     port = FakePort()
-    with port.lock:
-        port.queue += [[0x90, 60, 64], [62, 70]]  # the second in running status
-    clock = [5.0]
-    early = fill_queue(port, port, events=3000, clock=lambda: clock[0])
-    assert [list(b) for b, _ in early] == [[0x90, 60, 64], [62, 70]]
-    assert port.probes.count(list(FILL)) >= 3000 and not port.queue
-    clock[0] = 6.0
-    polled = PolledInput(port, "fake", clock=lambda: clock[0], early=early)
-    assert [(t, m.bytes()) for t, m in polled.poll()] == [(5.0, [0x90, 60, 64]),
-                                                           (5.0, [0x90, 62, 70])]
-    assert polled.poll() == [] and polled.events == 2
+    port.get_message = lambda: (port.queue.pop(0), 0.001) if port.queue else None  # 1 ms apart
+    clock = [100.0]
+    polled = PolledInput(port, "fake", probe=port, clock=lambda: clock[0], fill=200)
+
+    def sent():
+        return port.probes.count(list(FILL))
+
+    clock[0] = 100.2  # quiet: the first batch goes out
+    assert polled.poll() == [] and sent() == FILL_IN_FLIGHT == 64
+    port.queue.append([0x90, 60, 64])  # a note after the batch
+    clock[0] = 100.3
+    got = polled.poll()  # the batch back at 100.200-100.263, then the note
+    assert [(round(t, 6), m.note) for t, m in got] == [(100.264, 60)]
+    assert polled.filled == 64 and sent() == 64  # the note was 36 ms ago: the fill waits
+    most = 0
+    for _ in range(20):
+        clock[0] += 0.2
+        polled.poll()
+        most = max(most, port.queue.count(list(FILL)))
+    assert polled.filled == 200 and most <= FILL_IN_FLIGHT
+    first_probe = port.probes.index(list(PROBE))  # the probe once the fill was done
+    assert first_probe > max(i for i, p in enumerate(port.probes) if p == list(FILL))
+    # only the probes were decoded (the last one is still on its way)
+    assert polled.decoder.sysex == len(port.probes) - sent() - len(port.queue)
 
 
 # -- over real JACK ----------------------------------------------------------------------
@@ -225,41 +240,92 @@ def _malloc_in_use() -> int:
     return used
 
 
+def _fill_and_pass(name: str, fill: int, player_events: int, queue: int = 4096,
+                   play_after: int | None = None):
+    """Over JACK: an input (queue of ``queue`` slots) with a probe and a player; poll until
+    ``play_after`` (default: all ``fill``) FILL events went through, then pass
+    ``player_events`` of the player's (note on and off; the notes 0-127 over and over), and
+    poll until the fill is done. Return (malloc growth while the player's passed, how many
+    note_ons were heard, whether they came in order)."""
+    import rtmidi
+
+    midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name, queue_size_limit=queue)
+    midi_in.ignore_types(sysex=False)
+    midi_in.open_virtual_port("in")
+    probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{name} probe")
+    player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{name} player")
+    polled = PolledInput(midi_in, f"{name}:in", probe=probe, fill=fill)
+    heard, in_order = 0, True
+
+    def read():  # counted as they come: a list of them would take memory of its own
+        nonlocal heard, in_order
+        for _, msg in polled.poll(4096):
+            if msg.type == "note_on":
+                in_order &= msg.note == heard % 128
+                heard += 1
+    try:
+        for port in (probe, player):
+            port.open_port(port.get_ports().index(f"{name}:in"))
+        deadline = time.monotonic() + 60
+        while polled.filled < (fill if play_after is None else play_after) and \
+                time.monotonic() < deadline:
+            assert polled.poll() == []
+            time.sleep(0.001)
+        before = _malloc_in_use()
+        for i in range(player_events // 2):
+            player.send_message([0x90, i % 128, 64])
+            player.send_message([0x80, i % 128, 0])
+            if i % 64 == 63:
+                time.sleep(0.004)
+                read()
+        deadline = time.monotonic() + 10
+        while heard < player_events // 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+            read()
+        growth = _malloc_in_use() - before
+        deadline = time.monotonic() + 60
+        while polled.filled < fill and time.monotonic() < deadline:
+            read()
+            time.sleep(0.001)
+        assert polled.filled == fill
+        return growth, heard, in_order
+    finally:
+        player.close_port()
+        player.delete()
+        polled.close()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_info")
 def test_a_filled_queue_takes_no_memory_as_events_pass(jack):
     """RtMidi gives a slot of its input queue memory the first time an event passes through
-    it (32 bytes, in JACK's thread): left to the events, a queue of 4,096 slots took ~128 KB
-    over its first 4,096 events. fill_queue takes it at the start, so that events passing
-    later take none (in a long session: flat RSS, not +4 MB over the first 131,072)."""
-    import rtmidi
-
+    it (32 bytes, in JACK's thread): left to the player, a queue of 4,096 slots took ~128 KB
+    over its first 4,096 events. Filled while nobody played, the player's events then take
+    none (in a long session: flat RSS, not +4 MB over the first 131,072 events)."""
     growth = {}
-    for filled in (False, True):
-        midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"filltest{int(filled)}",
-                                queue_size_limit=4096)
-        midi_in.ignore_types(sysex=False)
-        midi_in.open_virtual_port("in")
-        probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"filltest probe{int(filled)}")
-        try:
-            probe.open_port(probe.get_ports().index(f"filltest{int(filled)}:in"))
-            time.sleep(0.2)
-            if filled:
-                assert fill_queue(midi_in, probe, events=4096) == []
-            before = _malloc_in_use()
-            passed = 0
-            for _ in range(100):  # 8,192 events: twice round the queue
-                for _ in range(256):
-                    probe.send_message(FILL)
-                time.sleep(0.004)
-                while midi_in.get_message() is not None:
-                    passed += 1
-                if passed >= 8192:
-                    break
-            assert passed >= 8192
-            growth[filled] = _malloc_in_use() - before
-        finally:
-            for port in (probe, midi_in):
-                port.close_port()
-                port.delete()
-    assert growth[False] >= 4096 * 24, growth
-    assert growth[True] < growth[False] / 8, growth
+    for fill in (0, 4096):
+        growth[fill], heard, in_order = _fill_and_pass(f"filltest{fill}", fill, 8192)
+        assert heard == 4096 and in_order
+    assert growth[0] >= 4096 * 24, growth
+    assert growth[4096] < growth[0] / 8, growth
+
+
+def test_the_fill_loses_no_note_at_a_long_period(tmp_path, monkeypatch):
+    """At JACK period 512 (10.7 ms), where an earlier fill (bursts of 2,000 while the player
+    played) lost the player's notes (275 of 300 came through), a player who starts while the
+    queue fills loses nothing and gets them in order (the fill waits while the player plays,
+    with at most FILL_IN_FLIGHT on their way, and goes on once the player stops), and jackd
+    says nothing of full buffers."""
+    from tests.live import JackMissing, JackServer
+
+    try:
+        server = JackServer(tmp_path / "jackd.log", suffix="p512", make_default=False,
+                            period=512)
+    except JackMissing as exc:
+        pytest.skip(str(exc))
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
+    try:
+        _, heard, in_order = _fill_and_pass("fill512", 4096, 600, play_after=1024)
+        assert heard == 300 and in_order
+    finally:
+        server.stop()
+    assert "room" not in (tmp_path / "jackd.log").read_text(errors="replace")

@@ -188,9 +188,10 @@ class PolledInput:
     passes through it, in JACK's thread (32 bytes an event, then nothing once every slot was
     used; measured with malloc_info). Left to the player's notes and the probes, the 131,072
     slots grew improv by 1.3 MB an hour for three hours of ``improv bench soak``. So with
-    ``fill`` (as many as the queue's slots) and a probe, while nobody plays (as the probe),
-    :data:`FILL` events go through the queue, :data:`FILL_IN_FLIGHT` at a time, and are
-    dropped as they come back: 4 MB taken in the first seconds, then flat.
+    ``fill`` (as many as the queue's slots) and a probe, while nobody plays (no channel
+    message for PROBE_IDLE; a MIDI clock may run), :data:`FILL` events go through the queue,
+    :data:`FILL_IN_FLIGHT` at a time, and are dropped as they come back: 4 MB taken in the
+    first seconds (2.8 s here), then flat. Until then they stand in for the probe.
     """
 
     def __init__(self, midi_in, name: str, post: Callable[[float, mido.Message], None] | None
@@ -205,6 +206,7 @@ class PolledInput:
         self.probes = 0
         now = clock()
         self._last_event = self._last_empty = self._last_probe = self._prev = now
+        self._last_played = now  # the last channel message (the fill waits for a pause)
         self._fill_moved = now  # when a fill event last went out or came back
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the port may be swapped (reopen) under a poller
@@ -232,18 +234,22 @@ class PolledInput:
                     self._fill_moved = now
                     continue
                 self._last_event = t
+                if got[0] and got[0][0] < 0xF0:  # a channel message: someone plays
+                    self._last_played = t
                 self.events += 1
                 for msg in self.decoder.feed(got[0]):
                     out.append((t, msg))
             now = self.clock()
             if got is None:
                 self._last_empty = now
-                if self._probe is not None and now - self._last_event > PROBE_IDLE:
-                    if self._to_fill:
+                if self._probe is None:
+                    pass
+                elif self._to_fill:  # while nobody plays; a MIDI clock may run (a DAW's
+                    if now - self._last_played > PROBE_IDLE:  # does all the time)
                         self._send_fill(now)
-                    elif now - self._last_probe > PROBE_IDLE:
-                        self._last_probe = now
-                        self._send_probe()
+                elif now - self._last_event > PROBE_IDLE and now - self._last_probe > PROBE_IDLE:
+                    self._last_probe = now
+                    self._send_probe()
         self.received += len(out)
         return out
 

@@ -99,7 +99,8 @@ def test_the_queue_is_filled_while_nobody_plays_a_few_at_a_time():
     """With ``fill``, idle polls send FILL events through the port, never more than
     FILL_IN_FLIGHT on their way, and drop them as they come back (the probe waits till the
     fill is done); a player's event keeps the time the fill events' deltas before it add up
-    to, and the fill waits until the player has been quiet for PROBE_IDLE."""
+    to, and the fill waits until the player has been quiet for PROBE_IDLE (a MIDI clock does
+    not count)."""
     port = FakePort()
     port.get_message = lambda: (port.queue.pop(0), 0.001) if port.queue else None  # 1 ms apart
     clock = [100.0]
@@ -115,6 +116,9 @@ def test_the_queue_is_filled_while_nobody_plays_a_few_at_a_time():
     got = polled.poll()  # the batch back at 100.200-100.263, then the note
     assert [(round(t, 6), m.note) for t, m in got] == [(100.264, 60)]
     assert polled.filled == 64 and sent() == 64  # the note was 36 ms ago: the fill waits
+    port.queue.append([0xF8])  # a DAW's MIDI clock, running all the time, does not stop it
+    clock[0] = 100.38  # the note 116 ms ago, the clock's tick (at 100.3) 80 ms
+    assert [m.type for _, m in polled.poll()] == ["clock"] and sent() == 128
     most = 0
     for _ in range(20):
         clock[0] += 0.2

@@ -50,6 +50,7 @@ from improv.outfile import check_outputs
 from improv.outputs import PortOutput, SynthOutput
 from improv.paths import default_model_dir
 from improv.ports import (
+    LISTENER_CLIENT,
     PortError,
     api_name,
     get_backend,
@@ -575,7 +576,21 @@ class Session:
         return self.inport
 
     def _on_peers(self, event: PeerEvent) -> None:
-        if event.kind == "input gone":
+        if event.kind == "input lost":
+            if ("input", self.options.input) in self._watch.missing:
+                return  # the port watch saw it go: it reconnects when it sees it back
+            self.improviser.panic()
+            self.improviser.tracker.flush(self.clock())
+            try:
+                self.inport = self._reopen_input()
+            except PortError:  # gone again meanwhile: the port watch waits for it
+                self._watch.missing.add(("input", self.options.input))
+                print(f"\nimprov: input port {self.inport.name!r} went away; silenced; "
+                      f"waiting for it", file=self.log, flush=True)
+                return
+            print(f"\nimprov: input port {self.inport.name!r} came back in a new instance; "
+                  f"reconnected", file=self.log, flush=True)
+        elif event.kind == "input gone":
             self.improviser.release_keys(self.clock(), f"{', '.join(event.peers)} disconnected")
         else:
             self.scheduler.reset_listeners()
@@ -684,7 +699,9 @@ def _peer_watch(options: RunOptions, inport, outputs: list, post, log) -> PeerWa
     vin = "" if options.input else inport.name
     vout = next((o.name for o in outputs if isinstance(o, PortOutput) and not o.wanted), "")
     try:
-        watch = PeerWatch(vin, vout, post, ignore=f"improv probe {os.getpid()}:")
+        watch = PeerWatch(vin, vout, post, ignore=f"improv probe {os.getpid()}:",
+                          named_input=inport.name if options.input else "",
+                          listener=f"{LISTENER_CLIENT} {os.getpid()}")
     except JackServerGone:
         # It stopped after improv's ports opened (a server stopped during the start-up hung
         # improv: with no watch, nothing told; 2 of 25 such starts beside two burners).

@@ -23,8 +23,10 @@ PEERS_EVERY = 0.2
 
 class PeerEvent:
     """Posted by :class:`PeerWatch`: the virtual input lost its last peer
-    (``kind == "input gone"``), the virtual output gained ones (``"output new"``), or
-    improv's own ports vanished: the JACK server went away (``"server gone"``)."""
+    (``kind == "input gone"``), the virtual output gained ones (``"output new"``), the named
+    input is there but no longer connected to improv (``"input lost"``: it went and came back
+    between two looks of the port watch), or improv's own ports vanished: the JACK server
+    went away (``"server gone"``)."""
 
     def __init__(self, kind: str, peers: list[str]):
         self.kind, self.peers = kind, peers
@@ -42,12 +44,19 @@ class PeerWatch:
     before anything was connected).
     """
 
-    def __init__(self, input_port: str, output_port: str, post, ignore: str):
+    def __init__(self, input_port: str, output_port: str, post, ignore: str,
+                 named_input: str = "", listener: str = ""):
         from improv.jackgraph import JackGraph
 
         self.graph = JackGraph(f"improv watch {os.getpid()}")
         self.input_port, self.output_port, self.post, self.ignore = (input_port, output_port,
                                                                      post, ignore)
+        # A named input (``--input``) and the start of improv's client reading it: a port
+        # that goes and comes back within a second looks the same to the port watch's
+        # listings, but its connection to improv is gone (a red team's pianist was deaf
+        # for good after a 0.3 s reconnect of the keyboard's port).
+        self.named_input, self.listener = named_input, listener
+        self._lost = False
         self._stop = threading.Event()
         self.dead = False  # the server went: never call into libjack again
         self._thread = threading.Thread(target=self._watch, daemon=True, name="improv-peers")
@@ -85,6 +94,18 @@ class PeerWatch:
             if new:
                 self.post(PeerEvent("output new", new))
             had_output = outs
+            if self.named_input:
+                self._check_named_input()
+
+    def _check_named_input(self) -> None:
+        """Post "input lost" once when the named input is there but not connected to
+        improv's listener (None: it is not there, which the port watch tells)."""
+        found = self.graph.connections(self.named_input)
+        lost = found is not None and not any(p.startswith((f"{self.listener}:",
+                                                            f"{self.listener}-")) for p in found)
+        if lost and not self._lost:
+            self.post(PeerEvent("input lost", [self.named_input]))
+        self._lost = lost
 
 
 class PortWatch:

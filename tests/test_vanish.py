@@ -54,6 +54,39 @@ def test_input_port_goes_away_and_comes_back(jack):
         keys.kill()
 
 
+def test_an_input_port_that_comes_back_at_once_is_reconnected(jack):
+    """The keyboard's port closes and opens again within milliseconds (a driver or a DAW
+    re-creating it): the port watch's listings, a second apart, show it there both times,
+    but its connection to improv is gone. improv notices through the port's connections
+    and reconnects, and hears the next notes (it was deaf for good)."""
+    import rtmidi
+
+    keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "quick keys")
+    keys.open_virtual_port("quick keys")
+    daemon = Daemon("--input", "quick keys", "--virtual", "improvqk", "--silence", "0.3",
+                    "--answer-notes", "2", "--random-seed", "1")
+    listener = Listener("improvqk out")
+    try:
+        time.sleep(0.5)  # the watches have their first looks
+        keys.close_port()
+        keys.delete()  # and at once a new client of that name, with a new port
+        keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "quick keys")
+        keys.open_virtual_port("quick keys")
+        assert daemon.wait_for("reconnected", 15), daemon.log
+        for pitch in (60, 64):
+            keys.send_message([0x90, pitch, 80])
+            keys.send_message([0x80, pitch, 0])
+        deadline = time.monotonic() + 15
+        while len(listener.notes()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(listener.notes()) == 2, daemon.log
+    finally:
+        assert daemon.stop() == 0, daemon.log
+        listener.close()
+        keys.close_port()
+        keys.delete()
+
+
 @pytest.mark.parametrize("ports, settle", [("virtual", 0.0), ("output", 0.0),
                                             ("virtual", 2.0), ("named", 2.0)])
 def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path, ports, settle):

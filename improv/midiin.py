@@ -242,12 +242,12 @@ class PolledInput:
             now = self.clock()
             if got is None:
                 self._last_empty = now
-                if self._probe is None:
-                    pass
-                elif self._to_fill:  # while nobody plays; a MIDI clock may run (a DAW's
-                    if now - self._last_played > PROBE_IDLE:  # does all the time)
+                if self._probe is not None and self._to_fill:
+                    # while nobody plays; a MIDI clock may run (a DAW's does all the time)
+                    if now - self._last_played > PROBE_IDLE:
                         self._send_fill(now)
-                elif now - self._last_event > PROBE_IDLE and now - self._last_probe > PROBE_IDLE:
+                elif (self._probe is not None and now - self._last_event > PROBE_IDLE
+                        and now - self._last_probe > PROBE_IDLE):
                     self._last_probe = now
                     self._send_probe()
         self.received += len(out)

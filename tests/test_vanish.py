@@ -11,6 +11,14 @@ import pytest
 from tests.live import REPO, Daemon, JackServer, Listener, Peer, connect_output
 
 
+def _answered(listener, notes: int) -> bool:
+    """Whether ``notes`` of improv's notes reach ``listener`` within 15 s."""
+    deadline = time.monotonic() + 15
+    while len(listener.notes()) < notes and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(listener.notes()) == notes
+
+
 def test_output_port_goes_away_and_comes_back(jack):
     synth = Peer("synth", "vanish synth")
     daemon = Daemon("--virtual", "improvvo", "--output", "vanish synth", "--silence", "0.3",
@@ -44,10 +52,7 @@ def test_input_port_goes_away_and_comes_back(jack):
         assert daemon.wait_for("input port 'vanish keys:vanish keys' is back", 15), daemon.log
         for pitch in (60, 64):
             keys.play(pitch)
-        deadline = time.monotonic() + 15
-        while len(listener.notes()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(listener.notes()) == 2, daemon.log
+        assert _answered(listener, 2), daemon.log
     finally:
         assert daemon.stop() == 0, daemon.log
         listener.close()
@@ -76,10 +81,7 @@ def test_an_input_port_that_comes_back_at_once_is_reconnected(jack):
         for pitch in (60, 64):
             keys.send_message([0x90, pitch, 80])
             keys.send_message([0x80, pitch, 0])
-        deadline = time.monotonic() + 15
-        while len(listener.notes()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(listener.notes()) == 2, daemon.log
+        assert _answered(listener, 2), daemon.log
     finally:
         assert daemon.stop() == 0, daemon.log
         listener.close()

@@ -56,7 +56,8 @@ class Tap(Sink):
         from improv.ports import get_backend, open_polled_input
 
         super().__init__(port)
-        self.port = open_polled_input(get_backend("jack"), post=self._add, name=port)
+        self.port = open_polled_input(get_backend("jack"), post=self._add, name=port,
+                                      fill=False)
 
     def _add(self, t: float, msg) -> None:
         with self.lock:

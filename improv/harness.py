@@ -159,6 +159,8 @@ class JackServer:
         # Not when ours never ran: the name may be a live server's ("server already active").
         for sem in self.semaphores() if self._ran else ():
             sem.unlink(missing_ok=True)
+        if self._ran:  # and its socket
+            Path(f"/dev/shm/jack_{self.name}_{os.getuid()}_0").unlink(missing_ok=True)
 
     def semaphores(self) -> list[Path]:
         """JACK's files in /dev/shm for this server's clients (``jack_sem.UID_NAME_CLIENT``;
@@ -242,7 +244,7 @@ class Listener(Sink):
 
         super().__init__(substring)
         self.port = open_polled_input(get_backend("jack"), self._arrived, substring,
-                                      virtual=virtual)
+                                      virtual=virtual, fill=False)
 
     def _arrived(self, t: float, msg: mido.Message) -> None:
         with self.lock:

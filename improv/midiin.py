@@ -16,18 +16,18 @@ it into mido messages, which the rest of improv keeps using.
 with no ``F7`` as that SysEx's continuation and swallows it until an event ends
 in ``F7`` (measured: 20,000 messages swallowed; ``ignore_types(sysex=True)``
 does not help, it only drops the swallowed run for good when it finally ends).
-So SysEx is *not* ignored in RtMidi, and when nothing has arrived for
-``PROBE_IDLE`` seconds improv sends an empty SysEx (``F0 F7``) into its own input
-from a private client. If the input was swallowing, that ``F7`` ends the run and
-RtMidi delivers it as one event: the broken SysEx followed by the bytes of every
-swallowed message, which :class:`MidiDecoder` splits back into messages (a status
-byte inside a SysEx aborts it, as on a MIDI cable). Otherwise the probe arrives
-alone and is dropped like every SysEx (improv has no use for SysEx). The cost:
-swallowed messages arrive up to ``PROBE_IDLE`` late, all with one timestamp; a
-SysEx split over events more than ``PROBE_IDLE`` apart is cut (improv ignores
-SysEx anyway); about 10 probe events a second while nobody plays. Reading JACK
-events ourselves would need a process callback, which in Python is the very
-callback this module exists to avoid.
+So SysEx is *not* ignored in RtMidi, and when nothing has arrived for ``PROBE_IDLE``
+seconds improv sends an empty SysEx (``F0 F7``) into its own input from a private client
+(while it fills its queue, the fill's events, which end in ``F7`` too). If the input was
+swallowing, that ``F7`` ends the run and RtMidi delivers it as one event: the broken
+SysEx followed by the bytes of every swallowed message, which :class:`MidiDecoder`
+splits back into messages (a status byte inside a SysEx aborts it, as on a MIDI cable).
+Otherwise the probe arrives alone and is dropped like every SysEx (improv has no use for
+SysEx). The cost: swallowed messages arrive up to ``PROBE_IDLE`` late, all with one
+timestamp; a SysEx split over events more than ``PROBE_IDLE`` apart is cut (improv
+ignores SysEx anyway); about 10 probe events a second while nobody plays. Reading JACK
+events ourselves would need a process callback, which in Python is the very callback
+this module exists to avoid.
 """
 
 from __future__ import annotations
@@ -195,8 +195,11 @@ class PolledInput:
     """
 
     def __init__(self, midi_in, name: str, post: Callable[[float, mido.Message], None] | None
-                 = None, probe=None, clock: Callable[[], float] = time.monotonic, fill: int = 0):
+                 = None, probe=None, clock: Callable[[], float] = time.monotonic, fill: int = 0,
+                 own: str = ""):
         self._in, self.name, self._post, self._probe, self.clock = midi_in, name, post, probe, clock
+        #: improv's own port reading a named input (``improv listener PID:in``), else "".
+        self.own_port = own
         self._to_fill = fill  # FILL events still to send
         self._in_flight = 0  # sent and not back yet
         self.filled = 0  # FILL events that went through
@@ -250,6 +253,8 @@ class PolledInput:
                         and now - self._last_probe > PROBE_IDLE):
                     self._last_probe = now
                     self._send_probe()
+                    if self._in_flight and now - self._fill_moved > FILL_STALL:
+                        self._in_flight = 0  # the last fill events are not coming back
         self.received += len(out)
         return out
 
@@ -289,11 +294,11 @@ class PolledInput:
         except Exception:  # the probe is a safety net; the input works without it
             pass
 
-    def swap(self, midi_in, name: str, probe=None, fill: int = 0) -> None:
+    def swap(self, midi_in, name: str, probe=None, fill: int = 0, own: str = "") -> None:
         """Replace the underlying port (after a reconnect); close the old one."""
         with self._lock:
             old, old_probe = self._in, self._probe
-            self._in, self.name, self._probe = midi_in, name, probe
+            self._in, self.name, self._probe, self.own_port = midi_in, name, probe, own
             self._to_fill, self._in_flight = fill, 0  # a new queue to fill
             # RtMidi's first delta of the new port counts from nothing: from now, not from
             # the last poll before the reopen

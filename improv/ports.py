@@ -173,23 +173,25 @@ def _close_quietly(port) -> None:
 
 
 def open_polled_input(backend: mido.Backend, post=None, name: str | None = None,
-                      virtual: bool = False):
+                      virtual: bool = False, fill: bool = True):
     """Open the input ``name`` (or a virtual one) read without a callback.
 
     Returns a :class:`~improv.midiin.PolledInput`: read it with ``poll()``, or give
     ``post`` and a thread of its own calls ``post(t, msg)`` for each message. See
-    :mod:`improv.midiin` for why.
+    :mod:`improv.midiin` for why. ``fill``: fill its queue while nobody plays (off for a
+    benchmark's own clients, whose measurements it would share the first seconds with).
     """
     from improv.midiin import PolledInput
 
-    midi_in, real, probe = _open_rtmidi_input(backend, name, virtual)
-    return PolledInput(midi_in, real, post, probe=probe, fill=_fill(probe))
+    midi_in, real, probe, own = _open_rtmidi_input(backend, name, virtual)
+    return PolledInput(midi_in, real, post, probe=probe, fill=_fill(probe) if fill else 0,
+                       own=own)
 
 
 def reopen_polled_input(backend: mido.Backend, polled, name: str) -> None:
     """Reconnect a :class:`~improv.midiin.PolledInput` to the input ``name``."""
-    midi_in, real, probe = _open_rtmidi_input(backend, name, False)
-    polled.swap(midi_in, real, probe, fill=_fill(probe))
+    midi_in, real, probe, own = _open_rtmidi_input(backend, name, False)
+    polled.swap(midi_in, real, probe, fill=_fill(probe), own=own)
 
 
 def _fill(probe) -> int:
@@ -237,7 +239,8 @@ def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool):
         real = ours[0] if len(ours) == 1 else ""
         chosen_name = chosen
     probe = _open_probe(api, real) if api_name(backend) == "JACK" and real else None
-    return midi_in, (real if virtual else chosen_name), probe
+    # and improv's own port: for a named input, the listener's ("" if unknown)
+    return midi_in, (real if virtual else chosen_name), probe, (real if not virtual else "")
 
 
 def _open_probe(api: int, target: str):

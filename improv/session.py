@@ -50,7 +50,6 @@ from improv.outfile import check_outputs
 from improv.outputs import PortOutput, SynthOutput
 from improv.paths import default_model_dir
 from improv.ports import (
-    LISTENER_CLIENT,
     PortError,
     api_name,
     get_backend,
@@ -337,6 +336,7 @@ class Session:
         self._inbox = make_inbox()
         self._watch = None
         self._peers = None
+        self._input_reopened = 0.0  # time.monotonic() when the input was last reopened
         self._realtime = False
         self._slack: int | None = None  # the timer slack before open(), to restore
         self._opened = False
@@ -573,20 +573,23 @@ class Session:
 
     def _reopen_input(self):
         reopen_polled_input(self.backend, self.inport, self.options.input)
+        self._input_reopened = time.monotonic()
         return self.inport
 
     def _on_peers(self, event: PeerEvent) -> None:
         if event.kind == "input lost":
-            if ("input", self.options.input) in self._watch.missing:
-                return  # the port watch saw it go: it reconnects when it sees it back
+            if (("input", self.options.input) in self._watch.missing
+                    or event.seen < self._input_reopened):
+                return  # the port watch saw it go (it reconnects), or the look was before
+                # the last reopen was done
             self.improviser.panic()
             self.improviser.tracker.flush(self.clock())
             try:
                 self.inport = self._reopen_input()
-            except PortError:  # gone again meanwhile: the port watch waits for it
+            except PortError as exc:  # gone again meanwhile: the port watch waits for it
                 self._watch.missing.add(("input", self.options.input))
-                print(f"\nimprov: input port {self.inport.name!r} went away; silenced; "
-                      f"waiting for it", file=self.log, flush=True)
+                print(f"\nimprov: input port {self.inport.name!r} could not be reopened "
+                      f"({exc}); silenced; waiting for it", file=self.log, flush=True)
                 return
             print(f"\nimprov: input port {self.inport.name!r} came back in a new instance; "
                   f"reconnected", file=self.log, flush=True)
@@ -701,7 +704,7 @@ def _peer_watch(options: RunOptions, inport, outputs: list, post, log) -> PeerWa
     try:
         watch = PeerWatch(vin, vout, post, ignore=f"improv probe {os.getpid()}:",
                           named_input=inport.name if options.input else "",
-                          listener=f"{LISTENER_CLIENT} {os.getpid()}")
+                          listener=lambda: getattr(inport, "own_port", ""))
     except JackServerGone:
         # It stopped after improv's ports opened (a server stopped during the start-up hung
         # improv: with no watch, nothing told; 2 of 25 such starts beside two burners).

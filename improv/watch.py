@@ -30,6 +30,7 @@ class PeerEvent:
 
     def __init__(self, kind: str, peers: list[str]):
         self.kind, self.peers = kind, peers
+        self.seen = time.monotonic()  # when the watch looked
 
 
 class PeerWatch:
@@ -45,18 +46,18 @@ class PeerWatch:
     """
 
     def __init__(self, input_port: str, output_port: str, post, ignore: str,
-                 named_input: str = "", listener: str = ""):
+                 named_input: str = "", listener=None):
         from improv.jackgraph import JackGraph
 
         self.graph = JackGraph(f"improv watch {os.getpid()}")
         self.input_port, self.output_port, self.post, self.ignore = (input_port, output_port,
                                                                      post, ignore)
-        # A named input (``--input``) and the start of improv's client reading it: a port
-        # that goes and comes back within a second looks the same to the port watch's
-        # listings, but its connection to improv is gone (a red team's pianist was deaf
-        # for good after a 0.3 s reconnect of the keyboard's port).
+        # A named input (``--input``) and a callable giving improv's own port reading it now:
+        # a port that goes and comes back within a second looks the same to the port
+        # watch's listings, but its connection to improv is gone (a red team's pianist was
+        # deaf for good after a 0.3 s reconnect of the keyboard's port).
         self.named_input, self.listener = named_input, listener
-        self._lost = False
+        self._lost_said = 0.0  # when "input lost" was last posted
         self._stop = threading.Event()
         self.dead = False  # the server went: never call into libjack again
         self._thread = threading.Thread(target=self._watch, daemon=True, name="improv-peers")
@@ -98,14 +99,16 @@ class PeerWatch:
                 self._check_named_input()
 
     def _check_named_input(self) -> None:
-        """Post "input lost" once when the named input is there but not connected to
-        improv's listener (None: it is not there, which the port watch tells)."""
+        """Post "input lost" while the named input is there but not connected to improv's
+        own port (None: it is not there, which the port watch tells), once a second: the
+        session may pass one over (a reopen under way)."""
+        own = self.listener()
         found = self.graph.connections(self.named_input)
-        lost = found is not None and not any(p.startswith((f"{self.listener}:",
-                                                            f"{self.listener}-")) for p in found)
-        if lost and not self._lost:
-            self.post(PeerEvent("input lost", [self.named_input]))
-        self._lost = lost
+        if own and found is not None and own not in found:
+            now = time.monotonic()
+            if now - self._lost_said >= WATCH_EVERY:
+                self._lost_said = now
+                self.post(PeerEvent("input lost", [self.named_input]))
 
 
 class PortWatch:

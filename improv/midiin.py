@@ -245,6 +245,8 @@ class PolledInput:
             now = self.clock()
             if got is None:
                 self._last_empty = now
+                if self._in_flight and now - self._fill_moved > FILL_STALL:
+                    self._in_flight = 0  # lost on the way (a port that went): sent anew
                 if self._probe is not None and self._to_fill:
                     # while nobody plays; a MIDI clock may run (a DAW's does all the time)
                     if now - self._last_played > PROBE_IDLE:
@@ -253,8 +255,6 @@ class PolledInput:
                         and now - self._last_probe > PROBE_IDLE):
                     self._last_probe = now
                     self._send_probe()
-                    if self._in_flight and now - self._fill_moved > FILL_STALL:
-                        self._in_flight = 0  # the last fill events are not coming back
         self.received += len(out)
         return out
 
@@ -272,8 +272,6 @@ class PolledInput:
     def _send_fill(self, now: float) -> None:
         """Send the next fill events, up to FILL_IN_FLIGHT on their way (a FILL ends in F7:
         it ends a swallowing SysEx as the probe does)."""
-        if self._in_flight and now - self._fill_moved > FILL_STALL:
-            self._in_flight = 0  # lost on the way (a port that went): sent anew
         n = min(FILL_IN_FLIGHT - self._in_flight, self._to_fill)
         if n <= 0:
             return

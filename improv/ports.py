@@ -21,8 +21,6 @@ from improv.quiet import quiet_stderr
 APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE",
         "winmm": "WINDOWS_MM"}
 VIRTUAL_IN = "improv in"
-#: The client improv reads a named input with (its pid follows; JACK may add "-01").
-LISTENER_CLIENT = "improv listener"
 VIRTUAL_OUT = "improv out"
 
 
@@ -227,7 +225,7 @@ def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool):
     else:
         chosen = choose_port(name or "0", list_ports(backend)["inputs"], "input")
         before = list_ports(backend)["outputs"]
-        client = f"{LISTENER_CLIENT} {os.getpid()}"
+        client = f"improv listener {os.getpid()}"
 
         def opener():
             midi_in = make(client)

@@ -336,7 +336,6 @@ class Session:
         self._inbox = make_inbox()
         self._watch = None
         self._peers = None
-        self._input_reopened = 0.0  # time.monotonic() when the input was last reopened
         self._realtime = False
         self._slack: int | None = None  # the timer slack before open(), to restore
         self._opened = False
@@ -573,26 +572,12 @@ class Session:
 
     def _reopen_input(self):
         reopen_polled_input(self.backend, self.inport, self.options.input)
-        self._input_reopened = time.monotonic()
         return self.inport
 
     def _on_peers(self, event: PeerEvent) -> None:
         if event.kind == "input lost":
-            if (("input", self.options.input) in self._watch.missing
-                    or event.seen < self._input_reopened):
-                return  # the port watch saw it go (it reconnects), or the look was before
-                # the last reopen was done
-            self.improviser.panic()
-            self.improviser.tracker.flush(self.clock())
-            try:
-                self.inport = self._reopen_input()
-            except PortError as exc:  # gone again meanwhile: the port watch waits for it
-                self._watch.missing.add(("input", self.options.input))
-                print(f"\nimprov: input port {self.inport.name!r} could not be reopened "
-                      f"({exc}); silenced; waiting for it", file=self.log, flush=True)
-                return
-            print(f"\nimprov: input port {self.inport.name!r} came back in a new instance; "
-                  f"reconnected", file=self.log, flush=True)
+            self.inport = self._watch.input_lost(event, self.inport, self.options.input,
+                                                 self._reopen_input)
         elif event.kind == "input gone":
             self.improviser.release_keys(self.clock(), f"{', '.join(event.peers)} disconnected")
         else:

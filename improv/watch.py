@@ -129,6 +129,7 @@ class PortWatch:
     def __init__(self, backend, improviser, send, post, log):
         self.backend, self.improviser, self.send, self.log = backend, improviser, send, log
         self.missing: set[tuple[str, str]] = set()
+        self._input_reopened = 0.0  # time.monotonic() when the input was last reopened
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, args=(post,), daemon=True,
                                         name="improv-port-watch")
@@ -158,6 +159,36 @@ class PortWatch:
     def _say(self, text: str) -> None:
         print(f"\nimprov: {text}", file=self.log, flush=True)
 
+    def _silence(self, key: tuple[str, str], text: str) -> None:
+        """A watched port is gone: wait for it, end what improv played and what it heard."""
+        self.missing.add(key)
+        self.improviser.panic()
+        self.improviser.tracker.flush(time.monotonic())
+        self._say(f"{text}; silenced; waiting for it")
+
+    def _reopen_input(self, reopen_input):
+        inport = reopen_input()
+        self._input_reopened = time.monotonic()
+        return inport
+
+    def input_lost(self, event: PeerEvent, inport, input_wanted: str, reopen_input):
+        """Act on the peer watch's "input lost" (the named input went and came back between
+        two listings): reconnect; return the input port. Passed over when this watch waits
+        for the port already, or the look came before the last reopen was done (it saw the
+        reopen under way)."""
+        key = ("input", input_wanted)
+        if key in self.missing or event.seen < self._input_reopened:
+            return inport
+        self.improviser.panic()
+        self.improviser.tracker.flush(time.monotonic())
+        try:
+            inport = self._reopen_input(reopen_input)
+        except PortError as exc:  # gone again meanwhile: wait for it as for one gone
+            self._silence(key, f"input port {inport.name!r} could not be reopened ({exc})")
+            return inport
+        self._say(f"input port {inport.name!r} came back in a new instance; reconnected")
+        return inport
+
     def apply(self, ports, inport, input_wanted: str, reopen_input):
         """Act on a listing (or a PortError) from the watch thread; return the input port."""
         if isinstance(ports, PortError):
@@ -168,14 +199,11 @@ class PortWatch:
         for kind, port, wanted, present in watched:
             key = (kind, wanted)
             if port.name not in present and key not in self.missing:
-                self.missing.add(key)
-                self.improviser.panic()
-                self.improviser.tracker.flush(time.monotonic())
-                self._say(f"{kind} port {port.name!r} went away; silenced; waiting for it")
+                self._silence(key, f"{kind} port {port.name!r} went away")
             elif port.name in present and key in self.missing:
                 self.missing.discard(key)
                 if kind == "input":
-                    inport = reopen_input()
+                    inport = self._reopen_input(reopen_input)
                 else:
                     with self.send.lock:
                         port.reopen(open_output(self.backend, wanted))

@@ -103,7 +103,10 @@ class NoteModel:
         self._x = self._xh[:n]
         self.h = self._xh[n + 1:]
         self.c = np.zeros(u, np.float32)
-        self._z = np.empty(4 * u, np.float32)
+        self._z = z = np.empty(4 * u, np.float32)
+        # The gates as views of z, made once (six slices a step cost 0.5 us): i, f, o are
+        # sigmoids (see above), the last quarter the cell's candidate.
+        self._gates = z[:3 * u], z[:u], z[u:2 * u], z[2 * u:3 * u], z[3 * u:]
         self._kept = np.empty((2, u), np.float32)  # h and c while keep_warm runs a step
         self._tmp = np.empty(u, np.float32)
         self._window = np.zeros((self.seq_length, n), np.float32)
@@ -146,22 +149,21 @@ class NoteModel:
     def _lstm_step(self, pitch: int = 0, interval: int = 0) -> None:
         """Advance the state (h, c) by the input row in ``self._x`` (and, for a model
         with embeddings, the pitch's and the interval's table rows)."""
-        u = self.weights.units
         z, c, tmp = self._z, self.c, self._tmp
+        sig, i, f, o, g = self._gates
         np.dot(self._xh, self._step_kernel, out=z)
         if self._pitch_table is not None:
             z += self._pitch_table[pitch]
             if self._interval_table is not None:
                 z += self._interval_table[interval]
         np.tanh(z, out=z)
-        sig = z[:3 * u]  # i, f, o: from tanh of half the pre-activation to sigmoid
-        sig *= 0.5
+        sig *= 0.5  # i, f, o: from tanh of half the pre-activation to sigmoid
         sig += 0.5
-        c *= z[u:2 * u]
-        np.multiply(z[:u], z[3 * u:], out=tmp)
+        c *= f
+        np.multiply(i, g, out=tmp)
         c += tmp
         np.tanh(c, out=tmp)
-        np.multiply(z[2 * u:3 * u], tmp, out=self.h)
+        np.multiply(o, tmp, out=self.h)
 
     def _heads(self) -> Prediction:
         out = self.h @ self._head_kernel  # a new array: a Prediction's logits never change

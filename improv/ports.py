@@ -280,5 +280,44 @@ def open_output(backend: mido.Backend, name: str | None = None, virtual: bool = 
         opened.real_name = real
         return opened
     chosen = choose_port(name or "0", list_ports(backend)["outputs"], "output")
+    if api_name(backend) == "JACK":
+        return _call(lambda: _open_jack_output(backend, chosen), f"cannot open {chosen!r}")
     return _call(lambda: backend.open_output(chosen),
                  f"cannot open {chosen!r}")
+
+
+class JackOutput(mido.ports.BaseOutput):
+    """A named output on JACK, sent through python-rtmidi from improv's own client
+    (``improv sender PID``): its port, ``own_port``, can be told apart in the JACK graph, so
+    the peer watch sees when the port it feeds went and came back at once and dropped the
+    connection (:class:`improv.watch.PeerWatch`); a patchbay shows it by that name too."""
+
+    def __init__(self, midi_out, name: str, own: str):
+        self._rt = midi_out
+        self.own_port = own
+        super().__init__(name)
+
+    def _send(self, msg: mido.Message) -> None:
+        self._rt.send_message(msg.bytes())
+
+    def _close(self) -> None:
+        self._rt.close_port()
+        self._rt.delete()
+
+
+def _open_jack_output(backend: mido.Backend, chosen: str) -> JackOutput:
+    import rtmidi
+
+    from improv.midiin import _rtmidi_api
+
+    client = f"improv sender {os.getpid()}"
+    before = list_ports(backend)["inputs"]
+    midi_out = rtmidi.MidiOut(_rtmidi_api(backend), client)
+    try:
+        midi_out.open_port(midi_out.get_ports().index(chosen), "out")
+    except ValueError:  # gone since it was chosen
+        midi_out.delete()
+        raise PortError(f"cannot open {chosen!r}: it is gone") from None
+    # a reopen makes a second client while the first is still open: JACK names it "...-01"
+    ours = [n for n in list_ports(backend)["inputs"] if n not in before and n.startswith(client)]
+    return JackOutput(midi_out, chosen, ours[0] if len(ours) == 1 else "")

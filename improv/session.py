@@ -578,6 +578,8 @@ class Session:
         if event.kind == "input lost":
             self.inport = self._watch.input_lost(event, self.inport, self.options.input,
                                                  self._reopen_input)
+        elif event.kind == "output lost":
+            self._watch.output_lost(event)
         elif event.kind == "input gone":
             self.improviser.release_keys(self.clock(), f"{', '.join(event.peers)} disconnected")
         else:
@@ -687,9 +689,12 @@ def _peer_watch(options: RunOptions, inport, outputs: list, post, log) -> PeerWa
     vin = "" if options.input else inport.name
     vout = next((o.name for o in outputs if isinstance(o, PortOutput) and not o.wanted), "")
     try:
+        named = [("input", inport.name, lambda: getattr(inport, "own_port", ""))
+                 ] if options.input else []
+        named += [("output", out.name, lambda out=out: getattr(out.port, "own_port", ""))
+                  for out in outputs if isinstance(out, PortOutput) and out.wanted]
         watch = PeerWatch(vin, vout, post, ignore=f"improv probe {os.getpid()}:",
-                          named_input=inport.name if options.input else "",
-                          listener=lambda: getattr(inport, "own_port", ""))
+                          named=tuple(named))
     except JackServerGone:
         # It stopped after improv's ports opened (a server stopped during the start-up hung
         # improv: with no watch, nothing told; 2 of 25 such starts beside two burners).

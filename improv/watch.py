@@ -24,9 +24,9 @@ PEERS_EVERY = 0.2
 class PeerEvent:
     """Posted by :class:`PeerWatch`: the virtual input lost its last peer
     (``kind == "input gone"``), the virtual output gained ones (``"output new"``), the named
-    input is there but no longer connected to improv (``"input lost"``: it went and came back
-    between two looks of the port watch), or improv's own ports vanished: the JACK server
-    went away (``"server gone"``)."""
+    input or output is there but no longer connected to improv (``"input lost"``, ``"output
+    lost"``: it went and came back between two looks of the port watch), or improv's own ports
+    vanished: the JACK server went away (``"server gone"``)."""
 
     def __init__(self, kind: str, peers: list[str]):
         self.kind, self.peers = kind, peers
@@ -46,18 +46,19 @@ class PeerWatch:
     """
 
     def __init__(self, input_port: str, output_port: str, post, ignore: str,
-                 named_input: str = "", listener=None):
+                 named: tuple = ()):
         from improv.jackgraph import JackGraph
 
         self.graph = JackGraph(f"improv watch {os.getpid()}")
         self.input_port, self.output_port, self.post, self.ignore = (input_port, output_port,
                                                                      post, ignore)
-        # A named input (``--input``) and a callable giving improv's own port reading it now:
-        # a port that goes and comes back within a second looks the same to the port
-        # watch's listings, but its connection to improv is gone (a red team's pianist was
-        # deaf for good after a 0.3 s reconnect of the keyboard's port).
-        self.named_input, self.listener = named_input, listener
-        self._lost_said = 0.0  # when "input lost" was last posted
+        # The named ports (``--input``, ``--output``) as (kind, name, a callable giving
+        # improv's own port connected to it now): a port that goes and comes back within a
+        # second looks the same to the port watch's listings, but its connection to improv
+        # is gone (a red team's pianist was deaf for good after a 0.3 s reconnect of the
+        # keyboard's port).
+        self.named = named
+        self._lost_said = {kind: 0.0 for kind, _, _ in named}  # when "... lost" was posted
         self._stop = threading.Event()
         self.dead = False  # the server went: never call into libjack again
         self._thread = threading.Thread(target=self._watch, daemon=True, name="improv-peers")
@@ -95,20 +96,20 @@ class PeerWatch:
             if new:
                 self.post(PeerEvent("output new", new))
             had_output = outs
-            if self.named_input:
-                self._check_named_input()
+            self._check_named()
 
-    def _check_named_input(self) -> None:
-        """Post "input lost" while the named input is there but not connected to improv's
-        own port (None: it is not there, which the port watch tells), once a second: the
-        session may pass one over (a reopen under way)."""
-        own = self.listener()
-        found = self.graph.connections(self.named_input)
-        if own and found is not None and own not in found:
-            now = time.monotonic()
-            if now - self._lost_said >= WATCH_EVERY:
-                self._lost_said = now
-                self.post(PeerEvent("input lost", [self.named_input]))
+    def _check_named(self) -> None:
+        """Post "input lost" ("output lost") while a named port is there but not connected
+        to improv's own port (None: it is not there, which the port watch tells), once a
+        second: the session may pass one over (a reopen under way)."""
+        for kind, port, own_port in self.named:
+            own = own_port()
+            found = self.graph.connections(port)
+            if own and found is not None and own not in found:
+                now = time.monotonic()
+                if now - self._lost_said[kind] >= WATCH_EVERY:
+                    self._lost_said[kind] = now
+                    self.post(PeerEvent(f"{kind} lost", [port]))
 
 
 class PortWatch:
@@ -129,7 +130,7 @@ class PortWatch:
     def __init__(self, backend, improviser, send, post, log):
         self.backend, self.improviser, self.send, self.log = backend, improviser, send, log
         self.missing: set[tuple[str, str]] = set()
-        self._input_reopened = 0.0  # time.monotonic() when the input was last reopened
+        self._reopened = {"input": 0.0, "output": 0.0}  # time.monotonic() of the last reopen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, args=(post,), daemon=True,
                                         name="improv-port-watch")
@@ -168,8 +169,14 @@ class PortWatch:
 
     def _reopen_input(self, reopen_input):
         inport = reopen_input()
-        self._input_reopened = time.monotonic()
+        self._reopened["input"] = time.monotonic()
         return inport
+
+    def _reopen_output(self, out: PortOutput) -> None:
+        with self.send.lock:
+            out.reopen(open_output(self.backend, out.wanted))
+        self._reopened["output"] = time.monotonic()
+        self.improviser.panic()  # whatever the port's owner heard last, end it
 
     def input_lost(self, event: PeerEvent, inport, input_wanted: str, reopen_input):
         """Act on the peer watch's "input lost" (the named input went and came back between
@@ -177,7 +184,7 @@ class PortWatch:
         for the port already, or the look came before the last reopen was done (it saw the
         reopen under way)."""
         key = ("input", input_wanted)
-        if key in self.missing or event.seen < self._input_reopened:
+        if key in self.missing or event.seen < self._reopened["input"]:
             return inport
         self.improviser.panic()
         self.improviser.tracker.flush(time.monotonic())
@@ -189,13 +196,30 @@ class PortWatch:
         self._say(f"input port {inport.name!r} came back in a new instance; reconnected")
         return inport
 
+    def output_lost(self, event: PeerEvent) -> None:
+        """Act on the peer watch's "output lost" (the named output went and came back
+        between two listings): reconnect, passed over as :meth:`input_lost` is."""
+        for out in self._named_outputs():
+            key = ("output", out.wanted)
+            if (out.name not in event.peers or key in self.missing
+                    or event.seen < self._reopened["output"]):
+                continue
+            try:
+                self._reopen_output(out)
+            except PortError as exc:  # gone again meanwhile: wait for it as for one gone
+                self._silence(key, f"output port {out.name!r} could not be reopened ({exc})")
+                continue
+            self._say(f"output port {out.name!r} came back in a new instance; reconnected")
+
+    def _named_outputs(self) -> list[PortOutput]:
+        return [out for out in self.send.outputs if isinstance(out, PortOutput) and out.wanted]
+
     def apply(self, ports, inport, input_wanted: str, reopen_input):
         """Act on a listing (or a PortError) from the watch thread; return the input port."""
         if isinstance(ports, PortError):
             raise ports
         watched = [("input", inport, input_wanted, ports["inputs"])] if input_wanted else []
-        watched += [("output", out, out.wanted, ports["outputs"]) for out in self.send.outputs
-                    if isinstance(out, PortOutput) and out.wanted]
+        watched += [("output", out, out.wanted, ports["outputs"]) for out in self._named_outputs()]
         for kind, port, wanted, present in watched:
             key = (kind, wanted)
             if port.name not in present and key not in self.missing:
@@ -205,8 +229,6 @@ class PortWatch:
                 if kind == "input":
                     inport = self._reopen_input(reopen_input)
                 else:
-                    with self.send.lock:
-                        port.reopen(open_output(self.backend, wanted))
-                    self.improviser.panic()  # whatever the port's owner heard last, end it
+                    self._reopen_output(port)
                 self._say(f"{kind} port {port.name!r} is back; reconnected")
         return inport

@@ -89,6 +89,49 @@ def test_an_input_port_that_comes_back_at_once_is_reconnected(jack):
         keys.delete()
 
 
+def test_an_output_port_that_comes_back_at_once_is_reconnected(jack):
+    """The synth's port closes and opens again within milliseconds (a DAW re-creating its
+    MIDI input): the port watch's listings show it there both times, but improv's connection
+    to it is gone. improv notices through the port's connections, reconnects, and the new
+    port hears its answers (they went nowhere)."""
+    import rtmidi
+
+    def open_synth():
+        synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "quick synth")
+        synth.open_virtual_port("quick synth")
+        return synth
+
+    def heard_note_on(synth) -> bool:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            message = synth.get_message()
+            if message and message[0][0] & 0xF0 == 0x90 and message[0][2] > 0:
+                return True
+            if not message:
+                time.sleep(0.01)
+        return False
+
+    synth = open_synth()
+    daemon = Daemon("--virtual", "improvqs", "--output", "quick synth", "--silence", "0.3",
+                    "--answer-notes", "3", "--random-seed", "1")
+    pianist = connect_output("improvqs in")
+    try:
+        time.sleep(0.5)  # the watches have their first looks
+        synth.close_port()
+        synth.delete()
+        synth = open_synth()  # at once a new client of that name, with a new port
+        assert daemon.wait_for("reconnected", 15), daemon.log
+        for pitch in (60, 62, 64):
+            pianist.send(mido.Message("note_on", note=pitch, velocity=80))
+            pianist.send(mido.Message("note_off", note=pitch))
+        assert heard_note_on(synth), f"no answer after the reconnect\n{daemon.log}"
+    finally:
+        assert daemon.stop() == 0, daemon.log
+        pianist.close()
+        synth.close_port()
+        synth.delete()
+
+
 @pytest.mark.parametrize("ports, settle", [("virtual", 0.0), ("output", 0.0),
                                             ("virtual", 2.0), ("named", 2.0)])
 def test_jack_server_stopping_ends_the_run_clearly(jack, tmp_path, ports, settle):

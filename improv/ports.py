@@ -223,7 +223,11 @@ def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool):
             return midi_in
         midi_in, real = _claim(backend, port, "outputs", opener)
     else:
-        chosen = choose_port(name or "0", list_ports(backend)["inputs"], "input")
+        # not improv's own sender (a named output on JACK, opened first), nor its probe
+        others = [n for n in list_ports(backend)["inputs"]
+                  if not n.startswith((f"improv sender {os.getpid()}",
+                                       f"improv probe {os.getpid()}"))]
+        chosen = choose_port(name or "0", others, "input")
         before = list_ports(backend)["outputs"]
         client = f"improv listener {os.getpid()}"
 

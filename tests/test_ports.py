@@ -79,6 +79,21 @@ def test_wrong_input_name_lists_ports_and_fails(jack):
     assert "no input port matches 'no such keyboard'" in out.stderr
 
 
+def test_improv_never_takes_its_own_sender_for_the_input(jack):
+    """A named output on JACK sends from improv's own client (improv sender PID:out), opened
+    before the input: an --input that would match it alone (a feedback loop: improv
+    answering itself) matches nothing."""
+    synth = open_input(get_backend("jack"), "own synth", virtual=True)
+    try:
+        out = subprocess.run([sys.executable, "-m", "improv", "run", "--api", "jack", "--input",
+                              "improv sender", "--output", "own synth", "--no-status"],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)
+    finally:
+        synth.close()
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "no input port matches 'improv sender'" in out.stderr
+
+
 def test_no_jack_server_is_a_clear_error(tmp_path):
     env = {"JACK_DEFAULT_SERVER": "nobody-runs-this", "JACK_NO_START_SERVER": "1",
            "PATH": "/usr/bin:/bin"}

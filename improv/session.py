@@ -571,7 +571,8 @@ class Session:
         return None
 
     def _reopen_input(self):
-        reopen_polled_input(self.backend, self.inport, self.options.input)
+        # by its full name, as the port watch's outputs are (improv.watch)
+        reopen_polled_input(self.backend, self.inport, self.inport.name)
         return self.inport
 
     def _on_peers(self, event: PeerEvent) -> None:

@@ -173,8 +173,11 @@ class PortWatch:
         return inport
 
     def _reopen_output(self, out: PortOutput) -> None:
+        # by its full name, not by what was asked for: "--output 0" or "--output synth" may
+        # name another port now (a red team's answers went to another program, or improv
+        # matched its own virtual input)
         with self.send.lock:
-            out.reopen(open_output(self.backend, out.wanted))
+            out.reopen(open_output(self.backend, out.name))
         self._reopened["output"] = time.monotonic()
         self.improviser.panic()  # whatever the port's owner heard last, end it
 
@@ -226,9 +229,14 @@ class PortWatch:
                 self._silence(key, f"{kind} port {port.name!r} went away")
             elif port.name in present and key in self.missing:
                 self.missing.discard(key)
-                if kind == "input":
-                    inport = self._reopen_input(reopen_input)
-                else:
-                    self._reopen_output(port)
+                try:
+                    if kind == "input":
+                        inport = self._reopen_input(reopen_input)
+                    else:
+                        self._reopen_output(port)
+                except PortError as exc:  # gone again (a port that flaps): wait on
+                    self._silence(key, f"{kind} port {port.name!r} is back but could not be "
+                                       f"reopened ({exc})")
+                    continue
                 self._say(f"{kind} port {port.name!r} is back; reconnected")
         return inport

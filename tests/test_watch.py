@@ -59,3 +59,64 @@ def test_a_server_started_anew_gets_clients_of_its_own(monkeypatch):
     listings = itertools.chain([KEYS, NOTHING], itertools.repeat(KEYS))
     got, listers = _watch(monkeypatch, listings, lambda backend: KEYS, 3)
     assert got == [KEYS, KEYS, KEYS] and len(listers) == 2
+
+
+class _Improviser:
+    """What the port watch asks of the improviser: silence, and forget held keys."""
+
+    def __init__(self):
+        self.panics = 0
+        self.tracker = self
+
+    def panic(self):
+        self.panics += 1
+
+    def flush(self, now):
+        pass
+
+
+class _Port:
+    def __init__(self, name):
+        self.name, self.closed = name, False
+
+    def close(self):
+        self.closed = True
+
+
+def test_an_output_that_flaps_is_waited_for_and_reopened_by_its_full_name(monkeypatch):
+    """A port back in one listing and gone again before improv opens it (a synth that
+    flaps) is waited for again: the run goes on (it ended with "the MIDI system went away",
+    a red team's 3 of 3 tries). And it is reopened by the full name it had, not by what was
+    asked for ("--output 0" reconnected to whatever port came first by then)."""
+    import io
+    import threading
+    from types import SimpleNamespace
+
+    from improv.outputs import PortOutput
+
+    opened = []
+
+    def open_output(backend, name):
+        opened.append(name)
+        if len(opened) == 1:
+            raise PortError(f"cannot open {name!r}: it is gone")
+        return _Port(name)
+
+    monkeypatch.setattr(watch, "open_output", open_output)
+    out = PortOutput(_Port("synth:synth"), wanted="0")
+    log = io.StringIO()
+    improviser = _Improviser()
+    port_watch = watch.PortWatch("backend", improviser,
+                                 SimpleNamespace(outputs=[out], lock=threading.Lock()),
+                                 None, log)
+    listing = {"inputs": [], "outputs": ["other app:other app", "synth:synth"]}
+    port_watch.apply({"inputs": [], "outputs": ["other app:other app"]}, None, "", None)
+    assert ("output", "0") in port_watch.missing and "went away" in log.getvalue()
+    port_watch.apply(listing, None, "", None)  # back, and gone again as it is opened
+    assert ("output", "0") in port_watch.missing
+    assert "is back but could not be reopened (cannot open 'synth:synth': it is gone)" in (
+        log.getvalue())
+    port_watch.apply(listing, None, "", None)
+    assert port_watch.missing == set() and log.getvalue().endswith("is back; reconnected\n")
+    assert opened == ["synth:synth", "synth:synth"] and out.port.name == "synth:synth"
+    assert improviser.panics >= 3  # gone, gone again, and once reopened

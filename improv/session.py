@@ -684,16 +684,16 @@ class Session:
 
 
 def _peer_watch(options: RunOptions, inport, outputs: list, post, log) -> PeerWatch | None:
-    """Start watching the virtual ports' peers and the server (JACK only); None if libjack
-    cannot be asked. With named ports only it watches the server alone: the port listings
-    do not show it going (improv.jackgraph)."""
+    """Start watching the virtual ports' peers, the named ports' connections to improv (one
+    re-created at once drops them) and the server (JACK only: the port listings do not show
+    it going, improv.jackgraph); None if libjack cannot be asked."""
     vin = "" if options.input else inport.name
     vout = next((o.name for o in outputs if isinstance(o, PortOutput) and not o.wanted), "")
+    named = [("input", inport.name, lambda: getattr(inport, "own_port", ""))
+             ] if options.input else []
+    named += [("output", out.name, lambda out=out: getattr(out.port, "own_port", ""))
+              for out in outputs if isinstance(out, PortOutput) and out.wanted]
     try:
-        named = [("input", inport.name, lambda: getattr(inport, "own_port", ""))
-                 ] if options.input else []
-        named += [("output", out.name, lambda out=out: getattr(out.port, "own_port", ""))
-                  for out in outputs if isinstance(out, PortOutput) and out.wanted]
         watch = PeerWatch(vin, vout, post, ignore=f"improv probe {os.getpid()}:",
                           named=tuple(named))
     except JackServerGone:

@@ -203,15 +203,17 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
 
 def _jack():
     """A JACK server for a benchmark: None if one runs, else a new ``jackd -d dummy``
-    (period 64 at 48 kHz, improv.harness) under JACK's default name, as before the harness:
-    a name of its own per run would take a new slot in JACK's server registry."""
+    (period 64 at 48 kHz, improv.harness) under the name ``JACK_DEFAULT_SERVER`` gives, or
+    JACK's default name, as before the harness: a name of its own per run would take a new
+    slot in JACK's server registry. (Always "default" here, a benchmark beside another's
+    server of that name could not start its own.)"""
     from improv.harness import JackMissing, JackServer, jack_running
 
     os.environ["JACK_NO_START_SERVER"] = "1"
     if jack_running():
         return None
     try:
-        return JackServer(name="default")
+        return JackServer(name=os.environ.get("JACK_DEFAULT_SERVER") or "default")
     except JackMissing:
         raise RuntimeError("could not start jackd -d dummy (install jackd2)") from None
 
@@ -244,7 +246,7 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
     """Measure through real JACK ports: the echo floor, improv's answer latency and jitter."""
     import mido
 
-    from improv.ports import get_backend, open_input, open_output
+    from improv.ports import close_input, get_backend, open_input, open_output
 
     jackd = _jack()
     backend = get_backend("jack")
@@ -261,8 +263,10 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
         listener = open_input(backend, "bench echo out", callback=record)
         note = lambda i: mido.Message("note_on", note=60 + i % 12, velocity=90)  # noqa: E731
         echo = _round_trips(sender, arrivals, note, count, first_on)
-        for p in (sender, listener, echo_in, echo_out):
-            p.close()
+        sender.close()
+        close_input(listener)
+        close_input(echo_in)
+        echo_out.close()
         result["echo_floor"] = _stats(echo)
 
         # 2. improv: a one-note call, then the end-call control; time to the answer's note.
@@ -279,7 +283,7 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
 
         answers = _round_trips(sender, arrivals, call_then_end, count, first_on, settle=0.05)
         sender.close()
-        listener.close()
+        close_input(listener)
         daemon.stop(timeout=10)
         result["improv_answer"] = _stats(answers)
         result["improv_over_floor_p99_ms"] = (result["improv_answer"]["p99_ms"]
@@ -335,7 +339,7 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
 
     from improv.generate import BUILTIN_SEED
     from improv.midifile import read_midi
-    from improv.ports import get_backend, open_input, open_output
+    from improv.ports import close_input, get_backend, open_input, open_output
 
     cols = read_midi(midi or BUILTIN_SEED)
     notes = list(zip(cols["pitch"].tolist(), cols["start"].tolist(), cols["end"].tolist(),
@@ -398,8 +402,8 @@ def bench_soak(minutes: float = 30.0, midi: Path | None = None, every: float = 6
     finally:
         pianist.close()
         code = daemon.stop(timeout=30)
-        time.sleep(0.5)
-        sink.close()
+        time.sleep(0.5)  # its last all-notes-off reaches the synth
+        close_input(sink)
         _stop(jackd)
         if memory_file:
             shutil.rmtree(copy.parent, ignore_errors=True)

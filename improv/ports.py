@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import mido
 
@@ -107,9 +108,18 @@ class PortLister:
         self._out = _call(lambda: rtmidi.MidiOut(api), "cannot open a MIDI client")
 
     def list(self) -> dict[str, list[str]]:
-        """Return the input and output port names there are now."""
-        return {"inputs": _call(self._in.get_ports, "cannot list MIDI inputs"),
-                "outputs": _call(self._out.get_ports, "cannot list MIDI outputs")}
+        """Return the input and output port names there are now. A port that goes while it
+        is listed makes RtMidi fail ("the 'portNumber' argument (2) is invalid": it counts
+        the ports, then names them): listed again, up to three times (once, a red team's
+        flapping ports ended a run with "the MIDI system went away")."""
+        for attempt in range(3):
+            try:
+                return {"inputs": _call(self._in.get_ports, "cannot list MIDI inputs"),
+                        "outputs": _call(self._out.get_ports, "cannot list MIDI outputs")}
+            except PortError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.01)
 
 
 def choose_port(wanted: str, available: list[str], kind: str) -> str:
@@ -171,17 +181,19 @@ def _close_quietly(port) -> None:
 
 
 def open_polled_input(backend: mido.Backend, post=None, name: str | None = None,
-                      virtual: bool = False, fill: bool = True):
+                      virtual: bool = False, fill: bool = True, exclude: tuple[str, ...] = ()):
     """Open the input ``name`` (or a virtual one) read without a callback.
 
     Returns a :class:`~improv.midiin.PolledInput`: read it with ``poll()``, or give
     ``post`` and a thread of its own calls ``post(t, msg)`` for each message. See
     :mod:`improv.midiin` for why. ``fill``: fill its queue while nobody plays (off for a
     benchmark's own clients, whose measurements it would share the first seconds with).
+    ``exclude``: ports ``name`` never matches (improv's own virtual output: improv would
+    answer itself).
     """
     from improv.midiin import PolledInput
 
-    midi_in, real, probe, own = _open_rtmidi_input(backend, name, virtual)
+    midi_in, real, probe, own = _open_rtmidi_input(backend, name, virtual, exclude)
     return PolledInput(midi_in, real, post, probe=probe, fill=_fill(probe) if fill else 0,
                        own=own)
 
@@ -200,7 +212,8 @@ def _fill(probe) -> int:
     return QUEUE_LIMIT if probe is not None else 0
 
 
-def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool):
+def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool,
+                       exclude: tuple[str, ...] = ()):
     import rtmidi
 
     from improv.midiin import QUEUE_LIMIT, _rtmidi_api
@@ -224,16 +237,21 @@ def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool):
         midi_in, real = _claim(backend, port, "outputs", opener)
     else:
         # not improv's own sender (a named output on JACK, opened first), nor its probe
-        others = [n for n in list_ports(backend)["inputs"]
-                  if not n.startswith((f"improv sender {os.getpid()}",
-                                       f"improv probe {os.getpid()}"))]
+        others = [n for n in list_ports(backend)["inputs"] if n not in exclude
+                  and not n.startswith((f"improv sender {os.getpid()}",
+                                        f"improv probe {os.getpid()}"))]
         chosen = choose_port(name or "0", others, "input")
         before = list_ports(backend)["outputs"]
         client = f"improv listener {os.getpid()}"
 
         def opener():
             midi_in = make(client)
-            midi_in.open_port(list_ports(backend)["inputs"].index(chosen), "in")
+            try:  # the index in the opening client's own listing: another's may differ by
+                # then (a red team's flapping ports had improv listen to its own output)
+                midi_in.open_port(midi_in.get_ports().index(chosen), "in")
+            except ValueError:  # gone since it was chosen
+                midi_in.delete()
+                raise PortError(f"cannot open {chosen!r}: it is gone") from None
             return midi_in
         midi_in = _call(opener, f"cannot open {chosen!r}")
         ours = [n for n in list_ports(backend)["outputs"] if n not in before
@@ -255,6 +273,19 @@ def _open_probe(api: int, target: str):
         return probe
     except (ValueError, SystemError, RuntimeError, rtmidi.RtMidiError):
         return None  # the input works without it; only the SysEx safety net is missing
+
+
+def close_input(port, settle: float = 0.1) -> None:
+    """Close an input opened with a callback (:func:`open_input`) without hanging the process.
+    mido takes the callback off and closes at once; libjack's jack_client_close then cancels
+    the client's thread, and one cancelled while it waited for the GIL to hand on a message
+    kept the GIL's lock: every thread of the process hung for good (``improv bench live``, 3
+    of 3 runs beside a soak; seen in gdb). Taken off first, the callback has ``settle``
+    seconds to end a call under way."""
+    if getattr(port, "callback", None) is not None:
+        port.callback = None
+        time.sleep(settle)
+    port.close()
 
 
 def open_input(backend: mido.Backend, name: str | None = None, virtual: bool = False,

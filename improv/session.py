@@ -431,7 +431,8 @@ class Session:
         if self.source is not None:
             self.inport = self.source(self.enqueue, self.improviser)
         elif options.input:
-            self.inport = open_polled_input(backend, name=options.input)
+            own = tuple(o.name for o in self.outputs if isinstance(o, PortOutput) and not o.wanted)
+            self.inport = open_polled_input(backend, name=options.input, exclude=own)
         else:
             self.inport = open_polled_input(backend, name=f"{options.virtual or 'improv'} in",
                                             virtual=True)

@@ -94,6 +94,54 @@ def test_improv_never_takes_its_own_sender_for_the_input(jack):
     assert "no input port matches 'improv sender'" in out.stderr
 
 
+def test_a_port_gone_between_listing_and_opening_is_a_port_error(jack, monkeypatch):
+    """A keyboard that flaps can be listed and gone a moment later, when improv opens it: a
+    PortError (the port watch then waits for it again), not a ValueError that ended the run
+    (a red team's 3 of 3 flapping runs)."""
+    import improv.ports as ports
+
+    backend = get_backend("jack")
+    listed = list_ports(backend)
+    monkeypatch.setattr(ports, "list_ports", lambda b: {"inputs": ["ghost:ghost"],
+                                                        "outputs": listed["outputs"]})
+    with pytest.raises(PortError, match="cannot open 'ghost:ghost': it is gone"):
+        ports.open_polled_input(backend, name="ghost:ghost")
+
+
+def test_the_port_lister_lists_again_when_a_port_goes_meanwhile():
+    """RtMidi counts the ports, then names them: one gone in between fails the listing
+    ("the 'portNumber' argument (2) is invalid"); the lister lists again rather than report
+    the MIDI system gone."""
+    calls = []
+
+    class Client:
+        def get_ports(self):
+            calls.append(1)
+            if len(calls) == 1:
+                raise SystemError("MidiInJack::getPortName: the 'portNumber' argument (2) is "
+                                  "invalid.")
+            return ["keys:keys"]
+
+    lister = PortLister.__new__(PortLister)
+    lister._in = lister._out = Client()
+    assert lister.list() == {"inputs": ["keys:keys"], "outputs": ["keys:keys"]}
+    assert len(calls) == 3
+
+
+def test_an_input_name_never_matches_improvs_own_virtual_output(jack):
+    """"--virtual keysx --input keys" took improv's own "keysx out" for a second match (and
+    alone would have had improv answer itself): the keyboard is chosen."""
+    from tests.live import Daemon
+
+    keys = open_output(get_backend("jack"), "bounce keys", virtual=True)
+    try:
+        daemon = Daemon("--api", "jack", "--input", "keys", "--virtual", "keysx")
+        assert daemon.stop() == 0, daemon.log
+    finally:
+        keys.close()
+    assert daemon.last("listening")["input"] == "bounce keys:bounce keys", daemon.log
+
+
 def test_no_jack_server_is_a_clear_error(tmp_path):
     env = {"JACK_DEFAULT_SERVER": "nobody-runs-this", "JACK_NO_START_SERVER": "1",
            "PATH": "/usr/bin:/bin"}

@@ -205,8 +205,8 @@ def _jack():
     """A JACK server for a benchmark: None if one runs, else a new ``jackd -d dummy``
     (period 64 at 48 kHz, improv.harness) under the name ``JACK_DEFAULT_SERVER`` gives, or
     JACK's default name, as before the harness: a name of its own per run would take a new
-    slot in JACK's server registry. (Always "default" here, a benchmark beside another's
-    server of that name could not start its own.)"""
+    slot in JACK's server registry. (With "default" alone, a benchmark beside another
+    program's server of that name could not start its own.)"""
     from improv.harness import JackMissing, JackServer, jack_running
 
     os.environ["JACK_NO_START_SERVER"] = "1"

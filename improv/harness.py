@@ -191,6 +191,10 @@ class Daemon:
         if not self._ready.wait(ready_timeout):
             self.stop()
             raise RuntimeError("improv run did not start:\n" + "".join(self.lines))
+        if self.last("listening") is None:  # it ended first: say why, not fail later on
+            code = self.stop()  # a port it never opened
+            raise RuntimeError(f"improv run ended (status {code}) before it listened:\n"
+                               + "".join(self.lines))
 
     def _read_log(self) -> None:
         for line in self.proc.stderr:

@@ -21,7 +21,9 @@ class PortOutput:
     def __init__(self, port, wanted: str = ""):
         self.port = port
         self.name = port.name
-        self.wanted = wanted  # the name asked for, to reconnect by; "" for a virtual port
+        # the name asked for ("" for a virtual port): a named port is watched under it; it
+        # is reopened by its full name, ``name``
+        self.wanted = wanted
 
     def send(self, msg: mido.Message) -> None:
         self.port.send(msg)

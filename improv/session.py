@@ -703,8 +703,8 @@ def _peer_watch(options: RunOptions, inport, outputs: list, post, log) -> PeerWa
         post(PeerEvent("server gone", []))
         return None
     except OSError as exc:  # improv works without it; say what is missing
-        print(f"improv: warning: cannot watch the JACK server and the virtual ports' "
-              f"connections ({exc})", file=log)
+        print(f"improv: warning: cannot watch the JACK server and the ports' connections "
+              f"({exc})", file=log)
         return None
     watch.start()
     return watch

@@ -2,7 +2,9 @@
 
 :class:`PortWatch` notices named ports that go away and come back (and the MIDI system
 itself going, when its listing comes back empty); :class:`PeerWatch` follows who is
-connected to improv's virtual ports on JACK, and hears from libjack when the server goes.
+connected to improv's virtual ports on JACK, whether its named ports are still connected to
+improv (one re-created at once drops the connection), and hears from libjack when the
+server goes.
 The session acts on what they post, from its own thread.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from improv.outputs import PortOutput
 from improv.ports import PortError, PortLister, list_ports, open_output
@@ -28,14 +31,15 @@ class PeerEvent:
     lost"``: it went and came back between two looks of the port watch), or improv's own ports
     vanished: the JACK server went away (``"server gone"``)."""
 
-    def __init__(self, kind: str, peers: list[str]):
+    def __init__(self, kind: str, peers: list[str], seen: float | None = None):
         self.kind, self.peers = kind, peers
-        self.seen = time.monotonic()  # when the watch looked
+        self.seen = time.monotonic() if seen is None else seen  # when the watch looked
 
 
 class PeerWatch:
     """Follow the connections of improv's virtual ports on JACK (:mod:`improv.jackgraph`),
-    and the server itself: when it goes, ``"server gone"`` is posted.
+    of its named ports (``"input lost"``, ``"output lost"``: see ``named``), and the server
+    itself: when it goes, ``"server gone"`` is posted.
 
     A peer of the virtual input that goes away may have left keys held (its
     note-offs will never come): when the last one goes, the held keys are
@@ -46,7 +50,7 @@ class PeerWatch:
     """
 
     def __init__(self, input_port: str, output_port: str, post, ignore: str,
-                 named: tuple = ()):
+                 named: tuple[tuple[str, str, Callable[[], str]], ...] = ()):
         from improv.jackgraph import JackGraph
 
         self.graph = JackGraph(f"improv watch {os.getpid()}")
@@ -102,14 +106,14 @@ class PeerWatch:
         """Post "input lost" ("output lost") while a named port is there but not connected
         to improv's own port (None: it is not there, which the port watch tells), once a
         second: the session may pass one over (a reopen under way)."""
-        for kind, port, own_port in self.named:
-            own = own_port()
+        for kind, port, own_now in self.named:
+            look = time.monotonic()  # before the look: a reopen done meanwhile is newer
+            own = own_now()
             found = self.graph.connections(port)
             if own and found is not None and own not in found:
-                now = time.monotonic()
-                if now - self._lost_said[kind] >= WATCH_EVERY:
-                    self._lost_said[kind] = now
-                    self.post(PeerEvent(f"{kind} lost", [port]))
+                if look - self._lost_said[kind] >= WATCH_EVERY:
+                    self._lost_said[kind] = look
+                    self.post(PeerEvent(f"{kind} lost", [port], seen=look))
 
 
 class PortWatch:
@@ -173,11 +177,13 @@ class PortWatch:
         return inport
 
     def _reopen_output(self, out: PortOutput) -> None:
-        # by its full name, not by what was asked for: "--output 0" or "--output synth" may
-        # name another port now (a red team's answers went to another program, or improv
-        # matched its own virtual input)
+        # by its full name and no other, not by what was asked for: "--output 0" or
+        # "--output synth" may name another port now (a red team's answers went to another
+        # program, or improv matched its own virtual input). Opened before the lock is
+        # taken: the listings take tens of ms.
+        port = open_output(self.backend, out.name, exact=True)
         with self.send.lock:
-            out.reopen(open_output(self.backend, out.name))
+            out.reopen(port)
         self._reopened["output"] = time.monotonic()
         self.improviser.panic()  # whatever the port's owner heard last, end it
 

@@ -129,17 +129,42 @@ def test_the_port_lister_lists_again_when_a_port_goes_meanwhile():
 
 
 def test_an_input_name_never_matches_improvs_own_virtual_output(jack):
-    """"--virtual keysx --input keys" took improv's own "keysx out" for a second match (and
-    alone would have had improv answer itself): the keyboard is chosen."""
+    """"--virtual ownkeysx --input ownkeys" took improv's own "ownkeysx out" for a second
+    match (and alone would have had improv answer itself): the keyboard is chosen."""
     from tests.live import Daemon
 
-    keys = open_output(get_backend("jack"), "bounce keys", virtual=True)
+    keys = open_output(get_backend("jack"), "bounce ownkeys", virtual=True)
     try:
-        daemon = Daemon("--api", "jack", "--input", "keys", "--virtual", "keysx")
-        assert daemon.stop() == 0, daemon.log
+        daemon = Daemon("--api", "jack", "--input", "ownkeys", "--virtual", "ownkeysx")
+        code = daemon.stop()
     finally:
         keys.close()
-    assert daemon.last("listening")["input"] == "bounce keys:bounce keys", daemon.log
+    assert code == 0, daemon.log
+    assert daemon.last("listening")["input"] == "bounce ownkeys:bounce ownkeys", daemon.log
+
+
+def test_a_port_reopened_by_its_full_name_is_that_one_or_none():
+    """A port reopened is the one of that full name: not another that the name is a part
+    of ("synth:in" in "synth:in 2"), which a name asked for would match."""
+    assert choose_port("synth:in", ["synth:in 2"], "output") == "synth:in 2"
+    with pytest.raises(PortError, match="output port 'synth:in' is gone"):
+        choose_port("synth:in", ["synth:in 2"], "output", exact=True)
+    assert choose_port("synth:in", ["synth:in 2", "synth:in"], "output", exact=True) == (
+        "synth:in")
+
+
+def test_own_clients_are_told_by_their_whole_name():
+    """improv's own ports are its clients' exactly (JACK may add "-01"): another improv's,
+    whose process number only begins with this one's, is not."""
+    import os
+
+    from improv.ports import own_client
+
+    pid = os.getpid()
+    assert own_client(f"improv sender {pid}:out", "sender")
+    assert own_client(f"improv sender {pid}-01:out", "sender")
+    assert not own_client(f"improv sender {pid}0:out", "sender")
+    assert not own_client(f"improv listener {pid}:in", "sender")
 
 
 def test_no_jack_server_is_a_clear_error(tmp_path):

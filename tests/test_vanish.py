@@ -116,20 +116,22 @@ def test_an_output_port_that_comes_back_at_once_is_reconnected(jack):
                     "--answer-notes", "3", "--random-seed", "1")
     pianist = connect_output("improvqs in")
     try:
-        time.sleep(0.5)  # the watches have their first looks
+        time.sleep(0.5)  # the peer watch has looked (every 0.2 s), the port watch not yet
         synth.close_port()
         synth.delete()
         synth = open_synth()  # at once a new client of that name, with a new port
-        assert daemon.wait_for("reconnected", 15), daemon.log
+        reconnected = daemon.wait_for("reconnected", 15)
         for pitch in (60, 62, 64):
             pianist.send(mido.Message("note_on", note=pitch, velocity=80))
             pianist.send(mido.Message("note_off", note=pitch))
-        assert heard_note_on(synth), f"no answer after the reconnect\n{daemon.log}"
+        answered = heard_note_on(synth)
     finally:
-        assert daemon.stop() == 0, daemon.log
+        code = daemon.stop()
         pianist.close()
         synth.close_port()
         synth.delete()
+    assert reconnected and answered, f"no answer after the reconnect\n{daemon.log}"
+    assert code == 0, daemon.log
 
 
 @pytest.mark.parametrize("ports, settle", [("virtual", 0.0), ("output", 0.0),

@@ -61,6 +61,10 @@ def _music_table(card: dict, model_dir: Path | None) -> list[str]:
     if not music:
         return []
     rows = [(f"**{card.get('name')}**", t, r) for t, r in music["summary"].items()]
+    memory = music.get("memory")
+    if memory:
+        rows += [(f"**{card.get('name')}** with the phrase memory ({memory['strength']:g}), as "
+                  "improv plays", t, r) for t, r in memory["summary"].items()]
     if model_dir is not None:
         for sib in sorted(Path(model_dir).parent.glob("*tutorial*")):
             other = read_card(sib).get("music")
@@ -71,11 +75,14 @@ def _music_table(card: dict, model_dir: Path | None) -> list[str]:
              f"`improv evaluate --music` on the {music.get('split', 'test')} split: each of "
              f"{music['pieces']} pieces is seeded with its first {music['seed_notes']} notes; "
              f"{music['generate_notes']} generated notes are compared with the real "
-             "continuation (histogram overlap, 1 = same; KL in nats, 0 = same).", "",
+             "continuation (histogram overlap, 1 = same; KL in nats, 0 = same)"
+             + (f"; means of {music['draws']} draws (random seeds) a piece" if music.get("draws")
+                else "") + ".", "",
              "| model | temperature | pitch overlap | pitch-class overlap | interval overlap | "
              "step overlap | duration overlap | velocity overlap | pitch KL | repeats | "
-             "longest run | distinct pitches | step std (s) | key fit | out of key |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "longest run | distinct pitches | step std (s) | key fit | out of key | "
+             "motif reuse |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, t, r in rows:
         lines.append(f"| {name} | {t} | {r['pitch_overlap']:.3f} | {r['pitch_class_overlap']:.3f}"
                      f" | {r['interval_overlap']:.3f} | {r['step_overlap']:.3f} | "
@@ -83,12 +90,16 @@ def _music_table(card: dict, model_dir: Path | None) -> list[str]:
                      f"{r['pitch_kl']:.3f} | "
                      f"{r['repeat_rate']:.3f} | {r['longest_run']:.1f} | "
                      f"{r['distinct_pitches']:.1f} | {r['step_std']:.3f} | "
-                     f"{r['key_overlap']:.3f} | {_share(r, 'out_of_key')} |")
+                     f"{r['key_overlap']:.3f} | {_share(r, 'out_of_key')} | "
+                     f"{_overlap(r, 'motif_reuse')} |")
     lines.append(f"| real continuation | | | | | | | | | {real['repeat_rate']:.3f} | "
                  f"{real['longest_run']:.1f} | {real['distinct_pitches']:.1f} | "
-                 f"{real['step_std']:.3f} | | {_share(real, 'out_of_key')} |")
+                 f"{real['step_std']:.3f} | | {_share(real, 'out_of_key')} | "
+                 f"{_overlap(real, 'motif_reuse')} |")
     lines += ["", f"Out of key: the share of notes whose pitch class is not among the "
-              f"{KEY_CLASSES} commonest of the seed's last {KEY_CONTEXT} notes."]
+              f"{KEY_CLASSES} commonest of the seed's last {KEY_CONTEXT} notes. Motif reuse: "
+              f"the share of the interval 3-grams of the first {music['seed_notes']} notes played "
+              "that occur in the seed."]
     return lines
 
 
@@ -126,6 +137,10 @@ def render_card(card: dict, model_dir: Path | None = None) -> str:
     rows = []
     if card.get("metrics"):
         rows.append(_metrics_row(f"**{card.get('name')}** (this model)", card["metrics"]))
+        memory = card["metrics"].get("memory")
+        if memory:  # improv evaluate's second row: the model and the phrase memory
+            rows.append(_metrics_row(f"**{card.get('name')}** with the phrase memory "
+                                     f"({memory['strength']:g}), as improv plays", memory))
     if model_dir is not None:
         for sib in sorted(Path(model_dir).parent.glob("*tutorial*")):
             m = read_card(sib).get("metrics")

@@ -175,7 +175,7 @@ def compare(generated: np.ndarray, real: np.ndarray) -> dict[str, dict[str, floa
 def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures=(1.0,),
                    seed_notes: int = 50, generate_notes: int = 200,
                    random_seed: int = 0, top_p: float = 1.0,
-                   memory: float = 0.0) -> tuple[dict, dict]:
+                   memory: float = 0.0, draws: int = 1) -> tuple[dict, dict]:
     """Continue the first ``seed_notes`` of each file and compare with what really follows.
 
     Returns the results and, per temperature, all generated and all real notes (for
@@ -186,7 +186,17 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     same again with the phrase memory (:mod:`improv.memory`) at that strength, under
     ``result["memory"]``: it learns each seed as the player's and the notes drawn as
     improv's own.
+
+    ``draws``: each piece is continued that many times (random seeds ``random_seed``,
+    ``random_seed + 1``, ...; the runs with and without the memory share them); every
+    number is then the mean over the draws of what one draw gives, each draw's
+    :func:`summary` is kept under ``"draws"``, and with the memory, ``"difference"`` holds
+    its change to each summary number (with - without, draw by draw) as a mean and a
+    standard error (one draw's histogram overlaps move by about +-0.01 on the 70 test
+    pieces, as much as the memory changes them).
     """
+    if draws < 1:
+        raise InvalidValueError(f"draws must be at least 1, got {draws}")
     from improv.engine import NoteModel
     from improv.generate import generate
     from improv.memory import PhraseMemory
@@ -210,38 +220,72 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
         result["memory"] = {"strength": memory, "temperatures": {}}
         runs += [(temperature, memory) for temperature in temperatures]
     for temperature, strength in runs:
-        sampler = Sampler(SamplingConfig(temperature=temperature, top_p=top_p), seed=random_seed)
-        per_piece, generated = {}, []
-        for (f, n), real in zip(pieces, reals, strict=True):
-            seed = n[:seed_notes]
-            gen = generate(model, sampler, seed, len(real),
-                           PhraseMemory() if strength else None, strength)
-            generated.append(gen)
-            per_piece[str(f.path)] = {
-                "compare": compare(gen, real),
-                "signatures": {**failure_signatures(gen),
-                               "out_of_key": out_of_key(seed, gen)},
-                "call_response": call_response_fit(seed, gen[:seed_notes])}
+        per_draw, generated = [], []
+        for draw in range(draws):
+            sampler = Sampler(SamplingConfig(temperature=temperature, top_p=top_p),
+                              seed=random_seed + draw)
+            gens = [generate(model, sampler, n[:seed_notes], len(real),
+                             PhraseMemory() if strength else None, strength)
+                    for (_, n), real in zip(pieces, reals, strict=True)]
+            per_draw.append(_judge(pieces, reals, gens, seed_notes))
+            generated += gens
+        run = _mean_nested(per_draw)
+        if draws > 1:
+            run["draws"] = [summary(d) for d in per_draw]
         where = result["memory"] if strength else result
-        where["temperatures"][str(temperature)] = {
-            "compare": compare(np.concatenate(generated), np.concatenate(reals)),
+        where["temperatures"][str(temperature)] = run
+        if strength:
+            alone = result["temperatures"][str(temperature)]
+            result["memory"].setdefault("difference", {})[str(temperature)] = _difference(
+                alone.get("draws", [summary(alone)]), run.get("draws", [summary(run)]))
+        else:
+            all_notes[temperature] = (np.concatenate(generated),
+                                      np.concatenate(reals * draws))
+    return result, all_notes
+
+
+def _judge(pieces: list, reals: list[np.ndarray], generated: list[np.ndarray],
+           seed_notes: int) -> dict:
+    """One draw's results: all pieces' histograms together, signatures and call-response
+    fit averaged over the pieces, and each piece's own."""
+    per_piece = {}
+    for (f, n), real, gen in zip(pieces, reals, generated, strict=True):
+        seed = n[:seed_notes]
+        per_piece[str(f.path)] = {
+            "compare": compare(gen, real),
+            "signatures": {**failure_signatures(gen), "out_of_key": out_of_key(seed, gen)},
+            "call_response": call_response_fit(seed, gen[:seed_notes])}
+    return {"compare": compare(np.concatenate(generated), np.concatenate(reals)),
             "signatures": _mean([p["signatures"] for p in per_piece.values()]),
             "call_response": _mean([p["call_response"] for p in per_piece.values()]),
-            "pieces": per_piece,
-        }
-        if not strength:
-            all_notes[temperature] = (np.concatenate(generated), np.concatenate(reals))
-    return result, all_notes
+            "pieces": per_piece}
 
 
 def _mean(dicts: list[dict]) -> dict:
     return {k: float(np.mean([d[k] for d in dicts])) for k in dicts[0]}
 
 
+def _mean_nested(dicts: list[dict]) -> dict:
+    """The mean of dicts of the same nested shape, number by number."""
+    return {k: _mean_nested([d[k] for d in dicts]) if isinstance(dicts[0][k], dict)
+            else float(np.mean([d[k] for d in dicts])) for k in dicts[0]}
+
+
+def _difference(without: list[dict], with_memory: list[dict]) -> dict:
+    """Each summary number's change, draw by draw (the same random seeds): its mean and
+    standard error (None from one draw)."""
+    out = {}
+    for key in with_memory[0]:
+        change = np.array([b[key] - a[key] for a, b in zip(without, with_memory, strict=True)])
+        error = float(change.std(ddof=1) / np.sqrt(len(change))) if len(change) > 1 else None
+        out[key] = {"mean": float(change.mean()), "standard_error": error}
+    return out
+
+
 #: The columns a summary row (and the model card's table) holds.
 SUMMARY = ("pitch_overlap", "pitch_class_overlap", "interval_overlap", "step_overlap",
            "duration_overlap", "pitch_kl", "repeat_rate", "longest_run", "distinct_pitches",
-           "step_std", "key_overlap", "out_of_key")
+           "step_std", "key_overlap", "out_of_key", "motif_reuse")
 
 
 def summary(per_temperature: dict) -> dict:
@@ -255,4 +299,4 @@ def summary(per_temperature: dict) -> dict:
             "repeat_rate": sig["repeat_rate"],
             "longest_run": sig["longest_run"], "distinct_pitches": sig["distinct_pitches"],
             "step_std": sig["step_std"], "key_overlap": fit["key_overlap"],
-            "out_of_key": sig["out_of_key"]}
+            "out_of_key": sig["out_of_key"], "motif_reuse": fit["motif_reuse"]}

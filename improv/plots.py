@@ -116,9 +116,10 @@ def plot_music_comparison(rows: dict[str, dict], path: str | Path) -> Path:
                width=width, label=label)
     ax.set_xticks(x, list(metrics))
     ax.set_ylabel("overlap with real music (1 = same)")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.2)  # room above the bars for the legend
+    ax.set_yticks(np.arange(0, 1.01, 0.2))
     ax.set_title("Generated vs real continuations of held-out pieces")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     return _save(fig, path)
 
 

@@ -194,3 +194,30 @@ def test_evaluate_music_reports_motif_reuse_with_and_without_memory():
     assert 0 <= result["real"]["motif_reuse"] <= 1
     with_memory = result["memory"]["temperatures"]["1.0"]["call_response"]["motif_reuse"]
     assert 0 <= with_memory <= 1 and result["memory"]["strength"] == 0.5
+
+
+def test_evaluate_music_draws_average_seeded_runs_and_the_memory_change():
+    """--draws N: each number is the mean of N one-draw runs at random seeds 0..N-1, and the
+    memory's change is taken draw by draw (the same seeds with and without it)."""
+    from improv.corpus import find_midi_files, load_corpus
+    from improv.musicstats import evaluate_music, summary
+
+    files = find_midi_files(REPO / "tests" / "data" / "maestro-asap")[:2]
+    corpus = load_corpus(files, progress=False)
+    args = (MODEL, corpus.files, corpus.notes, (1.0,), 30, 40)
+    both, _ = evaluate_music(*args, memory=0.5, draws=2)
+    ones = [evaluate_music(*args, memory=0.5, random_seed=seed)[0] for seed in (0, 1)]
+    for where in (lambda r: r, lambda r: r["memory"]):
+        per_draw = [summary(where(one)["temperatures"]["1.0"]) for one in ones]
+        run = where(both)["temperatures"]["1.0"]
+        assert run["draws"] == per_draw
+        assert summary(run)["step_overlap"] == pytest.approx(
+            (per_draw[0]["step_overlap"] + per_draw[1]["step_overlap"]) / 2)
+    change = both["memory"]["difference"]["1.0"]["motif_reuse"]
+    changes = [summary(one["memory"]["temperatures"]["1.0"])["motif_reuse"]
+               - summary(one["temperatures"]["1.0"])["motif_reuse"] for one in ones]
+    assert change["mean"] == pytest.approx(sum(changes) / 2)
+    assert change["standard_error"] == pytest.approx(abs(changes[0] - changes[1]) / 2)
+    assert ones[0]["memory"]["difference"]["1.0"]["motif_reuse"]["standard_error"] is None
+    with pytest.raises(ValueError, match="draws must be at least 1"):
+        evaluate_music(*args, draws=0)

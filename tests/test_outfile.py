@@ -147,6 +147,24 @@ def test_a_card_with_damaged_music_results_is_one_line_when_plotted(tmp_path, ca
     assert not (tmp_path / "m.png").exists()
 
 
+@pytest.mark.parametrize("memory", ['"oops"', '{"summary": {"0.9": {}}}', '{"summary": {}}'])
+def test_damaged_memory_rows_of_music_results_are_one_line_when_plotted(tmp_path, capsys,
+                                                                         memory):
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(REPO / "models" / "default", model)
+    card = json.loads((model / "card.json").read_text())
+    assert main(["plot", "music", str(model), "-o", str(tmp_path / "ok.png")]) == 0
+    card["music"]["memory"] = json.loads(memory)
+    (model / "card.json").write_text(json.dumps(card))
+    assert main(["plot", "music", str(model), "-o", str(tmp_path / "m.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "music results are damaged" in err, err
+    assert not (tmp_path / "m.png").exists()
+
+
 def test_ctrl_c_says_interrupted(monkeypatch, capsys):
     import improv.commands.generate as generate
 

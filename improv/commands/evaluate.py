@@ -45,6 +45,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed-notes", type=int, default=50, help="--music: notes of each seed")
     p.add_argument("--generate-notes", type=int, default=200,
                    help="--music: notes generated after each seed")
+    p.add_argument("--draws", type=int, default=1,
+                   help="--music: continue each piece N times (random seeds 0..N-1) and report "
+                   "the means, and the memory's change with its standard error (default 1)")
     p.add_argument("--max-files", type=int, default=0, help="score at most N files (0: all)")
     p.add_argument("--memory", type=float, default=None, metavar="S",
                    help="also score with the phrase memory at strength S, learning each "
@@ -59,12 +62,13 @@ def _music(args, model_dir: Path, corpus) -> int:
 
     result, notes = evaluate_music(model_dir, corpus.files, corpus.notes, args.temperatures,
                                    args.seed_notes, args.generate_notes, top_p=args.top_p,
-                                   memory=memory_strength(args))
+                                   memory=memory_strength(args), draws=args.draws)
     out = args.json
     write_atomically(out, json.dumps({"model": str(model_dir), "split": args.split, **result},
                               indent=2) + "\n")
     print(f"{result['pieces']} pieces: {args.seed_notes} seed notes, up to "
-          f"{args.generate_notes} generated and compared with the real continuation")
+          f"{args.generate_notes} generated and compared with the real continuation"
+          + (f"; means of {args.draws} draws" if args.draws > 1 else ""))
     real = result["real"]
     rows = [["real", "", "", "", "", "", real["repeat_rate"], real["longest_run"],
              real["distinct_pitches"], real["step_std"], "", real["out_of_key"],
@@ -79,6 +83,10 @@ def _music(args, model_dir: Path, corpus) -> int:
                      sig["longest_run"], sig["distinct_pitches"], sig["step_std"],
                      fit["key_overlap"], sig["out_of_key"], fit["motif_reuse"]])
     print_table(MUSIC_COLUMNS, rows)
+    for t, change in result.get("memory", {}).get("difference", {}).items():
+        print(f"the memory's change at {t} (with - without"
+              + (", +- standard error" if args.draws > 1 else ", one draw") + "): "
+              + ", ".join(_change(change[key], label) for key, label in CHANGES))
     png = args.png
     middle = sorted(notes)[len(notes) // 2]
     plots.plot_music(*notes[middle], png, title=f"{model_dir.name}, temperature {middle}")
@@ -92,6 +100,13 @@ def _music(args, model_dir: Path, corpus) -> int:
                          "seed_notes": args.seed_notes, "generate_notes": args.generate_notes,
                          "real": result["real"],
                          "summary": {t: summary(r) for t, r in result["temperatures"].items()}}
+        if args.draws > 1:
+            card["music"]["draws"] = args.draws
+        if "memory" in result:
+            card["music"]["memory"] = {
+                "strength": result["memory"]["strength"],
+                "summary": {t: summary(r)
+                            for t, r in result["memory"]["temperatures"].items()}}
         write_card(model_dir, card)
         print(f"updated {model_dir / 'card.json'}")
     return 0
@@ -106,6 +121,16 @@ MUSIC_COLUMNS = [Column("temperature", 11), Column("pitch ov", 9, ".3f"), Column
                  Column("out key", 8, ".3f"), Column("motif", 6, ".3f")]
 
 
+#: The memory's changes printed after ``evaluate --music``'s table (summary keys, labels).
+CHANGES = (("step_overlap", "step ov"), ("duration_overlap", "dur ov"),
+           ("pitch_overlap", "pitch ov"), ("out_of_key", "out key"), ("motif_reuse", "motif"))
+
+
+def _change(change: dict, label: str) -> str:
+    error = change["standard_error"]
+    return f"{label} {change['mean']:+.4f}" + ("" if error is None else f" +- {error:.4f}")
+
+
 def command(args) -> int:
     from improv.card import read_card
     from improv.corpus import load_corpus
@@ -113,7 +138,7 @@ def command(args) -> int:
     from improv.weights import KERAS_FILE, WEIGHTS_FILE, ModelError
 
     model_dir = args.model or default_model_dir()
-    for name in ("max_files", "seed_notes", "generate_notes"):
+    for name in ("max_files", "seed_notes", "generate_notes", "draws"):
         value = getattr(args, name, None)
         if value is not None and value < (0 if name == "max_files" else 1):
             raise InvalidValueError(f"--{name.replace('_', '-')} must be at least "

@@ -37,13 +37,14 @@ def command(args) -> int:
                 raise InvalidValueError(f"{folder}: its card has no music results; run "
                                         f"improv evaluate {folder} --music --update-card")
             summary = music.get("summary") if isinstance(music, dict) else None
-            if not (isinstance(summary, dict) and summary and all(
-                    isinstance(r, dict) and all(is_number(r.get(k))
-                                                for k in plots.MUSIC_METRICS.values())
-                    for r in summary.values())):
+            memory = music.get("memory") if isinstance(music, dict) else None
+            played = memory.get("summary") if isinstance(memory, dict) else None
+            if not _valid_rows(summary) or (memory is not None and not _valid_rows(played)):
                 raise InvalidValueError(f"{folder}: its card's music results are damaged; run "
                                         f"improv evaluate {folder} --music --update-card")
             rows.update({f"{folder.name}, T={t}": r for t, r in summary.items()})
+            if played:  # the same played with the phrase memory
+                rows.update({f"{folder.name} + memory, T={t}": r for t, r in played.items()})
         plots.plot_music_comparison(rows, args.output)
     elif args.kind == "history":
         path = first / "history.json" if first.is_dir() else first
@@ -66,3 +67,12 @@ def command(args) -> int:
             plots.plot_distributions(notes, args.output, title=first.name)
     print(f"wrote {args.output}")
     return 0
+
+
+def _valid_rows(summary) -> bool:
+    """Whether a card's music summary holds a row of numbers per temperature."""
+    from improv import plots
+
+    return isinstance(summary, dict) and bool(summary) and all(
+        isinstance(r, dict) and all(is_number(r.get(k)) for k in plots.MUSIC_METRICS.values())
+        for r in summary.values())

@@ -56,6 +56,18 @@ def _share(row: dict, key: str) -> str:
     return f"{100 * row[key]:.1f}%" if key in row else "–"
 
 
+def _with_memory(card: dict, memory: dict) -> str:
+    """The name of a row scored with the phrase memory: its strength, and whether that is
+    the one improv plays at."""
+    from improv.memory import DEFAULT_STRENGTH
+
+    strength = memory.get("strength")
+    if not isinstance(strength, (int, float)):
+        return f"**{card.get('name')}** with the phrase memory"
+    return (f"**{card.get('name')}** with the phrase memory ({strength:g})"
+            + (", as improv plays" if strength == DEFAULT_STRENGTH else ""))
+
+
 def _music_table(card: dict, model_dir: Path | None) -> list[str]:
     music = card.get("music")
     if not music:
@@ -63,8 +75,7 @@ def _music_table(card: dict, model_dir: Path | None) -> list[str]:
     rows = [(f"**{card.get('name')}**", t, r) for t, r in music["summary"].items()]
     memory = music.get("memory")
     if memory:
-        rows += [(f"**{card.get('name')}** with the phrase memory ({memory['strength']:g}), as "
-                  "improv plays", t, r) for t, r in memory["summary"].items()]
+        rows += [(_with_memory(card, memory), t, r) for t, r in memory["summary"].items()]
     if model_dir is not None:
         for sib in sorted(Path(model_dir).parent.glob("*tutorial*")):
             other = read_card(sib).get("music")
@@ -139,8 +150,7 @@ def render_card(card: dict, model_dir: Path | None = None) -> str:
         rows.append(_metrics_row(f"**{card.get('name')}** (this model)", card["metrics"]))
         memory = card["metrics"].get("memory")
         if memory:  # improv evaluate's second row: the model and the phrase memory
-            rows.append(_metrics_row(f"**{card.get('name')}** with the phrase memory "
-                                     f"({memory['strength']:g}), as improv plays", memory))
+            rows.append(_metrics_row(_with_memory(card, memory), memory))
     if model_dir is not None:
         for sib in sorted(Path(model_dir).parent.glob("*tutorial*")):
             m = read_card(sib).get("metrics")

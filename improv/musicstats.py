@@ -32,8 +32,12 @@ GAP_SECONDS = 2.0
 def polyphony(notes: np.ndarray) -> np.ndarray:
     """Return, at each note's onset, how many notes sound (itself included)."""
     starts = np.cumsum(notes[:, 1])
-    ends = starts + notes[:, 2]
-    return np.array([int(np.sum((starts <= s) & (ends > s))) for s in starts])
+    ends = starts + np.maximum(notes[:, 2], 0)
+    # Notes begun by s, less those ended by s (a note ended by s began by s): two sorted
+    # searches, not a pass over all notes per note (28,000 notes: 0.003 s against 0.78 s;
+    # the plot of evaluate --music --draws 8 holds 112,000).
+    return (np.searchsorted(np.sort(starts), starts, "right")
+            - np.searchsorted(np.sort(ends), starts, "right"))
 
 
 def features(notes: np.ndarray) -> dict[str, np.ndarray]:
@@ -190,7 +194,8 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     ``draws``: each piece is continued that many times (random seeds ``random_seed``,
     ``random_seed + 1``, ...; the runs with and without the memory share them); every
     number is then the mean over the draws of what one draw gives, each draw's
-    :func:`summary` is kept under ``"draws"``, and with the memory, ``"difference"`` holds
+    :func:`summary` is kept under ``"draws"`` (with more than one), and with the memory,
+    ``"difference"`` holds
     its change to each summary number (with - without, draw by draw) as a mean and a
     standard error (one draw's histogram overlaps move by about +-0.01 on the 70 test
     pieces, as much as the memory changes them).
@@ -229,7 +234,7 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
                     for (_, n), real in zip(pieces, reals, strict=True)]
             per_draw.append(_judge(pieces, reals, gens, seed_notes))
             generated += gens
-        run = _mean_nested(per_draw)
+        run = per_draw[0] if draws == 1 else _mean_nested(per_draw)
         if draws > 1:
             run["draws"] = [summary(d) for d in per_draw]
         where = result["memory"] if strength else result
@@ -239,8 +244,7 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
             result["memory"].setdefault("difference", {})[str(temperature)] = _difference(
                 alone.get("draws", [summary(alone)]), run.get("draws", [summary(run)]))
         else:
-            all_notes[temperature] = (np.concatenate(generated),
-                                      np.concatenate(reals * draws))
+            all_notes[temperature] = (np.concatenate(generated), np.concatenate(reals))
     return result, all_notes
 
 

@@ -51,3 +51,8 @@ def test_the_phrase_memory_rows_and_the_draws_are_rendered():
     assert "means of 8 draws" in text
     assert next(line for line in lines if line.startswith("| real continuation")).endswith(
         "| 10.1% | 0.064 |")
+    del card["metrics"]["memory"]["strength"]  # a card edited by hand: no traceback
+    card["music"]["memory"]["strength"] = 0.8  # not improv's own strength
+    lines = render_card(card).splitlines()
+    assert sum(line.startswith("| **tiny** with the phrase memory |") for line in lines) == 1
+    assert sum(line.startswith("| **tiny** with the phrase memory (0.8) |") for line in lines) == 1

@@ -91,6 +91,8 @@ CASES = {
                                            "--seed-notes", "-5"], "--seed-notes must be"),
     "evaluate with negative max files": (["evaluate", "--music", "--data", "{data}",
                                           "--max-files", "-1"], "--max-files must be"),
+    "evaluate with no draws": (["evaluate", "--music", "--data", "{data}", "--draws", "0"],
+                               "--draws must be at least 1"),
     "plot of no image type": (["plot", "roll", "{seed}", "-o", "{tmp}/r.txt"],
                               "not an image file name"),
     "plot of no notes": (["plot", "roll", "{seed}", "-o", "{tmp}/r.png", "--count", "0"],

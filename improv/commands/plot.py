@@ -69,7 +69,7 @@ def command(args) -> int:
     return 0
 
 
-def _valid_rows(summary) -> bool:
+def _valid_rows(summary: object) -> bool:
     """Whether a card's music summary holds a row of numbers per temperature."""
     from improv import plots
 

@@ -124,6 +124,29 @@ def test_evaluate_music_without_tensorflow(tiny_model, tiny_data, tmp_path):
     assert "temperature" in proc.stdout
 
 
+def test_evaluate_music_draws_go_into_the_card(tiny_model, tiny_data, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "tiny"
+    shutil.copytree(tiny_model, model)
+    out = tmp_path / "music.json"
+    assert main(["evaluate", str(model), "--music", "--data", str(tiny_data), "--split", "all",
+                 "--max-files", "3", "--temperatures", "1.0", "--seed-notes", "30",
+                 "--generate-notes", "40", "--draws", "2", "--update-card", "--json", str(out),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "means of 2 draws" in printed
+    assert "the memory's change at 1.0 (with - without, +- standard error): step ov " in printed
+    result = json.loads(out.read_text())
+    assert len(result["temperatures"]["1.0"]["draws"]) == 2
+    assert set(result["memory"]["difference"]["1.0"]) >= {"step_overlap", "motif_reuse"}
+    card = json.loads((model / "card.json").read_text())
+    assert card["music"]["draws"] == 2 and set(card["music"]["memory"]["summary"]) == {"1.0"}
+    readme = (model / "README.md").read_text()
+    assert "means of 2 draws" in readme
+    assert "with the phrase memory (0.5), as improv plays" in readme
+
+
 @pytest.mark.corpus
 def test_evaluate_music_on_the_shipped_model(tmp_path):
     """The shipped model on a small subset of the real test split."""

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 #: The benchmarks' tables (improv.table).
+#: The engine row that does the same NumPy work every time (:func:`time_reference`).
+REFERENCE_ROW = "reference: the LSTM step and heads alone, on the same input (keep_warm)"
 ENGINE_COLUMNS = [Column("way to get the next note (sampling included)", 72, align="<"),
                   Column("p50 ms", 8, ".4f"), Column("p99 ms", 8, ".4f"),
                   Column("max ms", 8, ".3f"), Column("notes", 6)]
@@ -111,6 +113,21 @@ def time_memory(model: NoteModel, notes: int, sampler: Sampler) -> dict[str, flo
     return _stats(times)
 
 
+def time_reference(model: NoteModel, notes: int) -> dict[str, float]:
+    """Time the engine's NumPy work alone, the same each time: a step of the LSTM and its
+    heads on one input, nothing drawn, the state left as it was (``keep_warm``): about half
+    of a note's time; the rest is Python (sampling, checks). Its p99 over its p50 is the
+    spread the machine gives fixed work while it ran. The VM this was written on also had
+    slow stretches of seconds (a row's p50 up by 20-40% for 2,000 notes), which land in one
+    row and not another: so a p99 is compared over several runs."""
+    times = []
+    for _ in progress(range(notes), desc="reference", unit="step"):
+        t0 = time.perf_counter()
+        model.keep_warm()
+        times.append(time.perf_counter() - t0)
+    return _stats(times)
+
+
 def time_generate_startup() -> dict[str, float]:
     """Run ``improv generate -n 1`` in a fresh process: wall time and peak RSS."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,6 +190,7 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
             time_engine(window, notes, Sampler(seed=0), "windowed re-run"),
         "phrase memory alone: mix its guess in, learn the note (improv.memory)":
             time_memory(streaming, notes, Sampler(seed=0)),
+        REFERENCE_ROW: time_reference(streaming, notes),
     }
     predict_name = f"model.predict on the window, TensorFlow ({tutorial.name})"
     if predict_notes:
@@ -190,6 +208,10 @@ def bench_engine(notes: int = 10000, predict_notes: int = 1000, out: Path | None
                                  for name, r in rows.items()], rule=False)
     for name, s in result.get("speedup_p99", {}).items():
         print(f"speed-up at p99 over model.predict: {s:,.0f}x  ({name})")
+    reference = rows[REFERENCE_ROW]
+    result["machine_spread"] = reference["p99_ms"] / reference["p50_ms"]
+    print(f"the machine's spread: the reference's p99 is {result['machine_spread']:.2f} times "
+          "its p50 (the same work each time)")
     print(f"first note after a load: {result['first_note_ratio']:.1f} times a later one's "
           "(median of 7 loads; the load's warm-up aims at 1)")
     print(f"improv generate -n 1: {startup['seconds']:.2f} s start to finish, "

@@ -88,8 +88,11 @@ def test_bench_engine_writes_its_table(tmp_path, capsys):
     import json
 
     result = json.loads(out.read_text())
-    assert len(result["rows"]) == 3 and all(r["n"] == 50 for r in result["rows"].values())
+    assert len(result["rows"]) == 4 and all(r["n"] == 50 for r in result["rows"].values())
     assert any("phrase memory" in name for name in result["rows"])
+    reference = result["rows"]["reference: the LSTM step and heads alone, on the same input "
+                               "(keep_warm)"]
+    assert result["machine_spread"] == reference["p99_ms"] / reference["p50_ms"] >= 1
     assert result["generate_startup"]["imports_tensorflow"] is False
     assert "p99 ms" in capsys.readouterr().out
 

@@ -32,9 +32,9 @@ from improv.table import Column, format_head, format_row, print_table
 logger = logging.getLogger(__name__)
 
 
-#: The benchmarks' tables (improv.table).
 #: The engine row that does the same NumPy work every time (:func:`time_reference`).
 REFERENCE_ROW = "reference: the LSTM step and heads alone, on the same input (keep_warm)"
+#: The benchmarks' tables (improv.table).
 ENGINE_COLUMNS = [Column("way to get the next note (sampling included)", 72, align="<"),
                   Column("p50 ms", 8, ".4f"), Column("p99 ms", 8, ".4f"),
                   Column("max ms", 8, ".3f"), Column("notes", 6)]

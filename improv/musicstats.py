@@ -195,10 +195,9 @@ def evaluate_music(model_dir, files: list, notes: list[np.ndarray], temperatures
     ``random_seed + 1``, ...; the runs with and without the memory share them); every
     number is then the mean over the draws of what one draw gives, each draw's
     :func:`summary` is kept under ``"draws"`` (with more than one), and with the memory,
-    ``"difference"`` holds
-    its change to each summary number (with - without, draw by draw) as a mean and a
-    standard error (one draw's histogram overlaps move by about +-0.01 on the 70 test
-    pieces, as much as the memory changes them).
+    ``"difference"`` holds its change to each summary number (with - without, draw by
+    draw) as a mean and a standard error (one draw's histogram overlaps move by about
+    +-0.01 on the 70 test pieces, as much as the memory changes them).
     """
     if draws < 1:
         raise InvalidValueError(f"draws must be at least 1, got {draws}")
@@ -284,12 +283,6 @@ def _difference(without: list[dict], with_memory: list[dict]) -> dict:
         error = float(change.std(ddof=1) / np.sqrt(len(change))) if len(change) > 1 else None
         out[key] = {"mean": float(change.mean()), "standard_error": error}
     return out
-
-
-#: The columns a summary row (and the model card's table) holds.
-SUMMARY = ("pitch_overlap", "pitch_class_overlap", "interval_overlap", "step_overlap",
-           "duration_overlap", "pitch_kl", "repeat_rate", "longest_run", "distinct_pitches",
-           "step_std", "key_overlap", "out_of_key", "motif_reuse")
 
 
 def summary(per_temperature: dict) -> dict:

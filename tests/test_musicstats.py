@@ -48,6 +48,22 @@ def test_polyphony_counts_sounding_notes():
     chord_then_melody = np.array([[60, 0, 1.0, 80], [64, 0, 1.0, 80], [67, 0, 1.0, 80],
                                   [72, 0.5, 0.2, 80], [74, 1.0, 0.2, 80]], float)
     assert polyphony(chord_then_melody).tolist() == [3, 3, 3, 4, 1]
+    # a note that ends as the next begins no longer sounds then; one of no length never does
+    edges = np.array([[60, 0, 0.5, 80], [62, 0.5, 0.0, 80], [64, 0, 0.25, 80],
+                      [65, 0.25, 0.1, 80]], float)
+    assert polyphony(edges).tolist() == [1, 1, 1, 1]
+
+
+def test_polyphony_agrees_with_counting_every_note():
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(1, 40))
+        notes = np.stack([np.full(n, 60.0), rng.choice([0, 0, 0.1, 0.25], n),
+                          rng.choice([0, 0.02, 0.1, 0.3, 1.0], n), np.full(n, 64.0)], axis=1)
+        starts = np.cumsum(notes[:, 1])
+        ends = starts + notes[:, 2]
+        counted = [int(np.sum((starts <= s) & (ends > s))) for s in starts]
+        assert polyphony(notes).tolist() == counted
 
 
 def test_call_response_fit():

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from improv.memory import PhraseMemory
-from improv.outfile import write_atomically
+from improv.memory import PhraseMemory, write_memory_file
 
 #: Seconds of silence before the memory file is written (the keep-warm time is over by then:
 #: improviser.KEEP_WARM_FOR).
@@ -56,7 +55,7 @@ class MemoryAutosave:
         self._text = None
         self.saved = self._encoding  # a failure is not tried again until the memory learns
         try:
-            write_atomically(self.path, text)
+            write_memory_file(self.path, text)
         except OSError as exc:
             if not self._failed:
                 self.log(f"could not write the memory to {self.path}: {exc.strerror or exc}")

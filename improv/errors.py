@@ -21,6 +21,7 @@ error                  also a                        raised for
 ``DownloadError``      ``ValueError``                data downloads (improv.data)
 ``MemoryFileError``    ``ValueError``                phrase memory files (improv.memory)
 ``RecordingError``     ``OSError``                   a recording that cannot be written
+``FileLockError``      ``OSError``                   a file another improv works on
 =====================  ============================  =====================================
 
 The classes live beside the code that raises them; this module holds the base and the

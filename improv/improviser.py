@@ -49,9 +49,10 @@ from improv.controls import Controls, cc_to_memory, cc_to_temperature, cc_to_uni
 from improv.engine import NoteModel
 from improv.errors import InvalidValueError
 from improv.features import CHORD_SECONDS
+from improv.filelock import FileLock
 from improv.flags import flag
 from improv.key import KeyTracker
-from improv.memory import DEFAULT_STRENGTH, open_memory
+from improv.memory import DEFAULT_STRENGTH, check_memory_file, open_memory
 from improv.note import Note
 from improv.sampling import Sampler
 from improv.scheduler import Scheduler
@@ -150,7 +151,17 @@ class Improviser:
         self.prediction = None
         # The player's notes and improv's own, learned as they reach the model; and the
         # key they are in, which the memory and the sampler lean towards.
-        self.memory = open_memory(self.settings.memory_file or None, self.log)
+        # The memory file is improv's alone until close() has written it (improv.filelock).
+        self._memory_lock = None
+        if self.settings.memory_file:
+            check_memory_file(self.settings.memory_file)
+            self._memory_lock = FileLock(self.settings.memory_file).acquire()
+        try:
+            self.memory = open_memory(self.settings.memory_file or None, self.log)
+        except BaseException:
+            if self._memory_lock is not None:
+                self._memory_lock.release()
+            raise
         self._autosave = (MemoryAutosave(self.memory, self.settings.memory_file, self.log)
                           if self.settings.memory_file else None)
         self.key = KeyTracker()
@@ -599,11 +610,15 @@ class Improviser:
         """End every note improv started; keep the memory in ``memory_file`` if one is set.
         Return False if it could not be written (one line says why)."""
         self.scheduler.close()
-        if self.settings.memory_file:
-            try:
-                self.memory.save(self.settings.memory_file)
-            except OSError as exc:
-                self.log(f"could not write the memory to {self.settings.memory_file}: "
-                         f"{exc.strerror or exc}")
-                return False
+        if self._memory_lock is None:
+            return True
+        try:
+            self.memory.save(self.settings.memory_file)
+        except OSError as exc:
+            self.log(f"could not write the memory to {self.settings.memory_file}: "
+                     f"{exc.strerror or exc}")
+            return False
+        finally:
+            self._memory_lock.release()
+            self._memory_lock = None  # (written once: a second close writes nothing)
         return True

@@ -111,6 +111,8 @@ DURATION_CLASSES = 15
 DURATION_LOW = -8
 #: Largest file ``load`` reads (a 200 000-context memory is about 20 MB of JSON).
 MAX_FILE_BYTES = 256 * 1024 * 1024
+#: Most notes a file may say were learned (a century of 16 notes a second is 5e10).
+MAX_NOTES = 10**12
 #: Starting typical gap (seconds) before any step has been heard.
 START_GAP = 0.25
 #: Most weight the memory ever gets: it gives nothing to a pitch more than two octaves from
@@ -157,6 +159,11 @@ _DURATION_RATIO = 2.0 ** ((np.arange(DURATION_CLASSES) + DURATION_LOW) / 2)
 
 class MemoryFileError(ImprovError, ValueError):
     """A memory file that cannot be read: missing, damaged, or of another format."""
+
+
+class NotMemoryFileError(MemoryFileError):
+    """A file that is no memory file at all (a MIDI file, a text): never set aside or
+    replaced, for it may be something of the user's named by mistake."""
 
 
 @dataclass(frozen=True)
@@ -847,8 +854,9 @@ class PhraseMemory:
         return f'{head[:-1]},"contexts":[{",".join(text for text in done if text)}]}}'
 
     def save(self, path: str | Path) -> None:
-        """Write the memory to ``path`` atomically (readers never see half a file)."""
-        write_atomically(path, _finish(self.file_text()))
+        """Write the memory to ``path`` atomically (readers never see half a file); OSError
+        if ``path`` is no longer a file (:func:`write_memory_file`)."""
+        write_memory_file(path, _finish(self.file_text()))
 
     @classmethod
     def from_dict(cls, data, config: MemoryConfig | None = None) -> "PhraseMemory":
@@ -870,7 +878,8 @@ class PhraseMemory:
             raise MemoryFileError(f"bad typical_gap {gap!r}")
         notes = data.get("notes")
         if (not isinstance(notes, dict) or set(notes) != {"player", "own"}
-                or not all(isinstance(v, int) and v >= 0 for v in notes.values())):
+                or not all(isinstance(v, int) and not isinstance(v, bool)
+                           and 0 <= v <= MAX_NOTES for v in notes.values())):
             raise MemoryFileError("bad note counts")
         contexts = data.get("contexts")
         if not isinstance(contexts, list):
@@ -919,7 +928,9 @@ class PhraseMemory:
 
     @classmethod
     def load(cls, path: str | Path, config: MemoryConfig | None = None) -> "PhraseMemory":
-        """Read a memory file; MemoryFileError (one line) if it is missing or damaged."""
+        """Read a memory file; MemoryFileError (one line) if it is missing or damaged,
+        NotMemoryFileError if it is no memory file at all. An empty file is an empty
+        memory (``touch FILE`` makes one)."""
         path = Path(path)
         if path.exists() and not path.is_file():  # a folder; a FIFO, whose read would hang
             raise MemoryFileError(f"{path}: not a file")
@@ -927,10 +938,21 @@ class PhraseMemory:
             size = path.stat().st_size
             if size > MAX_FILE_BYTES:
                 raise MemoryFileError(f"{path}: {size} bytes, more than a memory file holds")
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
+            if not raw.strip():
+                return cls(config)
+            # Every memory file names its format (a damaged one too, unless cut before
+            # it: they are written atomically, so only a hand could do that).
+            if FORMAT.encode() not in raw:
+                raise NotMemoryFileError(f"{path}: not an improv memory file (it does not "
+                                         f"say \"format\": \"{FORMAT}\"); left as it is")
+            # (ValueError: JSONDecodeError, and an integer of over 4300 digits)
+            data = json.loads(raw.decode("utf-8"))
         except FileNotFoundError:
             raise MemoryFileError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+            if isinstance(e, MemoryFileError):
+                raise
             raise MemoryFileError(f"{path}: damaged memory file ({_first_line(e)})") from None
         try:
             return cls.from_dict(data, config)
@@ -956,6 +978,12 @@ def _finish(generator):
             return done.value
 
 
+def write_memory_file(path: str | Path, text: str) -> None:
+    """Write a memory file's text atomically. A path that has become a folder, a device or
+    a pipe since :func:`check_memory_file` is refused (OSError), never written into."""
+    write_atomically(path, text, devices=False)
+
+
 def check_memory_file(path: str | Path) -> None:
     """Refuse a memory file that could not be written: a folder, a device or a pipe, a file
     in a folder that does not exist, or one this user may not write (one line each: found
@@ -973,7 +1001,8 @@ def open_memory(path: str | Path | None, log=print) -> PhraseMemory:
     path). A damaged file is renamed to ``<path>.damaged`` (``.damaged.1``... if that is
     taken), one ``log`` line says so, and the memory starts empty, so the next save does not
     overwrite what could be rescued. A path that cannot be written is refused at once
-    (:func:`check_memory_file`)."""
+    (:func:`check_memory_file`), and so is a file that is no memory file at all
+    (NotMemoryFileError: a MIDI file named by mistake is left as it is)."""
     if path is None:
         return PhraseMemory()
     check_memory_file(path)
@@ -981,6 +1010,8 @@ def open_memory(path: str | Path | None, log=print) -> PhraseMemory:
         return PhraseMemory()
     try:
         return PhraseMemory.load(path)
+    except NotMemoryFileError:
+        raise
     except MemoryFileError as exc:
         aside = Path(f"{path}.damaged")
         n = 1

@@ -12,6 +12,7 @@ permissions, and a symbolic link keeps pointing where it did, at the new file.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -62,12 +63,17 @@ def _umask() -> int:
 
 
 @contextmanager
-def replacing(path: str | Path) -> Iterator[Path]:
+def replacing(path: str | Path, devices: bool = True) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder (with its suffix, for writers that go by
     it) to write the whole file to; when the block ends, it replaces ``path`` (the target of
     a symbolic link), else it is removed. A device or a pipe (``/dev/null``, ``/dev/stdout``)
-    is yielded as it is, to be written into: a file put in its place would replace it."""
+    is yielded as it is, to be written into: a file put in its place would replace it.
+    With ``devices=False`` such a path is refused (OSError) instead: a file that must stay
+    a file (a memory file that became a pipe mid-session held improv's exit until
+    something read the pipe: a red-team run, 2026-12-01)."""
     if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        if not devices:
+            raise OSError(errno.EINVAL, "not a file (a folder, a device or a pipe)")
         yield Path(path)
         return
     target = Path(os.path.realpath(path))
@@ -91,7 +97,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_atomically(path: str | Path, data: str | bytes) -> None:
+def write_atomically(path: str | Path, data: str | bytes, devices: bool = True) -> None:
     """Write ``data`` (a str as UTF-8) to ``path`` whole or not at all (:func:`replacing`)."""
-    with replacing(path) as tmp:
+    with replacing(path, devices) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)

@@ -41,6 +41,7 @@ import numpy as np
 from improv.beatout import BeatSender
 from improv.config import RunOptions
 from improv.engine import NoteModel
+from improv.filelock import FileLock
 from improv.improviser import Improviser
 from improv.jackgraph import JackServerGone
 from improv.memory import check_memory_file
@@ -357,10 +358,12 @@ class Session:
         options = self.options
         self.model = self.model or NoteModel.load(options.model or default_model_dir())
         # before anything opens, as the model: a file named for two outputs, a memory file
-        # that could not be written at the end
+        # that could not be written at the end or that another improv uses (the improviser
+        # holds its lock from when it reads it)
         check_outputs(options.record or None, options.settings.memory_file or None)
         if options.settings.memory_file:
             check_memory_file(options.settings.memory_file)
+            FileLock(options.settings.memory_file).acquire().release()
         self._realtime = (threading.current_thread() is threading.main_thread()
                           and os.environ.get("IMPROV_REALTIME") == "1" and _realtime())
         if threading.current_thread() is threading.main_thread():

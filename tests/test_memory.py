@@ -16,6 +16,7 @@ from improv.memory import (
     VERSION,
     MemoryConfig,
     MemoryFileError,
+    NotMemoryFileError,
     PhraseMemory,
     _decode,
     _dense,
@@ -357,6 +358,10 @@ def _damage(data: dict, how: str):
         data["typical_gap"] = float("nan")
     elif how == "notes":
         data["notes"] = {"player": -1, "own": 0}
+    elif how == "notes true":  # (a bool is an int to Python)
+        data["notes"] = {"player": True, "own": 0}
+    elif how == "notes huge":
+        data["notes"] = {"player": 10 ** 4000, "own": 0}
     elif how == "code":
         data["contexts"][0][1][0][0] = 10 ** 9
     elif how == "count":
@@ -377,7 +382,7 @@ def _damage(data: dict, how: str):
 
 
 @pytest.mark.parametrize("how", ["version", "format", "symbols", "order", "gap", "notes",
-                                 "code", "count", "huge count", "symbol", "shape", "duplicate",
+                                 "notes true", "notes huge", "code", "count", "huge count", "symbol", "shape", "duplicate",
                                  "long",
                                  "list"])
 def test_damaged_contents_are_refused_with_one_line(tmp_path, how):
@@ -386,16 +391,40 @@ def test_damaged_contents_are_refused_with_one_line(tmp_path, how):
     with pytest.raises(MemoryFileError) as e:
         PhraseMemory.load(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
+    assert not isinstance(e.value, NotMemoryFileError) or how in ("format", "list")
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe\x00garbage", b"[" * 100000,
-                                     b"null", b"NaN"])
+@pytest.mark.parametrize("content", [b"{", b"\xff\xfe\x00garbage", b"[" * 100000,
+                                     b"null", b"NaN", b"MThd\x00\x00\x00\x06\x00\x01",
+                                     b'{"format": "something-else"}'])
+def test_what_is_no_memory_file_is_refused_with_one_line(tmp_path, content):
+    path = tmp_path / "m.json"
+    path.write_bytes(content)
+    with pytest.raises(NotMemoryFileError) as e:
+        PhraseMemory.load(path)
+    assert "not an improv memory file" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("content", [b'{"format":"improv-memory",', b"\xff" + FORMAT.encode(),
+                                     b'{"format":"improv-memory","x":1' + b"[" * 100000,
+                                     # (Python refuses to read an int of over 4300 digits)
+                                     b'{"format":"improv-memory","version":1' + b"9" * 5000
+                                     + b"}"])
 def test_damaged_bytes_are_refused_with_one_line(tmp_path, content):
     path = tmp_path / "m.json"
     path.write_bytes(content)
-    with pytest.raises(MemoryFileError) as e:
+    with pytest.raises(MemoryFileError, match="damaged memory file") as e:
         PhraseMemory.load(path)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and not isinstance(e.value, NotMemoryFileError)
+
+
+def test_an_empty_file_is_an_empty_memory(tmp_path):
+    """``touch FILE`` before the first session: nothing to lose, nothing to refuse."""
+    path = tmp_path / "m.json"
+    for content in (b"", b"\n"):
+        path.write_bytes(content)
+        memory = PhraseMemory.load(path)
+        assert len(memory) == 0 and memory.notes == {"player": 0, "own": 0}
 
 
 def test_truncated_file_is_refused(tmp_path):

@@ -1,6 +1,7 @@
 """The phrase memory in the live improviser (its CC, learning, the file) and on the CLI."""
 
 import json
+import time
 
 import mido
 import numpy as np
@@ -11,7 +12,7 @@ from improv.config import ConfigError, RunOptions, apply_flags, load_config
 from improv.controls import Controls, cc_to_memory
 from improv.engine import NoteModel
 from improv.improviser import Improviser, Settings
-from improv.memory import DEFAULT_STRENGTH, PhraseMemory
+from improv.memory import DEFAULT_STRENGTH, MemoryFileError, PhraseMemory
 from improv.sampling import Sampler, SamplingConfig
 from improv.scheduler import Scheduler
 from tests.conftest import REPO
@@ -160,13 +161,68 @@ def test_generate_memory_weight_changes_the_answer_and_0_turns_it_off(tmp_path):
     (["generate", "-o", "{dir}/o.mid", "--memory-file", "{dir}/folder"], "a folder, not a"),
 ])
 def test_memory_mistakes_give_one_line(tmp_path, capsys, args, message):
-    (tmp_path / "bad.json").write_bytes(b"\x00\x01 not json")
+    (tmp_path / "bad.json").write_bytes(b'{"format": "improv-memory", "version": \x00\x01')
     (tmp_path / "folder").mkdir()
     assert main([a.format(dir=tmp_path) for a in args]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "o.mid").exists()  # refused before any work
     assert (tmp_path / "folder").is_dir() and not (tmp_path / "folder.damaged").exists()
+
+
+def test_a_file_that_is_no_memory_file_is_refused_and_left_as_it_is(tmp_path, capsys):
+    """A MIDI file (or any file of the user's) named as the memory file by mistake: not
+    replaced by an empty memory (clear), not set aside as damaged (generate, run)."""
+    seed = tmp_path / "seed.mid"
+    seed.write_bytes(next((REPO / "tests" / "data").rglob("*.mid")).read_bytes())
+    before = seed.read_bytes()
+    out = tmp_path / "o.mid"
+    for args in (["memory", "clear", str(seed)], ["memory", "show", str(seed)],
+                 ["generate", "-o", str(out), "-n", "5", "--memory-file", str(seed)]):
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert "not an improv memory file" in err and err.count("\n") == 1
+    with pytest.raises(MemoryFileError, match="not an improv memory file"):
+        _improviser(Settings(memory_file=str(seed)))
+    assert seed.read_bytes() == before and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed.mid"]  # no .damaged, no lock
+
+
+def test_an_empty_memory_file_name_is_no_file_in_generate_as_in_run(tmp_path):
+    out = tmp_path / "o.mid"
+    assert main(["generate", "-o", str(out), "-n", "5", "--memory-file", ""]) == 0
+    assert out.exists()
+
+
+def test_a_memory_file_that_became_a_pipe_is_not_written_into(tmp_path):
+    """Replaced by a FIFO mid-session: written into, it held improv's exit (and the
+    autosave) until something read the pipe; now it is refused with one line."""
+    import os
+    import stat
+
+    path = tmp_path / "me.json"
+    lines = []
+    improv = _improviser(Settings(silence=0.5, answer_notes=2, memory_file=str(path)),
+                         log=lines.append)
+    t = _call(improv, MOTIF, 100.0)
+    improv.tick(t + 2.0)
+    os.mkfifo(path)
+    # a reader, so that a write into the pipe would go through (not hang) and be seen
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        for _ in range(3000):  # the answer ends (the scheduler's thread), then a few turns
+            if lines:          # encode the file, and the write fails
+                break
+            improv.autosave(t + 100.0)
+            time.sleep(0.001)
+        assert len(lines) == 1
+        assert improv.close() is False
+        assert os.read(reader, 1 << 16) == b""  # nothing went into the pipe
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(path.stat().st_mode)
+    assert lines and all("not a file" in line for line in lines), lines
+    assert lines[-1].startswith(f"could not write the memory to {path}")
 
 
 @pytest.mark.parametrize("where", ["no/such/m.json", "folder"])

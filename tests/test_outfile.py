@@ -182,11 +182,12 @@ def test_damaged_memory_files_set_aside_are_all_kept(tmp_path):
     from improv.memory import open_memory
 
     path, lines = tmp_path / "m.json", []
-    for text in ("first {", "second {"):
+    first, second = ('{"format": "improv-memory", "first' + n for n in "12")
+    for text in (first, second):
         path.write_text(text)
         assert len(open_memory(path, lines.append)) == 0
-    assert (tmp_path / "m.json.damaged").read_text() == "first {"
-    assert (tmp_path / "m.json.damaged.1").read_text() == "second {"
+    assert (tmp_path / "m.json.damaged").read_text() == first
+    assert (tmp_path / "m.json.damaged.1").read_text() == second
     assert "m.json.damaged.1" in lines[1]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from improv.commands.common import add_memory, add_sampling, make_sampler, memory_strength
@@ -43,23 +44,29 @@ def command(args) -> int:
         from improv.soundfont import find_soundfont
 
         soundfont = find_soundfont(args.soundfont)  # fail before generating, not after
-    from improv.memory import MemoryFileError, open_memory
+    from improv.filelock import FileLock
+    from improv.memory import MemoryFileError, check_memory_file, open_memory
 
     strength = memory_strength(args)
     model = NoteModel.load(args.model or default_model_dir())
     seed = seed_notes(args.seed)
-    memory = open_memory(args.memory_file, lambda line: print(f"improv: {line}",
-                                                                  file=sys.stderr))
-    new = generate(model, sampler, seed, args.notes, memory, strength)
-    pitch, start, end, velocity = timeline(seed, new, args.include_seed)
-    write_midi(args.output, pitch, start, end, velocity)  # first: what was asked for
-    if args.memory_file:
-        try:
-            memory.save(args.memory_file)
-        except OSError as exc:
-            raise MemoryFileError(f"{args.memory_file}: could not be written "
-                                  f"({exc.strerror or exc}); {args.output} was written") \
-                from None
+    memory_file = args.memory_file or None  # "" as in run and the config: no file
+    # (held to the end: a session using the file would write over what this learns)
+    if memory_file:
+        check_memory_file(memory_file)
+    with FileLock(memory_file) if memory_file else nullcontext():
+        memory = open_memory(memory_file, lambda line: print(f"improv: {line}",
+                                                             file=sys.stderr))
+        new = generate(model, sampler, seed, args.notes, memory, strength)
+        pitch, start, end, velocity = timeline(seed, new, args.include_seed)
+        write_midi(args.output, pitch, start, end, velocity)  # first: what was asked for
+        if memory_file:
+            try:
+                memory.save(memory_file)
+            except OSError as exc:
+                raise MemoryFileError(f"{memory_file}: could not be written "
+                                      f"({exc.strerror or exc}); {args.output} was written") \
+                    from None
     count = f"{len(pitch)} note" + ("" if len(pitch) == 1 else "s")
     print(f"wrote {args.output} ({count}, {end.max():.1f} s)")
     if args.wav:

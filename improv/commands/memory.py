@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from improv.memory import MemoryFileError, PhraseMemory, check_memory_file
+from improv.filelock import FileLock
+from improv.memory import MemoryFileError, NotMemoryFileError, PhraseMemory, check_memory_file
 
 
 def add_parser(sub) -> None:
@@ -20,12 +21,15 @@ def add_parser(sub) -> None:
 def command(args: argparse.Namespace) -> int:
     if args.action == "clear":
         check_memory_file(args.file)  # a folder, a device, a missing folder: one line
-        if args.file.exists():
-            try:
-                PhraseMemory.load(args.file)
-            except MemoryFileError as exc:  # a damaged file is cleared too, and said so
-                print(f"{exc}; replacing it with an empty memory")
-        PhraseMemory().save(args.file)
+        with FileLock(args.file):  # not under a session that would write it back
+            if args.file.exists():
+                try:
+                    PhraseMemory.load(args.file)
+                except NotMemoryFileError:  # a MIDI file named by mistake: left alone
+                    raise
+                except MemoryFileError as exc:  # a damaged file is cleared too, and said so
+                    print(f"{exc}; replacing it with an empty memory")
+            PhraseMemory().save(args.file)
         print(f"cleared {args.file}")
         return 0
     memory = PhraseMemory.load(args.file)  # MemoryFileError: one line, exit 1

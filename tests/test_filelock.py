@@ -1,0 +1,127 @@
+"""One improv at a time on a memory file (improv.filelock): a second one is refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from improv.cli import main
+from improv.filelock import FileLock, FileLockError
+from improv.memory import PhraseMemory
+from tests.test_memory import MOTIF
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="no flock on Windows")
+
+HOLD = ("import sys; from improv.filelock import FileLock; "
+        "FileLock(sys.argv[1]).acquire(); print('held', flush=True); sys.stdin.read()")
+
+
+@pytest.fixture
+def learned(tmp_path):
+    """A memory file that holds a motif."""
+    memory = PhraseMemory()
+    for i, pitch in enumerate(MOTIF):
+        memory.learn(pitch, 0.25 if i else 0.0, 0.2)
+    path = tmp_path / "me.json"
+    memory.save(path)
+    return path
+
+
+@pytest.fixture
+def holder(learned):
+    """Another process holding the memory file's lock until the test ends."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(learned)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "held\n"
+    yield proc
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+
+
+def test_a_lock_is_one_holders_and_goes_with_its_release(tmp_path):
+    path = tmp_path / "m.json"
+    first = FileLock(path).acquire()
+    assert first.held and first.lock_path == tmp_path / ".m.json.lock"
+    assert first.acquire() is first  # taking it again: a no-op
+    with pytest.raises(FileLockError, match=r"m.json: in use by another improv \(process \d+\)"):
+        FileLock(path).acquire()
+    first.release()
+    assert not first.held and not first.lock_path.exists()  # no file left behind
+    with FileLock(path) as second:
+        assert second.held
+    assert not second.held
+    first.release()  # a second release: a no-op
+
+
+def test_a_link_and_its_target_share_one_lock(tmp_path):
+    target = tmp_path / "m.json"
+    (tmp_path / "link.json").symlink_to(target)
+    with FileLock(target), pytest.raises(FileLockError, match="in use"):
+        FileLock(tmp_path / "link.json").acquire()
+
+
+def test_another_processs_lock_refuses_clear_and_generate_and_leaves_the_file(learned, holder,
+                                                                              tmp_path, capsys):
+    """Two improvs on one file: the last to write would silently undo the other's work."""
+    before = learned.read_bytes()
+    out = tmp_path / "o.mid"
+    for args in (["memory", "clear", str(learned)],
+                 ["generate", "-o", str(out), "-n", "5", "--memory-file", str(learned)]):
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"in use by another improv (process {holder.pid})" in err
+    assert learned.read_bytes() == before and not out.exists()
+    assert main(["memory", "show", str(learned)]) == 0  # reading is fine
+
+
+def test_a_running_sessions_file_is_refused_before_anything_opens(learned, holder):
+    from improv.config import RunOptions
+    from improv.fakes import FakeClock, FakeKeys, Sink
+    from improv.improviser import Settings
+    from improv.session import Session
+    from tests.conftest import REPO
+
+    sink = Sink("out")
+    opts = RunOptions(model=str(REPO / "models" / "tutorial-5files"), status=False,
+                      settings=Settings(memory_file=str(learned)))
+    with pytest.raises(FileLockError, match="in use"):
+        Session(opts, source=FakeKeys(), outputs=[sink], clock=FakeClock(),
+                log=io.StringIO()).open()
+    assert not sink.messages
+
+
+def test_a_killed_holder_leaves_no_lock(learned, capsys):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(learned)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "held\n"
+    assert main(["memory", "clear", str(learned)]) == 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert main(["memory", "clear", str(learned)]) == 0  # the kernel dropped the lock
+    assert json.loads(learned.read_text())["notes"] == {"player": 0, "own": 0}
+
+
+def test_the_improviser_holds_the_lock_until_it_has_written_the_file(learned):
+    from improv.engine import NoteModel
+    from improv.improviser import Improviser, Settings
+    from improv.sampling import Sampler
+    from improv.scheduler import Scheduler
+    from tests.conftest import REPO
+
+    def improviser():
+        return Improviser(NoteModel.load(REPO / "models" / "tutorial-5files"), Sampler(),
+                          Scheduler(lambda msg: None), Settings(memory_file=str(learned)))
+
+    first = improviser()
+    with pytest.raises(FileLockError, match="in use"):
+        improviser()
+    with pytest.raises(FileLockError, match="in use"):
+        FileLock(learned).acquire()
+    assert first.close()
+    improviser().close()  # free again
+    assert not FileLock(learned).lock_path.exists()

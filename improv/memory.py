@@ -948,11 +948,11 @@ class PhraseMemory:
                                          f"say \"format\": \"{FORMAT}\"); left as it is")
             # (ValueError: JSONDecodeError, and an integer of over 4300 digits)
             data = json.loads(raw.decode("utf-8"))
+        except MemoryFileError:
+            raise
         except FileNotFoundError:
             raise MemoryFileError(f"{path}: no such file") from None
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-            if isinstance(e, MemoryFileError):
-                raise
             raise MemoryFileError(f"{path}: damaged memory file ({_first_line(e)})") from None
         try:
             return cls.from_dict(data, config)

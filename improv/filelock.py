@@ -9,13 +9,18 @@ second one is refused with one line that names the holder's process.
 
 The lock is an advisory ``flock`` on a hidden file beside the one it guards,
 ``.NAME.lock``, which holds the holder's process id. The kernel drops it when the process
-ends, a crash or ``kill -9`` included, so a stale lock never blocks; :meth:`FileLock.release`
-also removes the file. Where ``fcntl`` is missing (Windows) nothing is locked.
+ends, a crash or ``kill -9`` included, so a stale lock never blocks (a killed process leaves
+its file, which the next improv takes over); :meth:`FileLock.release` removes the file. A
+lock path that is not a plain file (a symbolic link, which would have the process id written
+through it into its target; a pipe; a folder) is refused, never opened through. Where
+``fcntl`` is missing (Windows) nothing is locked.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from improv.errors import ImprovError
@@ -51,10 +56,17 @@ class FileLock:
             return self
         while True:
             try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                             | os.O_NONBLOCK, 0o644)
             except OSError as exc:
+                why = ("not a plain file" if exc.errno == errno.ELOOP  # a symbolic link
+                       else exc.strerror or exc)
                 raise FileLockError(f"{self.path}: cannot lock it ({self.lock_path}: "
-                                    f"{exc.strerror or exc})") from None
+                                    f"{why})") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe, a device
+                os.close(fd)
+                raise FileLockError(f"{self.path}: cannot lock it ({self.lock_path}: "
+                                    "not a plain file)")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:  # BlockingIOError: held

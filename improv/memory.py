@@ -70,6 +70,7 @@ import json
 import math
 import mmap
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -100,6 +101,8 @@ TUNED_STRENGTH = 0.5
 #: guesses for the step drawn (MemoryConfig.play_gain): reuse 0.092 at 0.5, rhythm as before.
 DEFAULT_STRENGTH = TUNED_STRENGTH
 FORMAT = "improv-memory"
+#: How every memory file begins (PhraseMemory._head, the format first).
+_HEAD = re.compile(rb'\s*\{\s*"format"\s*:\s*"' + FORMAT.encode() + rb'"')
 VERSION = 1
 #: Interval classes a note can have (0-48, and NO_INTERVAL for a first note).
 INTERVALS = NO_INTERVAL + 1
@@ -939,21 +942,27 @@ class PhraseMemory:
             if size > MAX_FILE_BYTES:
                 raise MemoryFileError(f"{path}: {size} bytes, more than a memory file holds")
             raw = path.read_bytes()
-            if not raw.strip():
-                return cls(config)
-            # Every memory file names its format (a damaged one too, unless cut before
-            # it: they are written atomically, so only a hand could do that).
-            if FORMAT.encode() not in raw:
-                raise NotMemoryFileError(f"{path}: not an improv memory file (it does not "
-                                         f"say \"format\": \"{FORMAT}\"); left as it is")
-            # (ValueError: JSONDecodeError, and an integer of over 4300 digits)
-            data = json.loads(raw.decode("utf-8"))
         except MemoryFileError:
             raise
         except FileNotFoundError:
             raise MemoryFileError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        except OSError as e:
+            raise MemoryFileError(f"{path}: cannot be read ({e.strerror or e})") from None
+        if not raw.strip():
+            return cls(config)
+        not_memory = NotMemoryFileError(f"{path}: not an improv memory file (it does not "
+                                        f"begin {{\"format\": \"{FORMAT}\"); left as it is")
+        try:
+            # (ValueError: JSONDecodeError, and an integer of over 4300 digits)
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            # Damaged, or not a memory file at all (a MIDI file, a text that names the
+            # format): a memory file begins with its format, written first and atomically.
+            if not _HEAD.match(raw):
+                raise not_memory from None
             raise MemoryFileError(f"{path}: damaged memory file ({_first_line(e)})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise not_memory
         try:
             return cls.from_dict(data, config)
         except MemoryFileError as e:

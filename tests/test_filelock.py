@@ -125,3 +125,35 @@ def test_the_improviser_holds_the_lock_until_it_has_written_the_file(learned):
     assert first.close()
     improviser().close()  # free again
     assert not FileLock(learned).lock_path.exists()
+
+
+@pytest.mark.parametrize("kind", ["link", "pipe", "folder"])
+def test_a_lock_path_that_is_no_plain_file_is_refused_and_not_written_through(learned, kind,
+                                                                             capsys):
+    """A link planted at the lock's path had the process id written into its target."""
+    import os
+
+    thesis = learned.parent / "thesis.txt"
+    thesis.write_text("my precious thesis")
+    lock = FileLock(learned).lock_path
+    if kind == "link":
+        lock.symlink_to(thesis)
+    elif kind == "pipe":
+        os.mkfifo(lock)
+    else:
+        lock.mkdir()
+    before = learned.read_bytes()
+    assert main(["memory", "clear", str(learned)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot lock it" in err
+    assert "not a plain file" in err or kind == "folder"
+    assert thesis.read_text() == "my precious thesis" and learned.read_bytes() == before
+    assert lock.is_symlink() or lock.exists()  # left for its owner to look at
+
+
+def test_an_output_named_as_the_memory_files_lock_is_refused(learned, capsys):
+    """Its release would remove the output that was reported as written."""
+    lock = FileLock(learned).lock_path
+    assert main(["generate", "-o", str(lock), "-n", "5", "--memory-file", str(learned)]) == 1
+    assert "named for two outputs" in capsys.readouterr().err
+    assert not lock.exists()

@@ -382,9 +382,8 @@ def _damage(data: dict, how: str):
 
 
 @pytest.mark.parametrize("how", ["version", "format", "symbols", "order", "gap", "notes",
-                                 "notes true", "notes huge", "code", "count", "huge count", "symbol", "shape", "duplicate",
-                                 "long",
-                                 "list"])
+                                 "notes true", "notes huge", "code", "count", "huge count",
+                                 "symbol", "shape", "duplicate", "long", "list"])
 def test_damaged_contents_are_refused_with_one_line(tmp_path, how):
     path = tmp_path / "m.json"
     path.write_text(json.dumps(_damage(_valid(tmp_path), how)))
@@ -396,7 +395,10 @@ def test_damaged_contents_are_refused_with_one_line(tmp_path, how):
 
 @pytest.mark.parametrize("content", [b"{", b"\xff\xfe\x00garbage", b"[" * 100000,
                                      b"null", b"NaN", b"MThd\x00\x00\x00\x06\x00\x01",
-                                     b'{"format": "something-else"}'])
+                                     b'{"format": "something-else"}', b"\xff" + FORMAT.encode(),
+                                     # a text that names the format (a README, notes)
+                                     b'# Memory files\nThey say "format": "improv-memory".\n',
+                                     b'["improv-memory"]'])
 def test_what_is_no_memory_file_is_refused_with_one_line(tmp_path, content):
     path = tmp_path / "m.json"
     path.write_bytes(content)
@@ -405,7 +407,8 @@ def test_what_is_no_memory_file_is_refused_with_one_line(tmp_path, content):
     assert "not an improv memory file" in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("content", [b'{"format":"improv-memory",', b"\xff" + FORMAT.encode(),
+@pytest.mark.parametrize("content", [b'{"format":"improv-memory",',
+                                     b' {\n  "format": "improv-memory", "version": 1, "no',
                                      b'{"format":"improv-memory","x":1' + b"[" * 100000,
                                      # (Python refuses to read an int of over 4300 digits)
                                      b'{"format":"improv-memory","version":1' + b"9" * 5000

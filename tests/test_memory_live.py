@@ -188,6 +188,39 @@ def test_a_file_that_is_no_memory_file_is_refused_and_left_as_it_is(tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed.mid"]  # no .damaged, no lock
 
 
+def test_a_text_that_names_the_format_is_no_memory_file(tmp_path, capsys):
+    """`memory clear README.md` replaced a README (it names the format) with a memory."""
+    readme = tmp_path / "README.md"
+    readme.write_bytes((REPO / "README.md").read_bytes())
+    before = readme.read_bytes()
+    assert b"improv-memory" in before
+    for args in (["memory", "clear", str(readme)],
+                 ["generate", "-o", str(tmp_path / "o.mid"), "-n", "5", "--memory-file",
+                  str(readme)]):
+        assert main(args) == 1
+        assert "not an improv memory file" in capsys.readouterr().err
+    assert readme.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
+
+
+def test_a_memory_file_name_too_long_to_save_is_refused_at_the_start(tmp_path, capsys):
+    """Found when the memory was written (the temporary file's name is 19 bytes longer),
+    it lost the session's learning, and gave clear a traceback."""
+    path = tmp_path / ("a" * 235 + ".json")
+    path.write_bytes(b"")
+    out = tmp_path / "o.mid"
+    for args in (["memory", "clear", str(path)],
+                 ["generate", "-o", str(out), "-n", "5", "--memory-file", str(path)]):
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert "too long a name to write safely here" in err and err.count("\n") == 1
+    with pytest.raises(ValueError, match="too long a name"):
+        _improviser(Settings(memory_file=str(path)))
+    assert not out.exists()
+    short = tmp_path / ("a" * 220 + ".json")
+    assert main(["memory", "clear", str(short)]) == 0 and short.stat().st_size > 0
+
+
 def test_an_empty_memory_file_name_is_no_file_in_generate_as_in_run(tmp_path):
     out = tmp_path / "o.mid"
     assert main(["generate", "-o", str(out), "-n", "5", "--memory-file", ""]) == 0

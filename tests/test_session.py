@@ -284,7 +284,14 @@ def test_a_memory_file_this_user_may_not_write_is_refused(tmp_path, monkeypatch)
 
     check_memory_file(tmp_path / "m.json")  # fine
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # (root may write anything)
-    with pytest.raises(ImprovError, match="cannot be written"):
+    with pytest.raises(ImprovError, match=r"cannot be written here \(permission denied\)"):
+        check_memory_file(tmp_path / "m.json")
+
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly)
+    with pytest.raises(ImprovError, match=r"cannot be written here \(a read-only file system"):
         check_memory_file(tmp_path / "m.json")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from improv.commands.common import add_memory, add_sampling, make_sampler, memory_strength
 from improv.errors import InvalidValueError
+from improv.filelock import FileLock
 from improv.outfile import check_outputs
 from improv.paths import default_model_dir
 
@@ -39,12 +40,13 @@ def command(args) -> int:
         raise InvalidValueError(f"--notes must be 1-{MAX_NOTES:,}, got {args.notes}")
     sampler = make_sampler(args)
     soundfont = None
-    check_outputs(args.output, args.wav, args.memory_file)
+    # (the memory file's lock too: an output of that name would be removed with it)
+    check_outputs(args.output, args.wav, args.memory_file,
+                  FileLock(args.memory_file).lock_path if args.memory_file else None)
     if args.wav:
         from improv.soundfont import find_soundfont
 
         soundfont = find_soundfont(args.soundfont)  # fail before generating, not after
-    from improv.filelock import FileLock
     from improv.memory import MemoryFileError, check_memory_file, open_memory
 
     strength = memory_strength(args)

@@ -29,7 +29,11 @@ def command(args: argparse.Namespace) -> int:
                     raise
                 except MemoryFileError as exc:  # a damaged file is cleared too, and said so
                     print(f"{exc}; replacing it with an empty memory")
-            PhraseMemory().save(args.file)
+            try:
+                PhraseMemory().save(args.file)
+            except OSError as exc:
+                raise MemoryFileError(f"{args.file}: could not be written "
+                                      f"({exc.strerror or exc})") from None
         print(f"cleared {args.file}")
         return 0
     memory = PhraseMemory.load(args.file)  # MemoryFileError: one line, exit 1

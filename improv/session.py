@@ -431,17 +431,19 @@ class Session:
         options, clock, backend = self.options, self.clock, self.backend
         # Scheduler panics first: a previous run killed hard may have left notes on.
         self.scheduler.panic()
+        # improv's own ports are never an input: they would be a feedback loop (a clock
+        # input on improv's own clock out ran it at 96 bpm against its 100: a red team's)
+        own = tuple(o.name for o in self.outputs if isinstance(o, PortOutput) and not o.wanted)
         if self.source is not None:
             self.inport = self.source(self.enqueue, self.improviser)
         elif options.input:
-            own = tuple(o.name for o in self.outputs if isinstance(o, PortOutput) and not o.wanted)
             self.inport = open_polled_input(backend, name=options.input, exclude=own)
         else:
             self.inport = open_polled_input(backend, name=f"{options.virtual or 'improv'} in",
                                             virtual=True)
         if options.clock_input:
             self._clock_in = open_polled_input(backend or get_backend(options.api or None),
-                                               name=options.clock_input)
+                                               name=options.clock_input, exclude=own)
         api = api_name(backend) if backend is not None else "built in"
         self.listening = Listening(options.settings.mode, self.inport.name, api,
                                    tuple(o.name for o in self.outputs))
@@ -487,7 +489,11 @@ class Session:
         bounded, floods included. With nothing to do, a turn waits a moment (a few ms).
         """
         items = self._polled.poll(MAX_BATCH) if self._polled is not None else []
-        if self._clock_in is not None:  # clock messages only: its notes are not the player's
+        if self._clock_in is not None:
+            # The clock input's clock messages alone (its notes are not the player's), and
+            # the main input's none: two clocks mixed, or one heard twice (both inputs on
+            # one port), read 120 bpm as 210 or 19,444 (a red team's).
+            items = [item for item in items if item[1].type not in CLOCK_TYPES]
             items += [(t, m) for t, m in self._clock_in.poll(MAX_BATCH) if m.type in CLOCK_TYPES]
             items.sort(key=lambda item: item[0])
         for _ in range(MAX_BATCH):

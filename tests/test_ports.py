@@ -94,6 +94,17 @@ def test_improv_never_takes_its_own_sender_for_the_input(jack):
     assert "no input port matches 'improv sender'" in out.stderr
 
 
+def test_improv_never_takes_its_own_output_for_the_clock_input(jack):
+    """--clock-input on improv's own virtual output (with --clock-out: a feedback loop that
+    ran a 100 bpm clock at 96, with a start and a stop at one moment) matches nothing."""
+    out = subprocess.run([sys.executable, "-m", "improv", "run", "--api", "jack", "--virtual",
+                          "selfloop", "--no-synth", "--tempo", "100", "--clock-out",
+                          "--clock-input", "selfloop out", "--no-status"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "no input port matches 'selfloop out'" in out.stderr
+
+
 def test_a_port_gone_between_listing_and_opening_is_a_port_error(jack, monkeypatch):
     """A keyboard that flaps can be listed and gone a moment later, when improv opens it: a
     PortError (the port watch then waits for it again), not a ValueError that ended the run

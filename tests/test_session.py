@@ -314,3 +314,36 @@ def test_sighup_stops_improv_unless_it_is_ignored_as_under_nohup(parts, ignored)
     finally:
         for sig, handler in kept.items():
             signal.signal(sig, handler)
+
+
+class _Polled:
+    """A polled input (improv.midiin.PolledInput's poll) that gives what it is handed."""
+
+    def __init__(self):
+        self.items = []
+
+    def poll(self, most):
+        items, self.items = self.items, []
+        return items
+
+    def close(self):
+        pass
+
+
+def test_with_a_clock_input_the_main_inputs_clock_is_not_mixed_in(parts):
+    """Two clocks mixed (120 bpm at --clock-input, 90 at the keyboard's port) read 210 bpm,
+    and one port named for both read 19,444: only the clock input's clock counts."""
+    clock, keys, sink = parts
+    with Session(options(), source=keys, outputs=[sink], clock=clock,
+                 log=io.StringIO()) as session:
+        main, clock_in = _Polled(), _Polled()
+        session._polled, session._clock_in = main, clock_in
+        t0 = clock()
+        for i in range(4 * 24):  # 4 beats: 120 bpm at the clock input, 90 at the main one
+            clock_in.items.append((t0 + i * 60 / 120 / 24, mido.Message("clock")))
+            main.items.append((t0 + i * 60 / 90 / 24, mido.Message("clock")))
+            main.items.append((t0 + i * 60 / 120 / 24, mido.Message("clock")))  # the same
+        clock.advance(2.1)
+        session.step()
+        bpm, source, _ = session.improviser.time.status(clock())
+    assert source == "clock" and bpm == pytest.approx(120, rel=1e-3)

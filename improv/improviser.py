@@ -139,6 +139,7 @@ class Improviser:
         self.beat_sender = beat_sender  # clock out and metronome, on the timeline in use
         self.settings = settings or Settings()
         self.controls = controls or Controls()
+        self._pressed: dict[int, bool] = {}  # each switch CC: whether its value is >= 64
         self.passthrough = passthrough  # callable(msg) for the player's notes, or None
         self.on_note = on_note  # callable(note, who) for recording, or None
         self.log = log or (lambda text: None)  # callable(str) for what the controls did
@@ -238,6 +239,11 @@ class Improviser:
         action = self.controls.action(msg.control)
         if action is None:
             return False
+        # A switch acts when its value crosses 64 upwards: one press of a continuous pedal
+        # sends many values over 64 (CC89 swept 0-127-0 switched the click 4 times).
+        was = self._pressed.get(msg.control, False)
+        self._pressed[msg.control] = pressed = msg.value >= 64
+        press = pressed and not was
         if action == "temperature":
             self.sampler.config = replace(self.sampler.config,
                                           temperature=cc_to_temperature(msg.value))
@@ -245,20 +251,20 @@ class Improviser:
         elif action == "memory":
             self.settings = replace(self.settings, memory=cc_to_memory(msg.value))
             self.log(f"memory {self.settings.memory:.2f}")
-        elif action == "end_call" and msg.value >= 64:
+        elif action == "end_call" and press:
             self._answer(self.clock())  # releases held keys first
             self.log("end of call")  # after: printing is no reason to answer later
         elif action == "panic":
             self.log("panic")
             self.panic()
-        elif action == "mode" and msg.value >= 64:
+        elif action == "mode" and press:
             mode = MODES[(MODES.index(self.settings.mode) + 1) % len(MODES)]
             self.set_mode(mode)
-        elif action == "answer_on" and msg.value >= 64:
+        elif action == "answer_on" and press:
             now = self.time.settings.answer_on
             self.time.update(answer_on=ANSWER_ON[(ANSWER_ON.index(now) + 1) % len(ANSWER_ON)])
             self.log(f"answers start on {self.time.settings.answer_on}")
-        elif action == "metronome" and msg.value >= 64:
+        elif action == "metronome" and press:
             if self.beat_sender is not None:
                 self.beat_sender.set_metronome(not self.beat_sender.metronome)
                 self._sync_time(self.clock(), force=True)

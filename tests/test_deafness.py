@@ -106,6 +106,7 @@ def test_end_call_feeds_waiting_notes_first_and_recovers(improv):
     phrase(i, clock, [60, 62, 64])
     rows = len(i.window.rows)
     i.handle(cc(67), clock.t)  # end of call
+    i.handle(cc(67, 0), clock.t)  # the pedal let go
     assert i.answers == 1 and i.tracker.keys_down == 0
     assert len(i.window.rows) == rows + 4 + 3  # 4 heard notes, then 3 answered
     # and the next call is heard normally (no key still "down")

@@ -224,3 +224,27 @@ def test_times_of_another_clock_are_told_once():
         improv.handle(mido.Message("note_on", note=60, velocity=90), time.time() + k)
     improv.close()
     assert len(logged) == 1 and "ahead of the improviser's clock" in logged[0]
+
+
+def test_a_switch_control_acts_once_a_press_of_a_continuous_pedal():
+    """One press of a continuous pedal sends many values of 64 or more: CC89 swept
+    0-127-0 switched the click 4 times, CC86 at 70, 100, 127 stepped beat -> bar -> now ->
+    beat. A switch acts when its value rises to 64 or more, again only after it fell."""
+    from improv.controls import Controls
+
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    lines = []
+    improv = Improviser(model, Sampler(seed=0), Scheduler(lambda msg: None), Settings(),
+                        log=lines.append)
+    controls = Controls()
+    modes = []
+    for value in (0, 30, 70, 100, 127, 90, 40, 0, 64, 127):
+        improv.handle(mido.Message("control_change", control=controls.mode, value=value))
+        modes.append(improv.settings.mode)
+    first, second = modes[2], modes[8]
+    assert modes[:2] == ["call-response"] * 2 and first != "call-response"
+    assert modes[2:8] == [first] * 6 and second != first and modes[9] == second
+    for value in (70, 100, 127):
+        improv.handle(mido.Message("control_change", control=controls.answer_on, value=value))
+    assert lines[-1] == "answers start on bar"
+    improv.close()

@@ -321,6 +321,7 @@ def test_the_metronome_control_switches_the_click(model):
     run(2.0)  # four beats at 120 bpm
     assert sender.clicks in (4, 5) and sender.metronome
     clicks = sender.clicks
+    improv.handle(switch.copy(value=0), clock())  # let go: the next press switches again
     improv.handle(switch, clock())
     run(2.0)
     assert sender.clicks == clicks and not sender.metronome

@@ -138,10 +138,15 @@ class Timeline:
         return self.time + (beat - self.beat) * self.period
 
 
+#: The tempos improv plays at (bpm): --tempo, and a MIDI clock (one outside is ignored).
+MIN_BPM, MAX_BPM = 20, 400
+
+
 def check_bpm(bpm: float, name: str = "tempo") -> float:
     """Return ``bpm`` as a float if it is a tempo improv can play (20-400), else raise."""
-    if isinstance(bpm, bool) or not isinstance(bpm, (int, float)) or not 20 <= bpm <= 400:
-        raise ValueError(f"{name} must be 20-400 bpm, got {bpm!r}")
+    if (isinstance(bpm, bool) or not isinstance(bpm, (int, float))
+            or not MIN_BPM <= bpm <= MAX_BPM):
+        raise ValueError(f"{name} must be {MIN_BPM}-{MAX_BPM} bpm, got {bpm!r}")
     return float(bpm)
 
 
@@ -234,6 +239,13 @@ class PulseSmoother:
                 # client that misses a cycle can get its events twice). It does not count.
                 self._arrived = arrived
                 return 0
+            if self.last_time() + period > t + 0.5 * period:
+                # Early, not late (its place on the line is still to come): a clock over 4
+                # times faster. Taken for catching up, a jump from 7 to 120 bpm kept the
+                # pulses on the old line for good. The line starts afresh.
+                self.reset()
+                self._pulses.append((0, t))
+                return 1
             # Too soon: a late pulse catching up (a burst of them can share one time). It
             # counts, but the line takes its place on the line, not its time; so does the
             # pulse after the gap, which came late too (no pulse was lost).
@@ -415,9 +427,19 @@ class BeatClock:
         return self._fixed
 
     def clock_present(self, now: float) -> bool:
-        """Pulses are arriving (the latest within ``clock_timeout``) and give a tempo."""
-        return (self._last_pulse is not None and now - self._last_pulse
-                <= self.config.clock_timeout and self._smoother.period() is not None)
+        """Pulses are arriving (the latest within ``clock_timeout``) and give a tempo improv
+        can play: a clock outside 20-400 bpm is ignored, as ``--tempo`` would refuse it (a
+        red team's 1000 bpm clock was passed on to the clock out; at 7 bpm an answer on the
+        bar waited for more than 30 s)."""
+        bpm = self._pulses_bpm(now)
+        return bpm is not None and MIN_BPM <= bpm <= MAX_BPM
+
+    def _pulses_bpm(self, now: float) -> float | None:
+        """The tempo of the pulses arriving (the latest within ``clock_timeout``), if any."""
+        if self._last_pulse is None or now - self._last_pulse > self.config.clock_timeout:
+            return None
+        period = self._smoother.period()
+        return None if period is None else 60.0 / (period * PPQN)
 
     def source(self, now: float) -> Source:
         """The source of the tempo in use at ``now``."""
@@ -528,8 +550,11 @@ class BeatClock:
         """A status-line summary: tempo, source, transport, and a double/half ambiguity."""
         source = self.source(now)
         bpm = self.tempo(now)
+        pulses = self._pulses_bpm(now)
+        ignored = ("" if pulses is None or source is Source.CLOCK else
+                   f"; a clock at {pulses:.0f} bpm ignored ({MIN_BPM}-{MAX_BPM})")
         if bpm is None:
-            return "tempo: none"
+            return "tempo: none" + ignored
         text = f"{bpm:.1f} bpm ({source.value}"
         if source is Source.CLOCK:
             text += f", {self._transport.value}" if self._transport is not Transport.NONE else ""
@@ -538,4 +563,4 @@ class BeatClock:
             est = self._estimate(now)
             if est is not None and est.alternative is not None:
                 text += f" or {est.alternative:.0f}"
-        return text
+        return text + ignored

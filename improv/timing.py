@@ -21,7 +21,17 @@ from dataclasses import dataclass, replace
 
 import mido
 
-from improv.beatclock import BeatClock, ClockConfig, ClockEvent, Meter, Source, Timeline, Transport
+from improv.beatclock import (
+    MAX_BPM,
+    MIN_BPM,
+    BeatClock,
+    ClockConfig,
+    ClockEvent,
+    Meter,
+    Source,
+    Timeline,
+    Transport,
+)
 from improv.checks import check_range, check_types
 from improv.errors import InvalidValueError
 from improv.flags import flag
@@ -64,7 +74,7 @@ class TimeSettings:
     def __post_init__(self) -> None:
         check_types(self, "time.")
         if self.tempo != 0:
-            check_range("time.tempo", self.tempo, 20, 400)
+            check_range("time.tempo", self.tempo, MIN_BPM, MAX_BPM)
         if self.answer_on not in ANSWER_ON:
             raise InvalidValueError(f"time.answer_on must be one of {', '.join(ANSWER_ON)}, "
                                     f"got {self.answer_on!r}")

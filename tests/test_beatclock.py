@@ -334,3 +334,23 @@ def test_meter_and_tempo_checks():
         check_bpm(10)
     with pytest.raises(ValueError, match="20-400 bpm"):
         BeatClock(tempo=True)
+
+
+@pytest.mark.parametrize("bpm", [1000.0, 7.0])
+def test_a_clock_outside_the_tempos_improv_plays_is_ignored_and_said_so(bpm):
+    """--tempo refuses 1000 and 7 bpm; a clock at them was taken (passed on to the clock
+    out at 1000; at 7 an answer on the bar waited over 30 s): now the fixed tempo (or the
+    onsets) stays in use, and the status says the clock was ignored."""
+    arrive, _ = clock_pulses(np.random.default_rng(3), [(bpm, 8)], jitter=0.0)
+    clock = BeatClock(tempo=100.0)
+    clock.midi(START, float(arrive[0]) - 0.001)
+    run_clock(clock, arrive)
+    now = float(arrive[-1]) + 1e-4
+    assert clock.source(now) is Source.FIXED and clock.tempo(now) == pytest.approx(100.0)
+    assert clock.status(now).endswith(f"; a clock at {bpm:.0f} bpm ignored (20-400)")
+    alone = BeatClock()
+    run_clock(alone, arrive)
+    assert alone.source(now) is Source.NONE
+    assert alone.status(now) == f"tempo: none; a clock at {bpm:.0f} bpm ignored (20-400)"
+    run_clock(alone, float(arrive[-1]) + 0.5 + np.arange(48) * 60 / 120 / 24)  # 120: taken
+    assert alone.source(float(arrive[-1]) + 0.5 + 47 * 60 / 2880) is Source.CLOCK

@@ -587,7 +587,9 @@ class Improviser:
                 self.scheduler.shifted_beats
         if not on_beats:
             return False
-        if self.time.stopped:
+        # Paused while the clock's transport is stopped; a stopped clock gone (a DAW sends
+        # no pulses once stopped) leaves a fixed tempo to go on (TimeKeeper.halted).
+        if self.time.halted(t) or (source == "none" and self.time.stopped):
             return True
         line = self._sync_time(t)
         if line is None:

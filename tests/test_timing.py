@@ -185,6 +185,26 @@ def test_transport_stop_silences_at_once_and_continue_waits_for_start(model):
     assert not band.sink.stuck()
 
 
+def test_with_a_fixed_tempo_continue_plays_on_once_a_stopped_clock_went_away(model):
+    """A DAW that stops sends no more pulses: with --tempo, improv paused while the stopped
+    clock was there, then stayed silent for good (a red team's). The fixed tempo goes on
+    once the clock is gone, as halted() says; while it is there and stopped, improv waits."""
+    band = Band(model, Settings(mode="continue", lookahead=0.5), TimeSettings(tempo=100.0),
+                late=10.0)
+    band.start()
+    band.run(1.0, pace=1.0)
+    band.improv.handle(mido.Message("stop"), band.clock())
+    sent = len(band.sink.notes())
+    band.run(0.3, pace=0.5)  # pulses still come: stopped, improv waits
+    assert len(band.sink.notes()) == sent and not band.scheduler.busy
+    band.next_pulse = None  # the DAW sends no more pulses
+    band.run(2.0, pace=1.0)
+    assert band.improv.time.source(band.clock()).value == "fixed"
+    assert len(band.sink.notes()) > sent
+    band.close()
+    assert not band.sink.stuck()
+
+
 def test_continue_mode_on_the_clock_plays_on_its_beats(model):
     band = Band(model, Settings(mode="continue", lookahead=1.0),
                 TimeSettings(quantize="1/8"))

@@ -37,6 +37,8 @@ CLICK_BAR, CLICK_BEAT = 76, 77
 CLICK_VELOCITY_BAR, CLICK_VELOCITY_BEAT = 110, 80
 #: How long a click sounds (s).
 CLICK_LENGTH = 0.05
+#: Most pulses owed after a stall that go out at once (one beat; more: a stop, a new start).
+MAX_OWED = PPQN
 
 
 class BeatSender:
@@ -157,8 +159,9 @@ class BeatSender:
                 due, what = at, "pulse"
         return due, what
 
-    def _pulse(self, now: float) -> None:
-        """Send what falls on pulse ``self._next`` and move on (lock held)."""
+    def _pulse(self, now: float, click: bool = True) -> None:
+        """Send what falls on pulse ``self._next`` and move on (lock held); ``click``:
+        False for a pulse sent late (its click would be off the beat)."""
         number, step = self._next, self._step()
         self._next = number + step
         beat = number / PPQN
@@ -169,7 +172,7 @@ class BeatSender:
                 self._send_clock("start")
             self._send(mido.Message("clock"))
             self.pulses += 1
-        if self.metronome and on_beat and self._running:
+        if self.metronome and on_beat and self._running and click:
             if self._click_off is not None:
                 self._end_click()
             self._send(mido.Message(
@@ -192,13 +195,23 @@ class BeatSender:
                 done += 1
 
     def _fire(self, what: str, due: float, now: float) -> None:
-        """Send the event ``what`` due at ``due`` (lock held)."""
+        """Send the event ``what`` due at ``due`` (lock held).
+
+        After a stall (improv held for over :data:`LATE`): a follower counts the pulses, so
+        with a beat or less owed they all go out at once (a red team's follower lost 4 of
+        them after 80 ms, 15 after 0.3 s, and its bars stayed shifted), without the late
+        clicks. With more owed, no burst: a stop, and on from now, so the follower starts
+        again at improv's next bar line (a start goes out there)."""
         if what == "click off":
             self._end_click()
-        elif now - due > LATE:
-            self._next = None  # a stall: on from now, no burst of late pulses or clicks
-        else:
+        elif now - due <= LATE:
             self._pulse(now)
+        elif self.clock_out and self._line.beat_at(now) * PPQN - self._next <= MAX_OWED:
+            self._pulse(now, click=False)
+        else:
+            if self._started:
+                self._send_clock("stop")
+            self._next = None
 
     def _run(self) -> None:
         with self._cond:

@@ -70,14 +70,36 @@ def test_pulses_follow_a_tempo_change_and_stop_when_the_tempo_goes():
     assert sender.run_until(10.0) == 0  # no tempo: nothing to send
 
 
-def test_a_stall_skips_ahead_instead_of_bursting():
+def test_a_long_stall_skips_ahead_and_the_follower_starts_again_on_the_bar():
     sender, sink = _sender()
     sender.set_timeline(AT_120, now=0.0)
-    sender.run_until(0.0)
+    _advance(sender, 0.0, 0.1)
     before = sender.pulses
+    assert _types(sink)[0] == "start"
+    sink.now = 5.0
     sender.run_until(5.0)  # 10 beats late: one pulse, at 5.0, not 240 at once
     sender.run_until(5.0)
-    assert sender.pulses - before == 1
+    assert sender.pulses - before == 1 and _types(sink)[-2:] == ["stop", "clock"]
+    _advance(sender, 5.0, 6.0)  # the next bar line is beat 12, at 6.0: a start there
+    assert _types(sink).count("start") == 2 and sink.messages[-2][0] == 6.0
+    assert _types(sink)[-2:] == ["start", "clock"]
+
+
+@pytest.mark.parametrize("stall", [0.08, 0.3])
+def test_after_a_short_stall_the_pulses_owed_go_out_at_once_without_late_clicks(stall):
+    """A follower counts pulses: 4 lost after a stall of 80 ms, 15 after 0.3 s, shifted its
+    bars for good (a red team's); a beat or less owed goes out at once."""
+    sender, sink = _sender(metronome=True)
+    sender.set_timeline(AT_120, now=0.0)
+    _advance(sender, 0.0, 0.7)
+    clicks = sender.clicks
+    _advance(sender, 0.7 + stall, 2.0)  # held for ``stall`` s from 0.7
+    # every pulse of beats 0-4 (2.0 s) went out, the start's pulse included
+    assert sender.pulses == 4 * PPQN + 1 and _types(sink).count("start") == 1
+    assert _types(sink).count("stop") == 0
+    late = [t for t, m in sink.messages if m.type == "note_on" and t > 0.7 + stall - 1e-9]
+    assert sender.clicks - clicks == len(late) == 3  # the beats at 1.0, 1.5 and 2.0, on time
+    assert np.allclose(late, [1.0, 1.5, 2.0], atol=0.0011)
 
 
 def test_metronome_clicks_each_beat_accented_on_the_bar_and_each_click_ends():

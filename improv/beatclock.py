@@ -91,6 +91,13 @@ class Meter:
         """Quarter-note beats per bar (6/8: 3)."""
         return self.numerator * 4 / self.denominator
 
+    @property
+    def click_beats(self) -> float:
+        """The metronome's step in quarter-note beats: a beat, or the meter's own unit where
+        a bar is no whole number of beats (7/8: an eighth), so every bar line clicks (in
+        7/8 only every other one fell on a beat and was accented)."""
+        return 1.0 if self.bar_beats == int(self.bar_beats) else 4 / self.denominator
+
 
 @dataclass(frozen=True)
 class ClockConfig:

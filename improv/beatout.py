@@ -10,8 +10,9 @@ With a tempo in use (:mod:`improv.timing`: an incoming MIDI clock, ``--tempo``, 
   tempo goes away, when an incoming clock's transport stops, and at the end of the session.
   The pulses run on while stopped, as a DAW's do, so a follower keeps the tempo.
 - **A metronome click** (``--metronome``): a short note on MIDI channel 10 (General MIDI
-  drums; FluidSynth's channel 10 plays them too) on every beat, high wood block on a bar
-  line, low wood block on the other beats; silent while an incoming clock is stopped.
+  drums; FluidSynth's channel 10 plays them too) on every beat (every eighth of a bar of
+  7/8: :attr:`~improv.beatclock.Meter.click_beats`), high wood block on a bar line, low
+  wood block on the others; silent while an incoming clock is stopped.
 
 The main loop hands the sender the seconds-to-beats map in use
 (:meth:`BeatSender.set_timeline`, a frozen :class:`~improv.beatclock.Timeline` swapped
@@ -49,11 +50,17 @@ class BeatSender:
 
     def __init__(self, send: Callable[[mido.Message], None], clock_out: bool = True,
                  metronome: bool = False, bar_beats: float = 4.0,
-                 clock: Callable[[], float] = time.monotonic, thread: bool = True):
+                 clock: Callable[[], float] = time.monotonic, thread: bool = True,
+                 click_beats: float = 1.0):
         if not bar_beats > 0:
             raise ValueError(f"BeatSender: bar_beats must be > 0, got {bar_beats!r}")
+        bar, click = bar_beats * PPQN, click_beats * PPQN
+        if not (click >= 1 and click == int(click) and bar == int(bar) and bar % click == 0):
+            raise ValueError(f"BeatSender: a bar of {bar_beats!r} beats is no whole number of "
+                             f"clicks of {click_beats!r} (Meter.click_beats)")
         self.send, self.clock_out, self.metronome = send, clock_out, metronome
         self.bar_beats, self.clock = float(bar_beats), clock
+        self._bar, self._click = int(bar), int(click)  # in pulses
         self._line: Timeline | None = None
         self._bar_offset = 0.0
         self._running = True  # False while an incoming clock's transport is stopped
@@ -141,8 +148,8 @@ class BeatSender:
         self._click_off = None
 
     def _step(self) -> int:
-        """Pulses from one due event to the next: every pulse with clock out, else beats."""
-        return 1 if self.clock_out else PPQN
+        """Pulses from one due event to the next: every pulse with clock out, else clicks."""
+        return 1 if self.clock_out else self._click
 
     def _due(self, now: float) -> tuple[float, str | None]:
         """(time, what) of the next event: "click off", "pulse", or None (lock held)."""
@@ -164,9 +171,8 @@ class BeatSender:
         False for a pulse sent late (its click would be off the beat)."""
         number, step = self._next, self._step()
         self._next = number + step
-        beat = number / PPQN
-        on_beat = number % PPQN == 0
-        on_bar = on_beat and (beat - self._bar_offset) % self.bar_beats == 0
+        on_beat = number % self._click == 0  # a click's (a beat, or 7/8's eighth)
+        on_bar = on_beat and round(number - self._bar_offset * PPQN) % self._bar == 0
         if self.clock_out:
             if on_bar and self._running and not self._started:
                 self._send_clock("start")

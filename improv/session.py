@@ -403,8 +403,9 @@ class Session:
         self.scheduler = Scheduler(send, channel=options.channel, voices=options.voices,
                                    clock=clock, on_played=self._played if recorder else None)
         timing = options.time  # (a sender even with both off: a control can start the click)
+        meter = timing.meter_value()
         self.beat_sender = BeatSender(send, timing.clock_out, timing.metronome,
-                                      timing.meter_value().bar_beats, clock=clock)
+                                      meter.bar_beats, clock=clock, click_beats=meter.click_beats)
         self.improviser = Improviser(
             self.model, Sampler(options.sampling, options.random_seed), self.scheduler,
             options.settings, options.controls, passthrough=send,

@@ -307,3 +307,28 @@ def test_a_stopped_clock_that_goes_away_no_longer_holds_the_click():
     assert keeper.halted(t) and keeper.source(t).value == "clock"
     later = t + keeper.beat.config.clock_timeout + 0.1  # no pulse since
     assert not keeper.halted(later) and keeper.source(later).value == "fixed"
+
+
+@pytest.mark.parametrize("clock_out", [True, False])
+def test_in_seven_eight_every_bar_line_clicks_accented_and_the_start_is_on_one(clock_out):
+    """7/8 at 120: bars of 3.5 beats. Bar lines on half beats never clicked (the accent
+    came every other bar) and a clock out's start waited for one on a beat."""
+    from improv.beatclock import Meter
+
+    meter = Meter.parse("7/8")
+    sender, sink = _sender(metronome=True, clock_out=clock_out, bar_beats=meter.bar_beats,
+                           click_beats=meter.click_beats)
+    sender.set_timeline(Timeline(time=0.0, beat=1.0, period=0.5), now=0.0)  # mid-bar
+    _advance(sender, 0.0, 6.5)  # beats 1-14: bar lines at 3.5, 7, 10.5 and 14
+    accents = [t for t, m in sink.messages if m.type == "note_on" and m.note == CLICK_BAR]
+    assert np.allclose(accents, [1.25, 3.0, 4.75, 6.5], atol=0.0011)
+    assert sender.clicks == 13 * 2 + 1  # every eighth
+    if clock_out:  # the start just before the first bar line's pulse
+        kinds = _types(sink)
+        assert kinds.count("start") == 1 and kinds[kinds.index("start") + 1] == "clock"
+        assert sink.messages[kinds.index("start")][0] == pytest.approx(1.25, abs=0.0011)
+
+
+def test_a_meter_whose_bar_is_no_whole_number_of_clicks_is_refused():
+    with pytest.raises(ValueError, match="no whole number of clicks"):
+        BeatSender(Sink(), thread=False, bar_beats=3.5, click_beats=1.0)

@@ -354,3 +354,26 @@ def test_a_clock_outside_the_tempos_improv_plays_is_ignored_and_said_so(bpm):
     assert alone.status(now) == f"tempo: none; a clock at {bpm:.0f} bpm ignored (20-400)"
     run_clock(alone, float(arrive[-1]) + 0.5 + np.arange(48) * 60 / 120 / 24)  # 120: taken
     assert alone.source(float(arrive[-1]) + 0.5 + 47 * 60 / 2880) is Source.CLOCK
+
+
+@pytest.mark.parametrize("bpm,block", [(120.0, 1024 / 48000), (250.0, 512 / 48000),
+                                       (90.0, 2048 / 48000)])
+def test_a_sender_that_bunches_its_pulses_once_a_buffer_is_counted_whole(bpm, block):
+    """A sender that delivers its pulses once a buffer longer than a pulse (a DAW's 1024
+    frames at 120 bpm) sends two at one time in every 42: taken for copies of one pulse,
+    they read 117.2 bpm and the bars drifted 2.8 beats a minute (a red team's). Pulses at
+    once that recur at a steady interval are real."""
+    period = 60 / bpm / 24
+    true = 1.0 + np.arange(int(60 / period)) * period  # a minute
+    arrive = np.ceil((true - 0.0037) / block) * block + 0.0037
+    assert np.sum(np.diff(arrive) == 0) > 10
+    clock = BeatClock()
+    clock.midi(START, float(true[0]) - 0.001)
+    errors, tempos = [], []
+    for i, t in enumerate(arrive):
+        clock.midi(PULSE, float(t))
+        if i >= 200:
+            errors.append(clock.beat_at(float(t)) - (t - true[0]) / (24 * period))
+            tempos.append(clock.tempo(float(t)))
+    assert np.max(np.abs(errors)) < 0.2  # beats: no drift (a buffer is 0.17 beats at 120)
+    assert np.median(tempos) == pytest.approx(bpm, rel=0.01)

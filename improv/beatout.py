@@ -59,7 +59,7 @@ class BeatSender:
             raise ValueError(f"BeatSender: a bar of {bar_beats!r} beats is no whole number of "
                              f"clicks of {click_beats!r} (Meter.click_beats)")
         self.send, self.clock_out, self.metronome = send, clock_out, metronome
-        self.bar_beats, self.clock = float(bar_beats), clock
+        self.clock = clock
         self._bar, self._click = int(bar), int(click)  # in pulses
         self._line: Timeline | None = None
         self._bar_offset = 0.0
@@ -107,7 +107,7 @@ class BeatSender:
             self.metronome = bool(on)
             if not on and self._click_off is not None:
                 self._end_click()
-            self._next = None  # its steps are beats, or pulses with clock out
+            self._next = None  # its steps are clicks, or pulses with clock out
             self._cond.notify()
 
     def restart(self) -> None:

@@ -31,13 +31,13 @@ class Controls:
     mode: int = 85
     #: General purpose controller 1: the phrase memory's weight, 0 (off) to 1.
     memory: int = 16
-    #: Where an answer starts when a tempo is known: beat -> bar -> now (value >= 64 steps).
+    #: Where an answer starts when a tempo is known: beat -> bar -> now (a press steps).
     answer_on: int = 86
     #: How far improv's onsets move to the grid (``[time] quantize``), 0-1.
     quantize_strength: int = 87
     #: The swing of the grid's off-steps, 0-1.
     swing: int = 88
-    #: The metronome's click on or off (value >= 64 switches it).
+    #: The metronome's click on or off (a press switches it).
     metronome: int = 89
 
     def __post_init__(self):

@@ -83,9 +83,14 @@ class FileLock:
             except FileNotFoundError:
                 pass
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        try:  # (only to name the holder: a second improv's message)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk: no lock held, none leaked
+            self.release()
+            raise FileLockError(f"{self.path}: cannot lock it ({self.lock_path}: "
+                                f"{exc.strerror or exc})") from None
         return self
 
     def release(self) -> None:

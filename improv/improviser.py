@@ -63,6 +63,9 @@ from improv.window import NoteWindow
 logger = logging.getLogger(__name__)
 
 MODES = ("call-response", "continue")
+#: Seconds after a switch control's last value of 64 or more when another is a new press
+#: (a button that sends 127 alone); a pedal's sweep sends its values milliseconds apart.
+SWITCH_AGAIN = 0.3
 #: Message times this far ahead of the improviser's clock are of another clock (said once).
 CLOCK_SKEW = 3600.0
 MAX_CHORD = 6
@@ -139,7 +142,7 @@ class Improviser:
         self.beat_sender = beat_sender  # clock out and metronome, on the timeline in use
         self.settings = settings or Settings()
         self.controls = controls or Controls()
-        self._pressed: dict[int, bool] = {}  # each switch CC: whether its value is >= 64
+        self._pressed: dict[int, float] = {}  # each switch CC held: its last value >= 64
         self.passthrough = passthrough  # callable(msg) for the player's notes, or None
         self.on_note = on_note  # callable(note, who) for recording, or None
         self.log = log or (lambda text: None)  # callable(str) for what the controls did
@@ -159,12 +162,12 @@ class Improviser:
             self._memory_lock = FileLock(self.settings.memory_file).acquire()
         try:
             self.memory = open_memory(self.settings.memory_file or None, self.log)
-        except BaseException:
+            self._autosave = (MemoryAutosave(self.memory, self.settings.memory_file, self.log)
+                              if self.settings.memory_file else None)
+        except BaseException:  # (the lock goes with what failed: no stale holder here)
             if self._memory_lock is not None:
                 self._memory_lock.release()
             raise
-        self._autosave = (MemoryAutosave(self.memory, self.settings.memory_file, self.log)
-                          if self.settings.memory_file else None)
         self.key = KeyTracker()
         self.call: list[float] = []  # onsets of the current call
         self.velocities: deque[int] = deque(maxlen=64)
@@ -207,7 +210,7 @@ class Improviser:
         self.messages += 1
         if kind == "control_change" and msg.control in (ALL_SOUND_OFF, ALL_NOTES_OFF):
             self.release_keys(t, f"CC{msg.control}")
-        if kind == "control_change" and self._control(msg):
+        if kind == "control_change" and self._control(msg, t):
             return
         if kind in ("note_on", "note_off") or (kind == "control_change" and msg.control == 64):
             if self.tracker.is_repeat(msg, t):  # one strike delivered twice: one note
@@ -235,15 +238,18 @@ class Improviser:
             if self.scheduler.busy:
                 self.scheduler.cancel()
 
-    def _control(self, msg) -> bool:
+    def _control(self, msg, t: float) -> bool:
         action = self.controls.action(msg.control)
         if action is None:
             return False
-        # A switch acts when its value crosses 64 upwards: one press of a continuous pedal
-        # sends many values over 64 (CC89 swept 0-127-0 switched the click 4 times).
-        was = self._pressed.get(msg.control, False)
-        self._pressed[msg.control] = pressed = msg.value >= 64
-        press = pressed and not was
+        # A switch acts on a press: its value rising to 64 or more. One press of a
+        # continuous pedal sends many values over 64, milliseconds apart (CC89 swept
+        # 0-127-0 switched the click 4 times); a button in trigger mode sends 127 alone,
+        # each press (SWITCH_AGAIN after the last, it is a press again).
+        held = self._pressed.pop(msg.control, None)
+        if msg.value >= 64:
+            self._pressed[msg.control] = t
+        press = msg.value >= 64 and (held is None or t - held >= SWITCH_AGAIN)
         if action == "temperature":
             self.sampler.config = replace(self.sampler.config,
                                           temperature=cc_to_temperature(msg.value))

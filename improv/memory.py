@@ -942,8 +942,6 @@ class PhraseMemory:
             if size > MAX_FILE_BYTES:
                 raise MemoryFileError(f"{path}: {size} bytes, more than a memory file holds")
             raw = path.read_bytes()
-        except MemoryFileError:
-            raise
         except FileNotFoundError:
             raise MemoryFileError(f"{path}: no such file") from None
         except OSError as e:

@@ -22,11 +22,18 @@ from pathlib import Path
 
 from improv.errors import InvalidValueError, MissingFileError
 
+#: Bytes :func:`replacing`'s temporary name adds to a file's name and suffix:
+#: ``.NAME.XXXXXXXX.tmpSUFFIX`` (mkstemp's random part is 8 characters).
+TEMPORARY_EXTRA = len(".." + "X" * 8 + ".tmp")
 
-def check_outputs(*paths: str | Path | None) -> None:
-    """Refuse (one line each) an output whose folder is missing, one that is a folder, and a
-    path named twice; None entries are outputs not asked for."""
-    seen: dict[Path, Path] = {}
+
+def check_outputs(*paths: str | Path | None, also: tuple[str | Path, ...] = ()) -> None:
+    """Refuse (one line each) an output whose folder is missing, one that is a folder, one
+    that cannot be written there (permission, a read-only file system, a name too long for
+    its temporary file), and a path named twice; None entries are outputs not asked for.
+    ``also``: files a command writes besides (a memory file's lock): an output named as
+    one of them is refused too."""
+    seen: dict[Path, Path] = {Path(os.path.realpath(p)): Path(p) for p in also}
     for path in paths:
         if path is None or path == "":
             continue
@@ -37,36 +44,37 @@ def check_outputs(*paths: str | Path | None) -> None:
             raise MissingFileError(f"{path}: no such folder {path.parent}")
         if path.exists() and not path.is_file():  # a device, a pipe, /dev/stdout: written
             continue  # into as they are (replacing)
-        folder = path.resolve().parent
-        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            why = ("a read-only file system" if os.statvfs(folder).f_flag & os.ST_RDONLY
-                   else "permission denied")
+        key = Path(os.path.realpath(path))
+        if not os.access(key.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            why = "a read-only file system" if _read_only(key.parent) else "permission denied"
             raise InvalidValueError(f"{path}: cannot be written here ({why})")
-        longest = _name_max(folder) - len(_temporary_name(Path(os.path.realpath(path)), ""))
-        if len(os.fsencode(Path(os.path.realpath(path)).name)) > longest:
+        longest = _name_max(key.parent) - TEMPORARY_EXTRA - len(os.fsencode(key.suffix))
+        if len(os.fsencode(key.name)) > longest:
             # (found only at the end, it lost the work: a red-team run, 2026-12-01)
             raise InvalidValueError(f"{path}: too long a name to write safely here (at most "
                                     f"{longest} bytes)")
-        key = Path(os.path.realpath(path))
         if key in seen:
             raise InvalidValueError(f"{path}: named for two outputs (the second would "
                                     f"replace the first)")
         seen[key] = path
 
 
-def _temporary_name(target: Path, name: str | None = None) -> bytes:
-    """The name :func:`replacing` writes ``target`` under first (with ``name`` for the
-    target's name; mkstemp's random part is 8 characters)."""
-    name = target.name if name is None else name
-    return os.fsencode(f".{name}.XXXXXXXX.tmp{target.suffix}")
-
-
 def _name_max(folder: Path) -> int:
-    """The longest file name ``folder``'s file system takes, in bytes."""
+    """The longest file name ``folder``'s file system takes, in bytes (255 where the
+    system cannot say: Windows has no pathconf)."""
     try:
         return os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError):
+    except (AttributeError, OSError, ValueError):
         return 255
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` lies on a file system mounted read-only (False where the system
+    cannot say)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):
+        return False
 
 
 def _umask() -> int:
@@ -100,7 +108,7 @@ def replacing(path: str | Path, devices: bool = True) -> Iterator[Path]:
         return
     target = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
-                               dir=target.parent)  # (_temporary_name)
+                               dir=target.parent)  # (TEMPORARY_EXTRA)
     os.close(fd)
     try:
         yield Path(tmp)

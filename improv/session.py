@@ -360,10 +360,12 @@ class Session:
         # before anything opens, as the model: a file named for two outputs, a memory file
         # that could not be written at the end or that another improv uses (the improviser
         # holds its lock from when it reads it)
-        check_outputs(options.record or None, options.settings.memory_file or None)
-        if options.settings.memory_file:
-            check_memory_file(options.settings.memory_file)
-            FileLock(options.settings.memory_file).acquire().release()
+        memory_file = options.settings.memory_file
+        check_outputs(options.record or None, memory_file or None,
+                      also=(FileLock(memory_file).lock_path,) if memory_file else ())
+        if memory_file:
+            check_memory_file(memory_file)
+            FileLock(memory_file).acquire().release()
         self._realtime = (threading.current_thread() is threading.main_thread()
                           and os.environ.get("IMPROV_REALTIME") == "1" and _realtime())
         if threading.current_thread() is threading.main_thread():

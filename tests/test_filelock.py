@@ -157,3 +157,45 @@ def test_an_output_named_as_the_memory_files_lock_is_refused(learned, capsys):
     assert main(["generate", "-o", str(lock), "-n", "5", "--memory-file", str(learned)]) == 1
     assert "named for two outputs" in capsys.readouterr().err
     assert not lock.exists()
+
+
+def test_a_lock_whose_pid_cannot_be_written_is_not_kept(learned, monkeypatch):
+    """A full disk as the holder's pid is written: one line, and no lock left held."""
+    import errno
+    import os
+
+    def full(fd, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    lock = FileLock(learned)
+    with monkeypatch.context() as m:
+        m.setattr(os, "ftruncate", full)
+        with pytest.raises(FileLockError, match="cannot lock it .*No space left on device"):
+            lock.acquire()
+    assert not lock.held and not lock.lock_path.exists()
+    with FileLock(learned):  # free
+        pass
+
+
+def test_a_recording_named_as_the_memory_files_lock_is_refused(learned):
+    from improv.config import RunOptions
+    from improv.fakes import FakeClock, FakeKeys, Sink
+    from improv.improviser import Settings
+    from improv.session import Session
+    from tests.conftest import REPO
+
+    opts = RunOptions(model=str(REPO / "models" / "tutorial-5files"), status=False,
+                      record=str(FileLock(learned).lock_path),
+                      settings=Settings(memory_file=str(learned)))
+    with pytest.raises(ValueError, match="named for two outputs"):
+        Session(opts, source=FakeKeys(), outputs=[Sink("out")], clock=FakeClock(),
+                log=io.StringIO()).open()
+
+
+def test_the_longest_memory_file_name_that_can_be_written_is_taken(tmp_path, capsys):
+    """The lock's name is checked only against the outputs' names: a 236-byte memory file
+    name (its temporary file's name is 255 bytes) was refused by generate alone."""
+    path = tmp_path / ("a" * 231 + ".json")
+    out = tmp_path / "o.mid"
+    assert main(["generate", "-o", str(out), "-n", "5", "--memory-file", str(path)]) == 0
+    assert PhraseMemory.load(path).notes["own"] == 5

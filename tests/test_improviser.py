@@ -248,3 +248,22 @@ def test_a_switch_control_acts_once_a_press_of_a_continuous_pedal():
         improv.handle(mido.Message("control_change", control=controls.answer_on, value=value))
     assert lines[-1] == "answers start on bar"
     improv.close()
+
+
+def test_a_button_that_sends_127_alone_switches_each_press():
+    """A pad or footswitch in trigger mode sends no release: each 127 a while after the
+    last is a press (one that came milliseconds after is the same press)."""
+    from improv.controls import Controls
+    from improv.improviser import SWITCH_AGAIN
+
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    improv = Improviser(model, Sampler(seed=0), Scheduler(lambda msg: None), Settings(),
+                        clock=lambda: 100.0)
+    press = mido.Message("control_change", control=Controls().mode, value=127)
+    modes = []
+    again = SWITCH_AGAIN + 0.001
+    for t in (100.0, 100.0 + again, 100.0 + again + 0.01, 100.0 + 3 * again):
+        improv.handle(press, t)
+        modes.append(improv.settings.mode)
+    assert modes == ["continue", "call-response", "call-response", "continue"]
+    improv.close()

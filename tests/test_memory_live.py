@@ -243,11 +243,13 @@ def test_a_memory_file_that_became_a_pipe_is_not_written_into(tmp_path):
     # a reader, so that a write into the pipe would go through (not hang) and be seen
     reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        for _ in range(3000):  # the answer ends (the scheduler's thread), then a few turns
-            if lines:          # encode the file, and the write fails
+        deadline = time.monotonic() + 60  # the answer ends (the scheduler's thread)
+        while improv.scheduler.busy and time.monotonic() < deadline:
+            time.sleep(0.001)
+        for _ in range(100):  # a few turns encode the file, then the write fails
+            if lines:
                 break
             improv.autosave(t + 100.0)
-            time.sleep(0.001)
         assert len(lines) == 1
         assert improv.close() is False
         assert os.read(reader, 1 << 16) == b""  # nothing went into the pipe

@@ -262,3 +262,15 @@ def test_a_memory_that_cannot_be_saved_after_generate_is_one_line(tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left" in err and f"{out} was written" in err
     assert out.exists() and not memory.exists()
+
+
+def test_outputs_are_checked_where_the_system_cannot_say_its_limits(tmp_path, monkeypatch):
+    """Windows has no pathconf and no statvfs: 255 bytes, and no read-only test."""
+    monkeypatch.delattr(os, "pathconf")
+    monkeypatch.delattr(os, "statvfs")
+    check_outputs(tmp_path / "o.mid")
+    with pytest.raises(ValueError, match="too long a name"):
+        check_outputs(tmp_path / ("a" * 250 + ".mid"))
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(ValueError, match="permission denied"):
+        check_outputs(tmp_path / "o.mid")

@@ -40,9 +40,9 @@ def command(args) -> int:
         raise InvalidValueError(f"--notes must be 1-{MAX_NOTES:,}, got {args.notes}")
     sampler = make_sampler(args)
     soundfont = None
-    # (the memory file's lock too: an output of that name would be removed with it)
+    # (and not the memory file's lock: an output of that name would be removed with it)
     check_outputs(args.output, args.wav, args.memory_file,
-                  FileLock(args.memory_file).lock_path if args.memory_file else None)
+                  also=(FileLock(args.memory_file).lock_path,) if args.memory_file else ())
     if args.wav:
         from improv.soundfont import find_soundfont
 

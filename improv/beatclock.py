@@ -93,10 +93,10 @@ class Meter:
 
     @property
     def click_beats(self) -> float:
-        """The metronome's step in quarter-note beats: a beat, or the meter's own unit where
-        a bar is no whole number of beats (7/8: an eighth), so every bar line clicks (in
-        7/8 only every other one fell on a beat and was accented)."""
-        return 1.0 if self.bar_beats == int(self.bar_beats) else 4 / self.denominator
+        """The metronome's step in quarter-note beats: a beat, or in x/8 and x/16 the
+        meter's own unit (an eighth: 6/8 clicks six to a bar, not three quarters as 3/4
+        does), so every bar line clicks (in 7/8 only every other one fell on a beat)."""
+        return min(1.0, 4 / self.denominator)
 
 
 @dataclass(frozen=True)
@@ -206,8 +206,13 @@ class PulseSmoother:
     TOLERANCE = 0.4
     #: Most pulses taken as lost in one test (a longer silence starts afresh: ``add``).
     MAX_LOST = 9
-    #: Fewest pulses between copies that recur at a steady interval and so are real.
-    BUNCH_MIN = 2
+    #: Fewest and most pulses between copies that recur at a steady interval and so are
+    #: real (a duplicate every 487 pulses, steady, was taken for them: a red team's; a
+    #: 1024-frame sender at 117.5-119 bpm, pairs 96-250 pulses apart, is missed).
+    BUNCH_MIN, BUNCH_MAX = 2, 96
+    #: Pulses in the line of a bunching sender: its arrivals are a sawtooth of a buffer's
+    #: height, one tooth per interval; 36 pulses read 117-122 bpm at 120 (1024 frames).
+    BUNCH_WINDOW = 144
 
     def __init__(self, window: int = PPQN) -> None:
         self.window = window
@@ -225,7 +230,7 @@ class PulseSmoother:
         self._early = 0  # pulses in a row early for their places on the line
 
     def reset(self) -> None:
-        self._pulses.clear()
+        self._pulses = deque(maxlen=self.window)
         self._line = self._gap = None
         self._copies.clear()
         self._bunched, self._early = False, 0
@@ -275,7 +280,8 @@ class PulseSmoother:
                 self._bunched, self._gap = True, None
                 dropped = list(self._copies)[:2]
                 self._pulses = deque(((n + sum(k for c, k, _ in dropped if n >= c), t0)
-                                      for n, t0 in self._pulses), maxlen=self.window)
+                                      for n, t0 in self._pulses),
+                                     maxlen=max(self.window, self.BUNCH_WINDOW))
                 number += owed
                 self._line = None
             # Early, not late (its place on the line still to come), 3 pulses running: a
@@ -323,7 +329,8 @@ class PulseSmoother:
         if len(copies) == 2:
             (first, k1, _), (second, k2, _) = copies
             one, two = second - first + k1, number - second + k2  # in pulses sent
-            if min(one, two) >= self.BUNCH_MIN and abs(two - one) <= 2:
+            if (self.BUNCH_MIN <= min(one, two) and max(one, two) <= self.BUNCH_MAX
+                    and abs(two - one) <= 2):
                 copies.append([number, 0, arrived])  # (this one counts)
                 return k1 + k2
         copies.append([number, 1, arrived])
@@ -414,6 +421,7 @@ class BeatClock:
         self._position = 0  # song position in pulses of the latest pulse (or the next one)
         self._pending = True  # the next pulse is at _position (after start/continue/SPP)
         self._gap_at_stop = False  # a stop came while a gap ran: its lost pulses still count
+        self._in_range = False  # the pulses' tempo is one improv plays (_pulse)
         self._onsets = 0
         self._cache: tuple[tuple[int, float | None], TempoEstimate | None] | None = None
         self._free: Timeline | None = None  # the last timeline from onsets or a fixed tempo
@@ -470,8 +478,18 @@ class BeatClock:
     def _pulse(self, now: float) -> None:
         if self._last_pulse is not None and now - self._last_pulse > self.config.clock_timeout:
             self._smoother.reset()
+            self._in_range = False
         advance = self._smoother.add(now)
         self._last_pulse = now
+        # A clock is taken within 20-400 bpm (1% spare), and kept until it leaves them by
+        # 5% (a clock at 400 reads up to 404 at times): one at 410 was followed (--tempo
+        # refuses it; a red team's), one at 1000 went on to the clock out.
+        bpm = self._pulses_bpm(now)
+        if bpm is not None:
+            if MIN_BPM / 1.01 <= bpm <= MAX_BPM * 1.01:
+                self._in_range = True
+            elif not MIN_BPM / 1.05 <= bpm <= MAX_BPM * 1.05:
+                self._in_range = False
         if not advance:  # a copy of the pulse before
             return
         if self._transport is Transport.RUNNING:
@@ -500,8 +518,7 @@ class BeatClock:
         can play: a clock outside 20-400 bpm is ignored, as ``--tempo`` would refuse it (a
         red team's 1000 bpm clock was passed on to the clock out; at 7 bpm an answer on the
         bar waited for more than 30 s)."""
-        bpm = self._pulses_bpm(now)  # (5% spare: a clock at 400 reads above it at times)
-        return bpm is not None and MIN_BPM / 1.05 <= bpm <= MAX_BPM * 1.05
+        return self._in_range and self._pulses_bpm(now) is not None
 
     def _pulses_bpm(self, now: float) -> float | None:
         """The tempo of the pulses arriving (the latest within ``clock_timeout``), if any."""

@@ -10,9 +10,9 @@ With a tempo in use (:mod:`improv.timing`: an incoming MIDI clock, ``--tempo``, 
   tempo goes away, when an incoming clock's transport stops, and at the end of the session.
   The pulses run on while stopped, as a DAW's do, so a follower keeps the tempo.
 - **A metronome click** (``--metronome``): a short note on MIDI channel 10 (General MIDI
-  drums; FluidSynth's channel 10 plays them too) on every beat (every eighth of a bar of
-  7/8: :attr:`~improv.beatclock.Meter.click_beats`), high wood block on a bar line, low
-  wood block on the others; silent while an incoming clock is stopped.
+  drums; FluidSynth's channel 10 plays them too) on every beat (every eighth in x/8:
+  :attr:`~improv.beatclock.Meter.click_beats`), high wood block on a bar line, low wood
+  block on the others; silent while an incoming clock is stopped.
 
 The main loop hands the sender the seconds-to-beats map in use
 (:meth:`BeatSender.set_timeline`, a frozen :class:`~improv.beatclock.Timeline` swapped

@@ -63,8 +63,8 @@ from improv.window import NoteWindow
 logger = logging.getLogger(__name__)
 
 MODES = ("call-response", "continue")
-#: Seconds after a switch control's last value of 64 or more when another is a new press
-#: (a button that sends 127 alone); a pedal's sweep sends its values milliseconds apart.
+#: Seconds after a switch control's last value of 64 or more when the same value again is a
+#: new press (a button that sends 127 alone); a pedal's sweep sends its values ms apart.
 SWITCH_AGAIN = 0.3
 #: Message times this far ahead of the improviser's clock are of another clock (said once).
 CLOCK_SKEW = 3600.0
@@ -142,7 +142,8 @@ class Improviser:
         self.beat_sender = beat_sender  # clock out and metronome, on the timeline in use
         self.settings = settings or Settings()
         self.controls = controls or Controls()
-        self._pressed: dict[int, float] = {}  # each switch CC held: its last value >= 64
+        # each switch CC held: the time and value of its last value >= 64
+        self._pressed: dict[int, tuple[float, int]] = {}
         self.passthrough = passthrough  # callable(msg) for the player's notes, or None
         self.on_note = on_note  # callable(note, who) for recording, or None
         self.log = log or (lambda text: None)  # callable(str) for what the controls did
@@ -243,13 +244,15 @@ class Improviser:
         if action is None:
             return False
         # A switch acts on a press: its value rising to 64 or more. One press of a
-        # continuous pedal sends many values over 64, milliseconds apart (CC89 swept
-        # 0-127-0 switched the click 4 times); a button in trigger mode sends 127 alone,
-        # each press (SWITCH_AGAIN after the last, it is a press again).
+        # continuous pedal sends many values over 64 (CC89 swept 0-127-0 switched the
+        # click 4 times; held, then let go, or resting at 126/127, it must not act again);
+        # a button in trigger mode sends the same value alone each press: that value again,
+        # SWITCH_AGAIN after it, is a press.
         held = self._pressed.pop(msg.control, None)
         if msg.value >= 64:
-            self._pressed[msg.control] = t
-        press = msg.value >= 64 and (held is None or t - held >= SWITCH_AGAIN)
+            self._pressed[msg.control] = (t, msg.value)
+        press = msg.value >= 64 and (held is None or (
+            msg.value == held[1] and t - held[0] >= SWITCH_AGAIN))
         if action == "temperature":
             self.sampler.config = replace(self.sampler.config,
                                           temperature=cc_to_temperature(msg.value))

@@ -332,3 +332,13 @@ def test_in_seven_eight_every_bar_line_clicks_accented_and_the_start_is_on_one(c
 def test_a_meter_whose_bar_is_no_whole_number_of_clicks_is_refused():
     with pytest.raises(ValueError, match="no whole number of clicks"):
         BeatSender(Sink(), thread=False, bar_beats=3.5, click_beats=1.0)
+
+
+def test_the_click_steps_by_the_meters_unit_in_x8():
+    """6/8 clicked three quarters to a bar, as 3/4 (a red team's): six eighths now."""
+    from improv.beatclock import Meter
+
+    steps = {m: Meter.parse(m).click_beats for m in ("4/4", "3/4", "2/2", "6/8", "7/8",
+                                                     "12/8", "5/16")}
+    assert steps == {"4/4": 1.0, "3/4": 1.0, "2/2": 1.0, "6/8": 0.5, "7/8": 0.5,
+                     "12/8": 0.5, "5/16": 0.25}

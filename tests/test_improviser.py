@@ -267,3 +267,30 @@ def test_a_button_that_sends_127_alone_switches_each_press():
         modes.append(improv.settings.mode)
     assert modes == ["continue", "call-response", "call-response", "continue"]
     improv.close()
+
+
+def test_a_pedal_held_then_let_go_or_resting_unsteadily_acts_once():
+    """Pressed, held a second and let go (127 ... 126, 100, 0), or resting at 126/127,
+    or swept slowly (a value every 0.35 s): one press each (the held pedal's release
+    switched the click back: a red team's)."""
+    from improv.controls import Controls
+
+    model = NoteModel.load(REPO / "models" / "tutorial-5files")
+    improv = Improviser(model, Sampler(seed=0), Scheduler(lambda msg: None), Settings(),
+                        clock=lambda: 100.0)
+    mode = Controls().mode
+    moves = {"held, let go": [(0.0, 127), (1.0, 126), (1.01, 100), (1.02, 0)],
+             "resting unsteadily": [(0.0, 127), (0.5, 126), (1.0, 127), (1.5, 126)],
+             "slow sweep": [(0.35 * i, 60 + i) for i in range(12)]}
+    t = 100.0
+    for name, values in moves.items():
+        before = improv.settings.mode
+        switches = 0
+        for dt, value in values:
+            improv.handle(mido.Message("control_change", control=mode, value=value), t + dt)
+            switches += improv.settings.mode != before
+            before = improv.settings.mode
+        improv.handle(mido.Message("control_change", control=mode, value=0), t + 5)
+        t += 10
+        assert switches == 1, name
+    improv.close()

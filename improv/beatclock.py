@@ -226,8 +226,9 @@ class PulseSmoother:
         self._arrived = -math.inf  # the previous pulse's arrival
         # The last pulses taken for copies, one [number it would have had, how many, arrival
         # of the pulse they copied] for each moment (a buffer can carry several at once)
-        self._copies: deque[list] = deque(maxlen=3)
+        self._copies: deque[list] = deque()  # (those of the last 3 * BUNCH_MAX pulses)
         self._bunched = False  # pulses at once are real: the sender bunches them
+        self._last_bunch = 0  # the number of the last pulse at once, bunched
         self._early = 0  # pulses in a row early for their places on the line
 
     def reset(self) -> None:
@@ -266,7 +267,9 @@ class PulseSmoother:
         if period is not None and t - arrived < 0.25 * period:
             if (t - arrived < 0.05 * period and arrived - self.last_time() < 0.5 * period
                     and not (self._gap is not None and number - 1 in self._gap[:2])
-                    and not self._bunched):
+                    and not self._bunched and not realign):
+                # (Not the first pulse after a start: a DAW that restarts its pulses there
+                # may send it just after its last free-running one: a pulse of the song.)
                 # At once after a pulse that came on time: a copy of it (the tap of `bench
                 # clock` heard a pulse twice, 6 us apart, between pulses on time: a JACK
                 # client that misses a cycle can get its events twice). It does not count,
@@ -278,8 +281,8 @@ class PulseSmoother:
                 if not owed:
                     self._arrived = arrived
                     return 0
-                self._bunched, self._gap = True, None
-                dropped = list(self._copies)[:2]
+                self._bunched, self._gap, self._last_bunch = True, None, number
+                dropped = list(self._copies)
                 self._pulses = deque(((n + sum(k for c, k, _ in dropped if n >= c), t0)
                                       for n, t0 in self._pulses),
                                      maxlen=max(self.window, self.BUNCH_WINDOW))
@@ -305,13 +308,22 @@ class PulseSmoother:
                 self._line = None
                 self._pulses.append((number - 1, self.last_time() + self.period()))
                 self._line = None
-            if not (self._bunched and t - arrived < 0.05 * period):
+            if self._bunched and t - arrived < 0.05 * period:
+                self._last_bunch = number
+            else:
                 t = self.last_time() + self.period()
             # (A bunching sender's pulses keep their times: steps of a buffer each, whose
             # line has the true slope. Put on the line, 3-4 a buffer at 400 bpm, they fed
             # the line's own period back into it: it read 134-420 bpm.)
         else:
             self._early = 0
+        if self._bunched and number - self._last_bunch > 2 * self.BUNCH_MAX:
+            # No pulses at one moment for that long: the sender no longer bunches (a
+            # tempo change took it under its buffer rate). The line and the copy rule of
+            # a plain clock again.
+            self._bunched = False
+            self._pulses = deque(self._pulses, maxlen=self.window)
+            self._copies.clear()
         self._pulses.append((number, t))
         self._line = None
         return 1 + owed + self._test_gap()
@@ -325,15 +337,19 @@ class PulseSmoother:
         if copies and copies[-1][2] == arrived:  # another at that moment (a buffer of 3+)
             copies[-1][1] += 1
             return 0
-        if len(copies) == 3:
-            copies.popleft()
-        if len(copies) == 2:
-            (first, k1, _), (second, k2, _) = copies
+        while copies and number - copies[0][0] > 3 * self.BUNCH_MAX:
+            copies.popleft()  # long ago: a JACK duplicate's, if any
+        if len(copies) >= 2:
+            (first, k1, _), (second, k2, _) = copies[-2], copies[-1]
             one, two = second - first + k1, number - second + k2  # in pulses sent
             if (self.BUNCH_MIN <= min(one, two) and max(one, two) <= self.BUNCH_MAX
                     and abs(two - one) <= 2):
+                # All those kept were real: while the line was still finding the
+                # sender's, some pairs escaped the rule and spoilt the interval (152 bpm
+                # at 1024 frames ended 5.7 pulses behind when only the last two counted)
+                owed = sum(k for _, k, _ in copies)
                 copies.append([number, 0, arrived])  # (this one counts)
-                return k1 + k2
+                return owed
         copies.append([number, 1, arrived])
         return 0
 

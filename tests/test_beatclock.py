@@ -404,3 +404,53 @@ def test_a_duplicate_pulse_at_a_steady_long_interval_is_still_a_copy():
         errors.append(np.nan if beat is None else beat * 24 - i)
     assert sum(i % 487 == 100 for i in range(len(arrive))) == 6
     assert np.all(np.abs(errors[3:]) < 0.3), np.round(errors, 2)
+
+
+def _buffered(bpm: float, block: float, seconds: float, start: float = 1.0):
+    """A sender's pulses at ``bpm``, delivered at the end of each buffer of ``block`` s."""
+    period = 60 / bpm / 24
+    true = start + np.arange(int(seconds / period)) * period
+    return np.ceil((true - 0.0037) / block) * block + 0.0037, true
+
+
+@pytest.mark.parametrize("bpm", [110.0, 152.0, 215.0, 257.0])
+def test_pairs_missed_while_the_line_settles_are_counted_back(bpm):
+    """In the first beats the line is not yet the sender's: some pairs escaped the copy
+    rule, the interval looked uneven, and only the last two copies were counted back (152
+    bpm at 1024 frames ended 5.7 pulses behind: a red team's)."""
+    block = (2048 if bpm == 110.0 else 1024) / 48000
+    arrive, true = _buffered(bpm, block, 40.0)
+    clock = BeatClock()
+    clock.midi(START, float(true[0]) - 0.001)
+    run_clock(clock, arrive)
+    pulses = clock.beat_at(float(arrive[-1])) * 24 - (arrive[-1] - true[0]) / (true[1] - true[0])
+    assert abs(pulses) < 1.5 * block / (true[1] - true[0])  # within a buffer and a half
+
+
+def test_a_sender_that_stops_bunching_gets_the_copy_rule_back():
+    """120 -> 90 bpm at 1024 frames: at 90 no buffer carries two pulses; 8 beats on, the
+    line is a plain clock's again, and a duplicate is dropped (it counted for good)."""
+    first, true = _buffered(120.0, 1024 / 48000, 20.0)
+    second, true2 = _buffered(90.0, 1024 / 48000, 20.0, start=float(true[-1]) + 60 / 90 / 24)
+    clock = BeatClock()
+    clock.midi(START, float(true[0]) - 0.001)
+    run_clock(clock, first)
+    assert clock._smoother._bunched
+    run_clock(clock, second[:400])
+    assert not clock._smoother._bunched
+    before = clock.beat_at(float(second[399]))
+    clock.midi(PULSE, float(second[399]))  # a JACK duplicate of the last pulse
+    assert clock.beat_at(float(second[399])) == pytest.approx(before, abs=0.02)
+
+
+def test_the_first_pulse_after_a_start_is_never_a_copy():
+    """A DAW whose pulses run while stopped may send the song's first pulse just after its
+    last free-running one: dropped as a copy, every beat of the song came a pulse late."""
+    arrive, _ = clock_pulses(np.random.default_rng(2), [(120.0, 4)], jitter=0.0)
+    clock = BeatClock()
+    run_clock(clock, arrive)
+    last = float(arrive[-1])
+    clock.midi(START, last + 0.0001)
+    song = last + 0.0003 + np.arange(96) * 60 / 120 / 24  # beat 0 at last + 0.3 ms
+    run_clock(clock, song)
+    assert clock.beat_at(float(song[-1])) == pytest.approx(95 / 24, abs=0.02)

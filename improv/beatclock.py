@@ -179,7 +179,9 @@ class PulseSmoother:
     its pulses (it sends once a buffer longer than a pulse), and they and the ones taken
     for copies before all count, at their times, on a longer line (:attr:`BUNCH_WINDOW`),
     until none has come at once for ``2 * BUNCH_MAX`` pulses (a tempo change took the
-    sender under its buffer rate). The first pulse after a start is never a copy.
+    sender under its buffer rate). The first pulse after a start is never a copy. The
+    other way round, a sender whose buffers are a little shorter than a pulse leaves one
+    empty now and then: gaps of one pulse at a steady interval are taken back, not lost.
     Simulated for a minute at 120 bpm with 1024-frame buffers, 250 with 512 and 90 with
     2048 (48 kHz), the beat had drifted 2.8, 15.6 and 30 beats behind the sender's; now it
     stays within 0.04 beats, and within a buffer and a half where a buffer carries 3 or 4
@@ -209,10 +211,12 @@ class PulseSmoother:
     TOLERANCE = 0.4
     #: Most pulses taken as lost in one test (a longer silence starts afresh: ``add``).
     MAX_LOST = 9
-    #: Fewest and most pulses between copies that recur at a steady interval and so are
-    #: real (a duplicate every 487 pulses, steady, was taken for them: a red team's; a
-    #: 1024-frame sender at 117.5-119 bpm, pairs 96-250 pulses apart, is missed).
-    BUNCH_MIN, BUNCH_MAX = 2, 96
+    #: Fewest and most pulses between copies (or gaps of a pulse) that recur at a steady
+    #: interval and so are a sender's full (or empty) buffers: a duplicate every 487 pulses,
+    #: steady, was taken for them (a red team's). A sender within 0.5% of its buffer rate
+    #: (117.2 bpm at 1024 frames, 234.4 at 512) goes over 192 pulses between them and is
+    #: missed: simulated for a minute there, 4-28 pulses off.
+    BUNCH_MIN, BUNCH_MAX = 2, 192
     #: Pulses in the line of a bunching sender: its arrivals are a sawtooth of a buffer's
     #: height, one tooth per interval; 36 pulses read 117-122 bpm at 120 (1024 frames).
     BUNCH_WINDOW = 144
@@ -231,13 +235,19 @@ class PulseSmoother:
         self._copies: deque[list] = deque()  # (those of the last 3 * BUNCH_MAX pulses)
         self._bunched = False  # pulses at once are real: the sender bunches them
         self._last_bunch = 0  # the number of the last pulse at once, bunched
+        # Gaps taken for lost pulses: (number of the pulse after, pulses lost), of the last
+        # 3 * BUNCH_MAX pulses; and whether they recur: a sender's empty buffers
+        self._losses: deque[tuple[int, int]] = deque()
+        self._sparse = False
+        self._last_sparse = 0  # the number of the last pulse after an empty buffer
         self._early = 0  # pulses in a row early for their places on the line
 
     def reset(self) -> None:
         self._pulses = deque(maxlen=self.window)
         self._line = self._gap = None
         self._copies.clear()
-        self._bunched, self._early = False, 0
+        self._losses.clear()
+        self._bunched, self._sparse, self._early = False, False, 0
 
     def realign(self) -> None:
         """The next pulse follows a transport start, continue or song position: a DAW may
@@ -256,6 +266,9 @@ class PulseSmoother:
             # (Pulses of one JACK cycle may carry one time: a burst, not a restart.)
             if gap < 0 or (period is not None and gap > 10 * period):
                 self.reset()
+            elif self._sparse:
+                if period is not None and gap >= 1.5 * period:  # another empty buffer
+                    self._last_sparse = self._pulses[-1][0] + 1
             elif (self._gap is None and not realign and period is not None
                   and len(self._pulses) >= 2 * self.CONFIRM):
                 last = self._pulses[-1][0]
@@ -319,6 +332,9 @@ class PulseSmoother:
             # the line's own period back into it: it read 134-420 bpm.)
         else:
             self._early = 0
+        if self._sparse and number - self._last_sparse > 2 * self.BUNCH_MAX:
+            self._sparse = False  # no empty buffer for that long: a plain clock's rules
+            self._pulses = deque(self._pulses, maxlen=self.window)
         if self._bunched and number - self._last_bunch > 2 * self.BUNCH_MAX:
             # No pulses at one moment for that long: the sender no longer bunches (a
             # tempo change took it under its buffer rate). The line and the copy rule of
@@ -388,7 +404,33 @@ class PulseSmoother:
             self._pulses.pop()
         self._pulses.extend((round((t - zero) / period), t) for _, t in since)
         self._line = None
-        return lost
+        return lost - self._empty_buffers(start + lost, lost)
+
+    def _empty_buffers(self, after: int, lost: int) -> int:
+        """``lost`` pulses were just taken as lost before pulse ``after``. If such gaps of
+        one pulse recur at a steady interval (:attr:`BUNCH_MIN`-:attr:`BUNCH_MAX` pulses,
+        within 2), they are a sender's empty buffers, not pulses lost: it sends a buffer at
+        a time, a little shorter than a pulse (at 1024 frames and 116 bpm one buffer in 50
+        carries none, and improv ran 19 pulses ahead in 40 s; at 512 and 228 bpm, 101).
+        Return how many pulses to take back (all taken as lost of late), else 0."""
+        losses = self._losses
+        while losses and after - losses[0][0] > 3 * self.BUNCH_MAX:
+            losses.popleft()
+        losses.append((after, lost))
+        if len(losses) < 3 or any(k != 1 for _, k in list(losses)[-3:]):
+            return 0
+        (a, _), (b, _), (c, _) = list(losses)[-3:]
+        one, two = b - a, c - b
+        if not (self.BUNCH_MIN <= min(one, two) and max(one, two) <= self.BUNCH_MAX
+                and abs(two - one) <= 2):
+            return 0
+        back = sum(k for _, k in losses)
+        self._pulses = deque(((n - sum(k for s, k in losses if n >= s), t)
+                              for n, t in self._pulses),
+                             maxlen=max(self.window, self.BUNCH_WINDOW))
+        losses.clear()
+        self._sparse, self._last_sparse, self._line = True, self._pulses[-1][0], None
+        return back
 
     def _on_line(self, pulses, zero: float, period: float, shift: int = 0) -> bool:
         """Whether each (number, time) of ``pulses`` lies within :attr:`TOLERANCE` of

@@ -256,8 +256,10 @@ class PulseSmoother:
 
     def add(self, t: float) -> int:
         """A pulse arrived at ``t``; return how many pulses the clock moved on: 1, or more
-        when this pulse confirms that pulses before a gap were lost, 0 for a copy of the
-        pulse before. A gap over 10 pulses at the current rate starts afresh."""
+        when this pulse confirms that pulses before a gap were lost (or that pulses taken
+        for copies were a buffer's), 0 for a copy of the pulse before, less (even below
+        0) when gaps taken for lost pulses were a sender's empty buffers. A gap over 10
+        pulses at the current rate starts afresh."""
         realign, self._realign = self._realign, False
         arrived, self._arrived = self._arrived, t
         if self._pulses:
@@ -551,7 +553,7 @@ class BeatClock:
                 self._in_range = True
             elif not MIN_BPM / 1.05 <= bpm <= MAX_BPM * 1.05:
                 self._in_range = False
-        if not advance:  # a copy of the pulse before
+        if not advance:  # a copy of the pulse before (or a pulse and one taken back)
             return
         if self._transport is Transport.RUNNING:
             if self._pending:

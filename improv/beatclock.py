@@ -361,9 +361,7 @@ class PulseSmoother:
             copies.popleft()  # long ago: a JACK duplicate's, if any
         if len(copies) >= 2:
             (first, k1, _), (second, k2, _) = copies[-2], copies[-1]
-            one, two = second - first + k1, number - second + k2  # in pulses sent
-            if (self.BUNCH_MIN <= min(one, two) and max(one, two) <= self.BUNCH_MAX
-                    and abs(two - one) <= 2):
+            if self._steady(second - first + k1, number - second + k2):  # pulses sent
                 # All those kept were real: while the line was still finding the
                 # sender's, some pairs escaped the rule and spoilt the interval (152 bpm
                 # at 1024 frames ended 5.7 pulses behind when only the last two counted)
@@ -408,6 +406,12 @@ class PulseSmoother:
         self._line = None
         return lost - self._empty_buffers(start + lost, lost)
 
+    def _steady(self, one: int, two: int) -> bool:
+        """Whether two intervals (pulses) between full or empty buffers are a sender's
+        steady one: :attr:`BUNCH_MIN`-:attr:`BUNCH_MAX` pulses, within 2 of each other."""
+        return (self.BUNCH_MIN <= min(one, two) and max(one, two) <= self.BUNCH_MAX
+                and abs(two - one) <= 2)
+
     def _empty_buffers(self, after: int, lost: int) -> int:
         """``lost`` pulses were just taken as lost before pulse ``after``. If such gaps of
         one pulse recur at a steady interval (:attr:`BUNCH_MIN`-:attr:`BUNCH_MAX` pulses,
@@ -422,9 +426,7 @@ class PulseSmoother:
         if len(losses) < 3 or any(k != 1 for _, k in list(losses)[-3:]):
             return 0
         (a, _), (b, _), (c, _) = list(losses)[-3:]
-        one, two = b - a, c - b
-        if not (self.BUNCH_MIN <= min(one, two) and max(one, two) <= self.BUNCH_MAX
-                and abs(two - one) <= 2):
+        if not self._steady(b - a, c - b):
             return 0
         back = sum(k for _, k in losses)
         self._pulses = deque(((n - sum(k for s, k in losses if n >= s), t)

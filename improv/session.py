@@ -361,11 +361,12 @@ class Session:
         # that could not be written at the end or that another improv uses (the improviser
         # holds its lock from when it reads it)
         memory_file = options.settings.memory_file
+        lock = FileLock(memory_file) if memory_file else None
         check_outputs(options.record or None, memory_file or None,
-                      also=(FileLock(memory_file).lock_path,) if memory_file else ())
-        if memory_file:
+                      also=(lock.lock_path,) if lock else ())
+        if lock:
             check_memory_file(memory_file)
-            FileLock(memory_file).acquire().release()
+            lock.acquire().release()
         self._realtime = (threading.current_thread() is threading.main_thread()
                           and os.environ.get("IMPROV_REALTIME") == "1" and _realtime())
         if threading.current_thread() is threading.main_thread():

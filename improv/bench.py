@@ -25,6 +25,7 @@ from improv.harness import Daemon
 from improv.key import KeyTracker
 from improv.outfile import write_atomically
 from improv.paths import MODELS_DIR, default_model_dir
+from improv.portclose import close_rtmidi
 from improv.progress import progress
 from improv.sampling import Sampler
 from improv.table import Column, format_head, format_row, print_table
@@ -264,6 +265,11 @@ def _round_trips(to_port, listener_msgs, make_msg, count: int, wait_for, settle:
     return times
 
 
+#: Round trips below which ``bench live`` says its p99s are the noise of a few samples (a
+#: review's --count 2 printed that improv adds -0.1 ms over the floor).
+P99_LEAST = 100
+
+
 def bench_live(count: int = 300, out: Path | None = None) -> dict:
     """Measure through real JACK ports: the echo floor, improv's answer latency and jitter."""
     import mido
@@ -319,8 +325,12 @@ def bench_live(count: int = 300, out: Path | None = None) -> dict:
         for name, key in (("bare echo client (floor)", "echo_floor"),
                           ("improv: end-of-call CC -> first answer note", "improv_answer"))],
         rule=False)
-    print(f"improv adds at p99: {result['improv_over_floor_p99_ms']:.3f} ms over the floor; "
-          f"answered {result['improv_answer']['n']} of {count} ends of call")
+    few = min(result["improv_answer"]["n"], result["echo_floor"]["n"]) < P99_LEAST
+    result["p99_from_few_round_trips"] = few
+    print(f"improv adds at p99: {result['improv_over_floor_p99_ms']:.3f} ms over the floor"
+          + (f" (few round trips: a p99 wants {P99_LEAST} or more a row, and the difference"
+             " of two is noise, negative as often as not)" if few else "")
+          + f"; answered {result['improv_answer']['n']} of {count} ends of call")
     print(f"{result['scheduler_jitter']}")
     if out:
         write_atomically(out, json.dumps(result, indent=2) + "\n")
@@ -473,8 +483,7 @@ class _PolledCounter:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
-        self.port.close_port()
-        self.port.delete()
+        close_rtmidi(self.port)
 
 
 def _loss(sent: list[tuple[int, ...]], seen: list[tuple[int, ...]]) -> dict[str, int]:
@@ -531,8 +540,7 @@ def bench_input(rates: list[int], seconds: float, out: Path | None = None) -> di
                 last = (len(sink.seen), len(tap.seen))
                 time.sleep(1.0)
             daemon.stop(timeout=30)
-            keys.close_port()
-            keys.delete()
+            close_rtmidi(keys)
             stopped = daemon.last("stopped")
             row = {"rate": rate, "sent": len(sent), "tap": _loss(sent, tap.seen),
                    "improv": _loss(sent, [m for m in sink.seen if m[0] & 0xF0 in (0x80, 0x90)]),

@@ -26,6 +26,15 @@ def is_number(value) -> bool:
             and math.isfinite(value))
 
 
+def is_history(value) -> bool:
+    """Whether ``value`` is a training history as JSON holds it: a dict of lists of numbers
+    (not bools; NaN and inf taken: an epoch that diverged), one list a metric."""
+    return isinstance(value, dict) and all(
+        isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                    for x in v)
+        for v in value.values())
+
+
 def _describe(value) -> str:
     return f"{value!r} ({type(value).__name__})"
 

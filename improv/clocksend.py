@@ -26,6 +26,8 @@ import sys
 import threading
 import time
 
+from improv.portclose import close_rtmidi
+
 #: Wake this long before a pulse and spin out the rest (sleeps overshoot ~0.1-1 ms here).
 SPIN = 0.001
 #: SCHED_FIFO priority: above ordinary processes, below JACK's own threads (jackd -P 10).
@@ -69,8 +71,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             if cmd[0] == "quit":
                 time.sleep(0.1)  # let JACK deliver the last cycle before the port goes
-                port.close_port()
-                port.delete()
+                close_rtmidi(port)
                 return
             if cmd[0] in ("start", "continue", "stop"):
                 port.send_message([{"start": 0xFA, "continue": 0xFB, "stop": 0xFC}[cmd[0]]])

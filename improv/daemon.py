@@ -29,6 +29,7 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=None, sour
     ``status_json`` is a stream for the session's JSON status lines.
     """
     stop = stop or threading.Event()
+    signalled: list[int] = []  # the stopping signals received (the handler's only work)
     if threading.current_thread() is threading.main_thread():  # before anything opens
         # SIGHUP: the terminal improv ran in was closed (an ssh session dropped): it
         # stops as for Ctrl-C, ending its notes and writing its files, instead of dying;
@@ -38,7 +39,15 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=None, sour
         if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
             wanted.append(hup)
         for sig in wanted:
-            signal.signal(sig, lambda *_: stop.set())
+            # A list's append, no lock: a handler that set the Event ran again inside
+            # itself at a second signal (a double Ctrl-C) and waited for good on the lock
+            # the first held (a red team's, 3 of 60 tries as improv started).
+            signal.signal(sig, lambda signum, _: signalled.append(signum))
+            if hasattr(signal, "siginterrupt"):
+                # and the system calls it interrupts go on: libjack, cut short in a read
+                # of its server's answer as a port opened, then waited for good in the next
+                # (the same red team's)
+                signal.siginterrupt(sig, False)
     with Session(options, log=log if log is not None else sys.stderr, source=source,
                  outputs=outputs, status_json=status_json) as session:
         if source is None and threading.current_thread() is threading.main_thread():
@@ -48,6 +57,8 @@ def run(options: RunOptions, stop: threading.Event | None = None, log=None, sour
             # due (measured in a `bench clock` daemon: 15.5 ms, a note that late).
             gc.collect()
             gc.freeze()
-        while not stop.is_set() and session.step() is None:
+        while not (stop.is_set() or signalled) and session.step() is None:
             pass
+        if signalled:
+            stop.set()  # (for whoever else waits on it: the demo's pianist)
     return session.exit_status  # set by close(): 0, or what went wrong

@@ -21,6 +21,7 @@ from improv.config import RunOptions
 from improv.daemon import run
 from improv.engine import NoteModel
 from improv.generate import BUILTIN_SEED
+from improv.key import key_mask
 from improv.midifile import MidiReadError, read_midi
 from improv.outfile import check_outputs
 from improv.outputs import SynthOutput
@@ -118,19 +119,51 @@ def demo(options: RunOptions, wav: Path = Path("demo.wav"), mid: Path = Path("de
 
         return DemoPianist(enqueue, phrases_of(BUILTIN_SEED)[:phrases], busy, stop)
 
+    before = _identity(mid)
     code = run(options, stop=stop, log=log, source=source,
                outputs=outputs or [_AfterTheSession(wav)])
     try:
+        if _identity(mid) == before:  # an older recording, kept: nothing was recorded
+            raise MidiReadError("not this session's")
         cols = read_midi(mid)
     except MidiReadError:  # stopped before a note was played
-        print(f"improv demo: wrote {mid}; no notes, so no {wav}", file=log)
+        print(f"improv demo: no notes recorded, so no {wav}", file=log)
         return code
     audio = render_normalised(cols["pitch"], cols["start"], cols["end"], cols["velocity"],
                               soundfont)
     write_wav(wav, audio)
     print(f"improv demo: wrote {mid} and {wav} ({len(audio) / SAMPLE_RATE:.0f} s, peak "
           f"{peak_dbfs(audio):.1f} dBFS)", file=log)
+    print(f"improv demo: {in_key(mid)}", file=log)
     return code
+
+
+#: Pitch-class names, for a key said in words.
+PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def in_key(recording: Path) -> str:
+    """How many of improv's notes in ``recording`` lie in the calls' key: the 7 pitch
+    classes the player played most (:func:`improv.key.key_mask`), as a listener hears it."""
+    tracks = {t.name: [m.note for m in t if m.type == "note_on" and m.velocity > 0]
+              for t in mido.MidiFile(recording).tracks}
+    player, answers = tracks.get("player", []), tracks.get("improv", [])
+    if not player or not answers:
+        return "no answer to judge the key of"
+    key = key_mask(player)
+    inside = sum(bool(key[p % 12]) for p in answers)
+    names = " ".join(PITCH_CLASSES[c] for c in range(12) if key[c])
+    return (f"{inside} of improv's {len(answers)} notes in the calls' key ({names}: the 7 "
+            "pitch classes the pianist played most)")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """A file's inode and modification time (None: no file), to tell a new one."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 class _AfterTheSession:

@@ -22,6 +22,7 @@ error                  also a                        raised for
 ``MemoryFileError``    ``ValueError``                phrase memory files (improv.memory)
 ``RecordingError``     ``OSError``                   a recording that cannot be written
 ``FileLockError``      ``OSError``                   a file another improv works on
+``WriteError``         ``OSError``                   a file that could not be written
 =====================  ============================  =====================================
 
 The classes live beside the code that raises them; this module holds the base and the

@@ -54,39 +54,51 @@ class FileLock:
         process holds it or the lock file cannot be made."""
         if self._fd is not None or fcntl is None:
             return self
-        while True:
-            try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
-                             | os.O_NONBLOCK, 0o644)
-            except OSError as exc:
-                why = ("not a plain file" if exc.errno == errno.ELOOP  # a symbolic link
-                       else exc.strerror or exc)
-                raise FileLockError(f"{self.path}: cannot lock it ({self.lock_path}: "
-                                    f"{why})") from None
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe, a device
+        try:
+            return self._acquire()
+        except BaseException:  # a Ctrl-C or SIGTERM (improv.cli) midway: no lock left held
+            self.release()  # (one taken: its file removed; else nothing to undo)
+            raise
+
+    def _acquire(self) -> FileLock:
+        fd = None  # open and not yet ours (self._fd): closed if anything interrupts
+        try:
+            while True:
+                try:
+                    fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                                 | os.O_NONBLOCK, 0o644)
+                except OSError as exc:
+                    why = ("not a plain file" if exc.errno == errno.ELOOP  # a symbolic link
+                           else exc.strerror or exc)
+                    raise FileLockError(f"{self.path}: cannot lock it ({self.lock_path}: "
+                                        f"{why})") from None
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe, a device
+                    raise FileLockError(f"{self.path}: cannot lock it ({self.lock_path}: "
+                                        "not a plain file)")
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # BlockingIOError: held
+                    raise FileLockError(f"{self.path}: in use by another improv"
+                                        f"{_holder(fd)}; stop it first or use another "
+                                        "file") from None
+                # The holder before may have released it (and removed the file) between our
+                # open and our flock: then ours is a lock on a file no one else will open.
+                try:
+                    mine, there = os.fstat(fd), os.stat(self.lock_path)
+                    if (mine.st_ino, mine.st_dev) == (there.st_ino, there.st_dev):
+                        self._fd, fd = fd, None  # ours: release() undoes it from here on
+                        break
+                except FileNotFoundError:
+                    pass
+                fd, closing = None, fd
+                os.close(closing)
+        except BaseException:
+            if fd is not None:
                 os.close(fd)
-                raise FileLockError(f"{self.path}: cannot lock it ({self.lock_path}: "
-                                    "not a plain file)")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # BlockingIOError: held
-                holder = _holder(fd)
-                os.close(fd)
-                raise FileLockError(f"{self.path}: in use by another improv{holder}; "
-                                    "stop it first or use another file") from None
-            # The holder before may have released it (and removed the file) between our
-            # open and our flock: then ours is a lock on a file no one else will open.
-            try:
-                mine, there = os.fstat(fd), os.stat(self.lock_path)
-                if (mine.st_ino, mine.st_dev) == (there.st_ino, there.st_dev):
-                    break
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-        self._fd = fd
+            raise
         try:  # (only to name the holder: a second improv's message)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"{os.getpid()}\n".encode())
         except OSError as exc:  # a full disk: no lock held, none leaked
             self.release()
             raise FileLockError(f"{self.path}: cannot lock it ({self.lock_path}: "

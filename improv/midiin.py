@@ -39,6 +39,8 @@ from typing import Callable
 
 import mido
 
+from improv.portclose import close_rtmidi
+
 logger = logging.getLogger(__name__)
 
 #: RtMidi's queue between JACK's thread and ours (32 bytes an entry once used: 4 MB; see
@@ -316,7 +318,6 @@ def _delete(midi_in, probe) -> None:
     for port in (probe, midi_in):
         if port is not None:
             try:
-                port.close_port()
-                port.delete()
+                close_rtmidi(port)  # spaced: see improv.portclose
             except Exception:  # a port of a vanished server: nothing left to free
                 pass

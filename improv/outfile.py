@@ -16,30 +16,56 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from improv.errors import InvalidValueError, MissingFileError
+from improv.errors import ImprovError, InvalidValueError, MissingFileError
+
+
+class WriteError(ImprovError, OSError):
+    """A file that could not be written (a full disk, a file-size limit, ``/dev/full``):
+    one line, the old file left as it was (:func:`replacing`). ``done``: what the command
+    did write before it, said after the error."""
+
+    def __init__(self, path: str | Path, error: OSError, done: str = ""):
+        super().__init__(error.errno, error.strerror or str(error))
+        self.path, self.done = path, done
+
+    def __str__(self) -> str:
+        return (f"{self.path}: could not be written ({self.strerror})"
+                + (f"; {self.done}" if self.done else ""))
+
 
 #: Bytes :func:`replacing`'s temporary name adds to a file's name and suffix:
 #: ``.NAME.XXXXXXXX.tmpSUFFIX`` (mkstemp's random part is 8 characters).
 TEMPORARY_EXTRA = len(".." + "X" * 8 + ".tmp")
 
 
-def check_outputs(*paths: str | Path | None, also: tuple[str | Path, ...] = ()) -> None:
+def check_outputs(*paths: str | Path | None, also: tuple[str | Path, ...] = (),
+                  reads: Mapping[str, str | Path | None]
+                  | Iterable[tuple[str, str | Path]] = ()) -> None:
     """Refuse (one line each) an output whose folder is missing, one that is a folder, one
     that cannot be written there (permission, a read-only file system, a name too long for
     its temporary file), and a path named twice; None entries are outputs not asked for.
     ``also``: files a command writes besides (a memory file's lock): an output named as
-    one of them is refused too."""
+    one of them is refused too. ``reads``: files the command reads, by what they are ("the
+    seed": a path or None; or such pairs): an output that is one of them, by any name, is
+    refused (a red-team run, 2026-12-02: ``generate --seed s.mid --wav s.mid`` replaced the
+    seed with the WAV; ``evaluate --json`` a data file or the model's own)."""
     seen: dict[Path, Path] = {Path(os.path.realpath(p)): Path(p) for p in also}
+    reads = [(what, read) for what, read in (reads.items() if isinstance(reads, Mapping)
+                                             else reads) if read]
     for path in paths:
         if path is None or path == "":
             continue
         path = Path(path)
         if path.is_dir():
             raise InvalidValueError(f"{path}: a folder, not a file to write")
+        for what, read in reads if path.is_file() else ():
+            if _same_file(path, read):
+                raise InvalidValueError(f"{path}: that is {what} ({read}), which improv reads; "
+                                        "name another file to write")
         if not path.resolve().parent.is_dir():
             raise MissingFileError(f"{path}: no such folder {path.parent}")
         if path.exists() and not path.is_file():  # a device, a pipe, /dev/stdout: written
@@ -57,6 +83,14 @@ def check_outputs(*paths: str | Path | None, also: tuple[str | Path, ...] = ()) 
             raise InvalidValueError(f"{path}: named for two outputs (the second would "
                                     f"replace the first)")
         seen[key] = path
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (a link, a hard link, another spelling)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them is missing: not one file
+        return False
 
 
 def _name_max(folder: Path) -> int:
@@ -104,11 +138,17 @@ def replacing(path: str | Path, devices: bool = True) -> Iterator[Path]:
     if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
         if not devices:
             raise OSError(errno.EINVAL, "not a file (a folder, a device or a pipe)")
-        yield Path(path)
+        try:
+            yield Path(path)
+        except OSError as exc:  # /dev/full
+            raise _write_error(path, exc) from exc
         return
     target = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
-                               dir=target.parent)  # (TEMPORARY_EXTRA)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
+                                   dir=target.parent)  # (TEMPORARY_EXTRA)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     os.close(fd)
     try:
         yield Path(tmp)
@@ -122,9 +162,16 @@ def replacing(path: str | Path, devices: bool = True) -> Iterator[Path]:
         else:
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a file-size limit: one line, not a bug
+            raise _write_error(path, exc) from exc
         raise
+
+
+def _write_error(path: str | Path, error: OSError) -> OSError:
+    """``error`` as a :class:`WriteError` of ``path`` (one of improv's own as it is)."""
+    return error if isinstance(error, ImprovError) else WriteError(path, error)
 
 
 def write_atomically(path: str | Path, data: str | bytes, devices: bool = True) -> None:

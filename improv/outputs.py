@@ -28,10 +28,12 @@ class PortOutput:
     def send(self, msg: mido.Message) -> None:
         self.port.send(msg)
 
-    def reopen(self, port) -> None:
-        """Replace a port whose other end went away with a fresh connection."""
+    def reopen(self, port):
+        """Replace a port whose other end went away with a fresh connection; return the old
+        port, for the caller to close (outside the lock it sends under: improv.portclose
+        waits before a close on JACK)."""
         old, self.port, self.name = self.port, port, port.name
-        old.close()
+        return old
 
     def close(self) -> None:
         self.port.close()

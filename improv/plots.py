@@ -62,13 +62,16 @@ def plot_history(history: dict[str, list[float]], path: str | Path, title: str =
     panels = ("loss", "pitch_loss", "step_loss", "duration_loss")
     fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     for ax, key in zip(axes, panels, strict=False):
+        plotted = False
         for prefix, label in (("", "train"), ("val_", "validation")):
             values = history.get(prefix + key)
             if values:
                 ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=label)
+                plotted = True
         ax.set_title(key.replace("_", " "))
         ax.set_xlabel("epoch")
-        ax.legend()
+        if plotted:  # (an empty legend is a matplotlib warning)
+            ax.legend()
     if title:
         fig.suptitle(title)
     return _save(fig, path)

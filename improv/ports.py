@@ -20,6 +20,7 @@ from typing import TypeVar
 import mido
 
 from improv.errors import ImprovError
+from improv.portclose import close_rtmidi, spaced
 from improv.quiet import quiet_stderr
 
 T = TypeVar("T")
@@ -55,9 +56,21 @@ def get_backend(api: str | None = None) -> mido.Backend:
     if api:
         if api not in APIS:
             raise PortError(f"unknown MIDI API {api!r}; choose from {', '.join(APIS)}")
+        _check_compiled(api)
         name = f"mido.backends.rtmidi/{APIS[api]}"
     elif os.environ.get("MIDO_BACKEND"):
         name = os.environ["MIDO_BACKEND"]
+        try:  # (a module and an API of rtmidi's: checked here, not at the first listing)
+            backend = mido.Backend(name, load=True)
+            if backend.api:  # (an unknown one fails only in use)
+                _check_compiled(next(k for k, v in APIS.items() if v == backend.api))
+        except PortError as exc:
+            raise PortError(f"MIDO_BACKEND={name!r}: {exc}") from None
+        except (ImportError, StopIteration) as exc:
+            raise PortError(f"MIDO_BACKEND={name!r}: not a MIDI back-end improv can use "
+                            f"({str(exc) or 'no such API'}); try "
+                            "mido.backends.rtmidi/UNIX_JACK, or unset it") from None
+        return backend
     elif sys.platform.startswith("linux"):
         if _api_works("alsa"):
             name = "mido.backends.rtmidi/LINUX_ALSA"
@@ -71,6 +84,17 @@ def get_backend(api: str | None = None) -> mido.Backend:
     else:
         name = "mido.backends.rtmidi"
     return mido.Backend(name, load=True)
+
+
+def _check_compiled(api: str) -> None:
+    """PortError if this python-rtmidi was built without ``api`` (CoreMIDI on Linux)."""
+    import rtmidi
+
+    compiled = rtmidi.get_compiled_api()
+    if getattr(rtmidi, f"API_{APIS[api]}", None) not in compiled:
+        have = [k for k, v in APIS.items() if getattr(rtmidi, f"API_{v}", None) in compiled]
+        raise PortError(f"MIDI API {api!r} is not in this python-rtmidi (it has: "
+                        f"{', '.join(have) or 'none'})")
 
 
 def api_name(backend: mido.Backend) -> str:
@@ -153,18 +177,51 @@ class PortLister:
 def choose_port(wanted: str, available: list[str], kind: str, exact: bool = False) -> str:
     """Return the port ``wanted`` names: exact, unique substring, or index (``exact``: the
     exact name only; a port reopened by its full name must not become another one)."""
-    if wanted in available:
-        return wanted
-    if exact:
+    if exact and wanted not in available:
         raise PortError(f"{kind} port {wanted!r} is gone")
+    chosen, why = _choose(wanted, available, kind)
+    if why:
+        raise PortError(f"{why}; {_listing(available, kind)}")
+    return chosen
+
+
+def _choose(wanted: str, available: list[str], kind: str) -> tuple[str, str]:
+    """(the port ``wanted`` names, "") or ("", why none is)."""
+    if wanted in available:
+        return wanted, ""
     matches = [p for p in available if wanted.lower() in p.lower()]
     if len(matches) == 1:
-        return matches[0]
+        return matches[0], ""
     if wanted.isdigit() and int(wanted) < len(available):
-        return available[int(wanted)]
-    listing = "\n  ".join(f"{i}: {p}" for i, p in enumerate(available)) or "(none)"
+        return available[int(wanted)], ""
     why = f"{len(matches)} {kind} ports match" if matches else f"no {kind} port matches"
-    raise PortError(f"{why} {wanted!r}; the {kind} ports are:\n  {listing}")
+    return "", f"{why} {wanted!r}"
+
+
+def _listing(available: list[str], kind: str) -> str:
+    listing = "\n  ".join(f"{i}: {p}" for i, p in enumerate(available)) or "(none)"
+    return f"the {kind} ports are:\n  {listing}"
+
+
+def check_named_ports(backend: mido.Backend, inputs: tuple[str, ...] = (),
+                      outputs: tuple[str, ...] = ()) -> None:
+    """Raise one PortError naming every port asked for ("" for none) that matches no port
+    or several, inputs first (with a wrong input and a wrong output, improv named the
+    output alone, and the input only once that was put right: a review). Opening checks
+    each again (a port may go in between)."""
+    listed = list_ports(backend)
+    inputs_seen = [n for n in listed["inputs"]  # as an input is chosen (_open_rtmidi_input)
+                   if not own_client(n, "sender") and not own_client(n, "probe")]
+    problems = []
+    for names, kind, available in ((inputs, "input", inputs_seen),
+                                   (outputs, "output", listed["outputs"])):
+        # (--input and --clock-input alike)
+        wrong = [why for name in dict.fromkeys(n for n in names if n)
+                 if (why := _choose(name, available, kind)[1])]
+        if wrong:  # a kind's ports listed once, not once a wrong name
+            problems.append(f"{'; '.join(wrong)}; {_listing(available, kind)}")
+    if problems:
+        raise PortError("\n".join(problems))
 
 
 def _check_virtual(backend: mido.Backend) -> None:
@@ -203,8 +260,7 @@ def _claim(backend: mido.Backend, port: str, listing: str, opener):
 def _close_quietly(port) -> None:
     try:
         if hasattr(port, "close_port"):
-            port.close_port()
-            port.delete()
+            close_rtmidi(port)
         else:
             port.close()
     except Exception:
@@ -321,8 +377,7 @@ def close_input(port, settle: float = 0.1) -> None:
         return
     rt.cancel_callback()
     time.sleep(settle)
-    rt.close_port()
-    rt.delete()
+    close_rtmidi(rt)
     port.closed = True
 
 
@@ -332,12 +387,13 @@ def open_input(backend: mido.Backend, name: str | None = None, virtual: bool = F
     if virtual:
         _check_virtual(backend)
         port = name or VIRTUAL_IN
-        return _call(lambda: backend.open_input(port, virtual=True, client_name=port,
-                                                callback=callback), f"cannot open {port!r}")
+        return spaced(_call(lambda: backend.open_input(port, virtual=True, client_name=port,
+                                                       callback=callback),
+                            f"cannot open {port!r}"))
     chosen = choose_port(name or "0", list_ports(backend)["inputs"], "input")
     # no client_name here: mido makes any port with a client name a virtual one
-    return _call(lambda: backend.open_input(chosen, callback=callback),
-                 f"cannot open {chosen!r}")
+    return spaced(_call(lambda: backend.open_input(chosen, callback=callback),
+                        f"cannot open {chosen!r}"))
 
 
 def open_output(backend: mido.Backend, name: str | None = None, virtual: bool = False,
@@ -350,8 +406,8 @@ def open_output(backend: mido.Backend, name: str | None = None, virtual: bool = 
     """
     if virtual:
         port = name or VIRTUAL_OUT
-        opened, real = _claim(backend, port, "inputs", lambda: backend.open_output(
-            port, virtual=True, client_name=port))
+        opened, real = _claim(backend, port, "inputs", lambda: spaced(backend.open_output(
+            port, virtual=True, client_name=port)))
         opened.real_name = real
         return opened
     listed = list_ports(backend)
@@ -359,8 +415,7 @@ def open_output(backend: mido.Backend, name: str | None = None, virtual: bool = 
     if api_name(backend) == "JACK":
         return _call(lambda: _open_jack_output(backend, chosen, listed["inputs"]),
                      f"cannot open {chosen!r}")
-    return _call(lambda: backend.open_output(chosen),
-                 f"cannot open {chosen!r}")
+    return spaced(_call(lambda: backend.open_output(chosen), f"cannot open {chosen!r}"))
 
 
 class JackOutput(mido.ports.BaseOutput):
@@ -384,8 +439,7 @@ class JackOutput(mido.ports.BaseOutput):
             self._rt.send_message(msg.bytes())
 
     def _close(self) -> None:
-        self._rt.close_port()
-        self._rt.delete()
+        close_rtmidi(self._rt)
 
 
 def _open_jack_output(backend: mido.Backend, chosen: str, before: list[str]) -> JackOutput:

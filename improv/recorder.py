@@ -26,6 +26,7 @@ from improv.errors import ImprovError, MissingFileError
 
 TICKS_PER_BEAT = 480
 TEMPO = 500_000  # 120 bpm: 960 ticks a second, about 1 ms each
+TICK = TEMPO / 1e6 / TICKS_PER_BEAT  # seconds
 #: Events this many seconds before now (or before the latest note's start, if earlier) are
 #: settled: encoded once. A note that starts earlier than that when it is recorded (recorded
 #: at its end: a key or the pedal held longer while the player goes on) unsettles its track
@@ -70,7 +71,10 @@ class _Track:
         if start < self.settled:
             self._rewind(start)
         self.pending.append((start, 1, pitch, velocity))
-        self.pending.append((max(end, start), 0, pitch, 0))
+        # A note's off at least a tick after its on: at one time the off sorts first (as a
+        # re-struck key's old note ends before the new one starts), and a player pairing
+        # them in order would leave a note of no length on.
+        self.pending.append((max(end, start + TICK), 0, pitch, 0))
 
     def _rewind(self, t: float) -> None:
         """Unsettle the events after the last settling at or before ``t``: they go back to
@@ -132,8 +136,17 @@ class Recorder:
         self._lock = threading.Lock()
         self._last_write = start
         self._dirty = False
+        self.notes = 0  # recorded
+        #: Whether the file holds this recording (else it is not there, or another's).
+        self.written = False
+        #: An older file at the path stays until there is a note to record (a session that
+        #: heard nothing replaced a take with an empty file: a red-team run, 2026-12-02).
+        self.replaces = self.path.exists()
         try:  # fail now, not an hour into the session, if the path is not writable
-            self.write()
+            if self.replaces:
+                self._store(self._encode(), replace=False)  # written, then removed
+            else:
+                self.write()
         except OSError as exc:
             raise RecordingError(f"{self.path}: cannot be written "
                                  f"({exc.strerror or exc})") from None
@@ -145,6 +158,7 @@ class Recorder:
             self.tracks[who].add(start, note.end - self.start, note.pitch, note.velocity)
             self._latest = max(self._latest, start)
             self._dirty = True
+            self.notes += 1
 
     @property
     def rewinds(self) -> int:
@@ -164,23 +178,35 @@ class Recorder:
     def write(self, now: float | None = None) -> Path:
         """Write the file now (atomically). ``now``: the clock's time (a caller may record
         notes ahead of it, as queued; what settles is counted back from the earlier)."""
+        self._store(self._encode(now))
+        self.written = True
+        return self.path
+
+    def _encode(self, now: float | None = None) -> bytes:
+        """The whole file's bytes (the settled events encoded once: see the module doc)."""
         with self._lock:
             latest = self._latest if now is None else min(self._latest, now - self.start)
             for track in self.tracks.values():
                 track.settle(latest - SETTLE)
-            data = b"".join([b"MThd", struct.pack(">IHHH", 6, 1, len(self.tracks),
-                                                   TICKS_PER_BEAT)]
-                            + [track.chunk() for track in self.tracks.values()])
             self._dirty = False
+            return b"".join([b"MThd", struct.pack(">IHHH", 6, 1, len(self.tracks),
+                                                  TICKS_PER_BEAT)]
+                            + [track.chunk() for track in self.tracks.values()])
+
+    def _store(self, data: bytes, replace: bool = True) -> None:
+        """Write ``data`` to a temporary file, then rename it over the file (or, with
+        ``replace=False``, remove it: the path can be written)."""
         # Its own rename, not improv.outfile's: that one flushes to disk (2-3 ms here, more
         # on a slow disk), which every 2 s would hold the live loop up.
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, self.path)
+            if replace:
+                os.replace(tmp, self.path)
+            else:
+                tmp.unlink()
         except OSError:
             self._dirty = True  # still to be written
             tmp.unlink(missing_ok=True)
             raise
-        return self.path

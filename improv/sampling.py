@@ -87,9 +87,12 @@ class SamplingConfig:
         if not 0 <= self.min_step <= self.max_step:
             raise InvalidValueError(
                 f"need 0 <= min_step <= max_step, got {self.min_step}, {self.max_step}")
-        if not 0 < self.min_duration <= self.max_duration:
-            raise InvalidValueError("need 0 < min_duration <= max_duration, got "
-                                    f"{self.min_duration}, {self.max_duration}")
+        if not 0 < self.min_duration:
+            raise InvalidValueError(f"min_duration must be above 0 seconds, got "
+                                    f"{self.min_duration}")
+        if not self.min_duration <= self.max_duration:  # (the floor is no flag: say it)
+            raise InvalidValueError(f"max_duration must be at least {self.min_duration} s (the "
+                                    f"shortest note improv plays), got {self.max_duration}")
         lo, hi = self.pitch_range
         if not 0 <= lo <= hi <= 127:
             raise InvalidValueError(f"pitch_range must lie in 0-127, got {self.pitch_range}")

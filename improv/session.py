@@ -53,6 +53,7 @@ from improv.paths import default_model_dir
 from improv.ports import (
     PortError,
     api_name,
+    check_named_ports,
     get_backend,
     open_output,
     open_polled_input,
@@ -377,6 +378,10 @@ class Session:
                 self.outputs = open_synth(options)
             if self.source is None or self._own_outputs:
                 self.backend = get_backend(options.api or None)
+                check_named_ports(  # every one that is wrong, before any opens
+                    self.backend, inputs=(options.input if self.source is None else "",
+                                          options.clock_input),
+                    outputs=(options.output if self._own_outputs else "",))
             if self._own_outputs:
                 self.outputs += open_port_output(options, self.backend)
         except BaseException:
@@ -648,8 +653,12 @@ class Session:
             # held in a send past its close's 2 s join would add its last ones too late)
             self._record_played()
             try:
-                self.recorder.write()
-                print(f"\nimprov: recorded {self.recorder.path}", file=log)
+                if self.recorder.notes or not self.recorder.replaces:
+                    self.recorder.write()
+                    print(f"\nimprov: recorded {self.recorder.path}", file=log)
+                else:
+                    print(f"\nimprov: nothing to record, so {self.recorder.path} was not "
+                          "written", file=log)
             except OSError as exc:
                 self.unsaved.append("recording")
                 print(f"\nimprov: error: could not write the recording to "
@@ -664,9 +673,10 @@ class Session:
         if self.improviser is None:
             return
         report = self.report()
-        if report.jitter_line():
-            print(f"\n{report.jitter_line()}", file=log)
-        print(f"\n{report.line()}", file=log, flush=True)
+        if self.listening is not None:  # (one that never listened: its error says it all)
+            if report.jitter_line():
+                print(f"\n{report.jitter_line()}", file=log)
+            print(f"\n{report.line()}", file=log, flush=True)
         self._json("stopped", report)
 
     def _restore_thread(self) -> None:
@@ -690,7 +700,8 @@ class Session:
                       improviser.answers, improviser.keys_released, scheduler.shifts,
                       float(scheduler.shifted), improviser.repeats, len(scheduler.jitter),
                       *jitter,
-                      str(self.recorder.path) if self.recorder else None, self.exit_status)
+                      str(self.recorder.path) if self.recorder and self.recorder.written
+                      else None, self.exit_status)
 
     def _json(self, event: str, data) -> None:
         if self.status_json is not None:

@@ -1,14 +1,24 @@
-"""Training configuration and its named presets."""
+"""Training configuration, its named presets, and the checks of what a run is given that
+``improv train`` and ``improv export`` make before TensorFlow's import (a second, not after
+the run): the replicas, the model folder and the checkpoint folder."""
 
 from __future__ import annotations
 
 import math
+import os
+import re
+import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 
 from improv.errors import InvalidValueError
 from improv.flags import flag
+from improv.weights import CARD_FILE, KERAS_FILE, WEIGHTS_FILE
 
 ARCHITECTURES = ("tutorial", "streaming")
+MAX_BATCH_SIZE = 65536
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,15 @@ class TrainConfig:
             if getattr(self, name) > 4096:
                 raise InvalidValueError(f"{name} must be at most 4096, got "
                                         f"{getattr(self, name)}")
+        # (a red-team run: --batch-size 100000000 was a traceback; a batch above the training
+        # examples trains nothing, and the shipped model's 2.49 M ASAP training notes make
+        # 19,484 sequences of 128: 65536 is 1024 times the default and more than 3 times that)
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise InvalidValueError(f"batch_size must be at most {MAX_BATCH_SIZE}, got "
+                                    f"{self.batch_size}")
+        # (NumPy's and so keras.utils.set_random_seed's range: -1 and 2**47 were tracebacks)
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InvalidValueError(f"seed must be 0-{MAX_SEED}, got {self.seed}")
         # (NaN passes every comparison's "not": a NaN learning rate trained to NaN weights)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise InvalidValueError(f"learning_rate must be positive, got {self.learning_rate}")
@@ -140,6 +159,94 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return replace(self, **changes)
+
+
+def check_replicas(replicas: int, batch_size: int) -> None:
+    """Refuse (one line) more replicas than examples in a batch: each replica needs one (a
+    red-team run: --cpu-replicas 100 with a batch of 64 printed TensorFlow's
+    InvalidArgumentError and then never exited)."""
+    if replicas > batch_size:
+        raise InvalidValueError(f"{replicas} replicas need a batch of at least {replicas} "
+                                f"examples (one each), got a batch size of {batch_size}")
+
+
+#: A folder holding any of these is a model folder, which an export may replace.
+MODEL_FILES = (KERAS_FILE, WEIGHTS_FILE, CARD_FILE)
+#: The other files a model folder holds.
+MODEL_EXTRAS = ("README.md", "history.json", "history.png", "piano_roll.png",
+                "distributions.png")
+#: A temporary file of :func:`improv.outfile.replacing` (``.NAME.XXXXXXXX.tmpSUFFIX``).
+_TEMPORARY = re.compile(r"\..+\.\w{8}\.tmp.*")
+#: A folder holding any of these holds a checkpoint, which only ``--resume`` continues.
+CHECKPOINT_FILES = ("last.keras", "best.keras", "state.json")
+
+
+def _check_writable(path: Path, what: str, inside: bool = False) -> None:
+    """Refuse (one line) a folder ``path`` that is a file, or whose nearest folder above that
+    exists (``path`` itself, if it exists and ``inside``: written into, not replaced) is a
+    file or takes no new folder (``/dev/full/x``, ``/proc/x``, a read-only file system),
+    tried by making and removing a folder there (root may write where ``os.access`` says no).
+    (a red-team run: each was a traceback, ``--out FILE`` only after the whole training)"""
+    if path.exists() and not path.is_dir():
+        raise InvalidValueError(f"{path}: a file, not {what}")
+    above = Path(os.path.realpath(path))
+    if not (inside and above.is_dir()):
+        above = above.parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise InvalidValueError(f"{path}: {above} is a file, not a folder")
+    probe = above / f".improv-probe.{secrets.token_hex(4)}"
+    try:
+        probe.mkdir()
+    except OSError as exc:
+        raise InvalidValueError(f"{path}: cannot be written here ({exc.strerror or exc})") \
+            from None
+    probe.rmdir()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return path == folder or folder in path.parents
+
+
+def check_model_folder(out: str | Path, keep: Iterable[str | Path] = ()) -> None:
+    """Refuse (one line) a model folder ``out`` that cannot be written, a folder of other
+    files (it would be replaced whole), and one that holds a path of ``keep`` (the
+    checkpoints an export reads)."""
+    out = Path(out)
+    _check_writable(out, "a model folder")
+    for path in keep:
+        if _inside(path, out):
+            raise InvalidValueError(f"{out}: holds {path}, which the new model folder would "
+                                    "replace; name another folder")
+    # Anything but what a model folder holds (and junk: .DS_Store, a cut rewrite's temporary
+    # file) is the user's, and would go with the older model (a review, a red-team run:
+    # notes, .git, a screenshot.png)
+    others = sorted(p.name for p in out.iterdir() if not (
+        p.is_file() and (p.name in MODEL_FILES + MODEL_EXTRAS or p.name == ".DS_Store"
+                         or _TEMPORARY.fullmatch(p.name)))) if out.is_dir() else []
+    if others and not any((out / n).exists() for n in MODEL_FILES):
+        raise InvalidValueError(f"{out}: a folder of other files, not a model folder (no "
+                                f"{', '.join(MODEL_FILES)}); name a new folder or a model "
+                                "folder to replace")
+    if others:
+        raise InvalidValueError(f"{out}: also holds {', '.join(others[:3])}"
+                                f"{' ...' if len(others) > 3 else ''}, which a model folder "
+                                "replaced whole would lose; move them, or name another folder")
+
+
+def check_checkpoints(ckpt_dir: str | Path, resume: bool) -> None:
+    """Refuse (one line) a checkpoint folder that cannot be written, and one that holds a
+    checkpoint a run without ``resume`` would replace (a red-team run: it silently replaced
+    ``last.keras``, ``best.keras`` and ``state.json``)."""
+    ckpt_dir = Path(ckpt_dir)
+    _check_writable(ckpt_dir, "a checkpoint folder", inside=True)
+    held = [n for n in CHECKPOINT_FILES if (ckpt_dir / n).exists()]
+    if held and not resume:
+        raise InvalidValueError(f"{ckpt_dir}: holds a checkpoint ({', '.join(held)}) this run "
+                                "would replace; add --resume to continue it, or name another "
+                                "--checkpoints folder")
 
 
 _TUTORIAL = TrainConfig(arch="tutorial", seq_length=25, monitor="loss", epochs=50)

@@ -183,7 +183,10 @@ class PortWatch:
         # taken: the listings take tens of ms.
         port = open_output(self.backend, out.name, exact=True)
         with self.send.lock:
-            out.reopen(port)
+            old = out.reopen(port)
+        # closed after the lock: a close on JACK waits improv.portclose.SETTLE (50 ms), and
+        # every note, clock pulse and click is sent under that lock
+        old.close()
         self._reopened["output"] = time.monotonic()
         self.improviser.panic()  # whatever the port's owner heard last, end it
 

@@ -73,3 +73,34 @@ def test_demo_answers_the_c_major_calls_in_c_major(demo):
     assert len(answers) == 36  # three phrases of 12, each answered as long
     in_key = sum(p % 12 in C_MAJOR for p in answers) / len(answers)
     assert in_key >= 0.85, (in_key, answers)
+    # and the demo says so, in the same terms
+    assert demo[2].splitlines()[-1] == (
+        f"improv demo: {round(in_key * 36)} of improv's 36 notes in the calls' key (C D E F G "
+        "A B: the 7 pitch classes the pianist played most)")
+
+
+def test_a_demo_that_recorded_nothing_renders_no_older_take(tmp_path, monkeypatch, capsys):
+    """A session that records nothing leaves an older demo.mid as it was (improv.recorder);
+    the demo then rendered that older take as this one's (a review)."""
+    import improv.demo
+
+    wav, mid = tmp_path / "demo.wav", tmp_path / "demo.mid"
+    mid.write_bytes(_MIDI_OF_ONE_NOTE)
+    monkeypatch.setattr(improv.demo, "run", lambda *args, **kwargs: 0)  # stopped at once
+    assert main(["demo", "--wav", str(wav), "--mid", str(mid), "--audio-driver",
+                 "file"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (f"improv demo: no notes recorded, so "
+                                                         f"no {wav}")
+    assert not wav.exists() and mid.read_bytes() == _MIDI_OF_ONE_NOTE
+
+
+def _midi_of_one_note() -> bytes:
+    mf = mido.MidiFile()
+    mf.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=80),
+                                     mido.Message("note_off", note=60, time=480)]))
+    out = io.BytesIO()
+    mf.save(file=out)
+    return out.getvalue()
+
+
+_MIDI_OF_ONE_NOTE = _midi_of_one_note()

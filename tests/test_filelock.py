@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -199,3 +200,66 @@ def test_the_longest_memory_file_name_that_can_be_written_is_taken(tmp_path, cap
     out = tmp_path / "o.mid"
     assert main(["generate", "-o", str(out), "-n", "5", "--memory-file", str(path)]) == 0
     assert PhraseMemory.load(path).notes["own"] == 5
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_generate_ended_by_a_signal_gives_its_lock_back_and_writes_nothing(learned, tmp_path,
+                                                                           sig):
+    """``timeout``, a closed terminal: SIGTERM and SIGHUP end an offline command as Ctrl-C
+    does (improv.cli). They killed it where it stood, its lock file left behind."""
+    before = learned.read_bytes()
+    lock = FileLock(learned).lock_path
+    out = tmp_path / "long.mid"
+    # (under nohup, as a CI run may be, SIGHUP is ignored, and improv leaves an ignored one
+    # alone: the child starts with the default, as from a terminal)
+    proc = subprocess.Popen([sys.executable, "-m", "improv", "generate", "-o", str(out),
+                             "--notes", "1000000", "--memory-file", str(learned)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
+    def taken() -> bool:  # the lock file names its holder once the lock is taken
+        try:
+            return lock.read_text() == f"{proc.pid}\n"
+        except OSError:
+            return False
+
+    try:  # the lock is taken once the model is loaded; a million notes take minutes
+        deadline = time.monotonic() + 60
+        while not taken() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert taken(), proc.communicate()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + sig, err
+    assert err == f"improv: stopped by {sig.name}\n"
+    assert not lock.exists()
+    assert learned.read_bytes() == before and not out.exists()
+
+
+@pytest.mark.parametrize("step", ["stat", "ftruncate"])
+def test_a_lock_interrupted_while_taken_is_not_left_held(learned, monkeypatch, step):
+    """A Ctrl-C or SIGTERM (raised as KeyboardInterrupt) between the flock and the end of
+    acquire(): the flock stayed held on a file descriptor nothing would close (and, once
+    taken, the lock file stayed), so the next command was refused while this one lived."""
+    import improv.filelock as filelock
+
+    real = getattr(filelock.os, step)
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if not calls:
+            calls.append(args)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    lock = FileLock(learned)
+    monkeypatch.setattr(filelock.os, step, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire()
+    monkeypatch.undo()
+    assert calls and not lock.held
+    if step == "ftruncate":  # it was ours by then: its file goes with it
+        assert not lock.lock_path.exists()
+    with FileLock(learned) as again:  # not refused: nothing holds it
+        assert again.held

@@ -2,16 +2,16 @@
 ("tap") listening to the same sender: improv hears exactly what the tap hears,
 honours a panic sent mid-flood, stays bounded, and answers the next phrase with
 nothing stuck. Assertions are on counts and states, never on how fast a loaded
-machine is; timeouts only bound the waits."""
+machine is; timeouts only bound the waits.
+
+The sender and the tap run in a process of their own (tests.peer's ``flood``): the test
+process holds no client under the flood's load (a native crash there, in RtMidi or libjack,
+took the whole suite down with it once in CI)."""
 
 import re
 import threading
-import time
 
-import numpy as np
-import rtmidi
-
-from tests.live import Daemon, Listener, jack_connect, settled, wait_until
+from tests.live import Daemon, Listener, Peer, jack_connect, settled, wait_until
 
 
 def _rss_mb(pid: int) -> float:
@@ -21,88 +21,79 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-class Tap:
-    """A plain python-rtmidi client, polled (no callback), counting what it hears."""
-
-    def __init__(self, name: str):
-        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name, queue_size_limit=1 << 17)
-        self.port.open_virtual_port(name)
-        self.count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def _poll(self):
-        while not self._stop.is_set():
-            if self.port.get_message() is not None:
-                self.count += 1
-            else:
-                time.sleep(0.0005)
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.port.close_port()
-        self.port.delete()
+def _said(lines: list[str], word: str) -> str:
+    return next(line for line in lines if line.startswith(word)).split()[1]
 
 
 def test_flood(jack):
     synth = Listener("flood synth", virtual=True)
-    daemon = Daemon("--virtual", "improvflood", "--output", "flood synth", "--silence", "0.3",
-                    "--answer-notes", "2", "--random-seed", "1")
-    keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "flood keys")
-    keys.open_virtual_port("flood keys")
-    tap = Tap("flood tap")
-    jack_connect("flood keys:flood keys", "improvflood in:improvflood in")
-    jack_connect("flood keys:flood keys", "flood tap:flood tap")
-    time.sleep(0.5)
-    rng = np.random.default_rng(0)
+    daemon = peer = None
     try:
-        rss = []
-        panic_at = None
-        t0 = time.monotonic()
-        sent = 0
-        while time.monotonic() - t0 < 10.0:
-            for _ in range(5):  # 10 messages a millisecond: 5 notes on and off
-                pitch, channel = int(rng.integers(21, 109)), int(rng.integers(16))
-                keys.send_message([0x90 | channel, pitch, 64])
-                keys.send_message([0x80 | channel, pitch, 0])
-                sent += 2
-            elapsed = time.monotonic() - t0
-            if panic_at is None and elapsed > 5.0:
-                panic_at = len(synth.messages)
-                keys.send_message([0xB0, 120, 127])  # the panic control, mid-flood
-                sent += 1
-            if len(rss) < int(elapsed / 2):
-                rss.append(_rss_mb(daemon.proc.pid))
-            time.sleep(max(0.0, t0 + sent / 10_000 - time.monotonic()))
-        assert sent >= 90_000
-        # improv works through its backlog; then a short call is answered
-        settled(lambda: tap.count)
+        daemon = Daemon("--virtual", "improvflood", "--output", "flood synth", "--silence",
+                        "0.3", "--answer-notes", "2", "--random-seed", "1")
+        peer = Peer("flood", "flood keys", "flood tap", "10000", "10")
+        jack_connect("flood keys:flood keys", "improvflood in:improvflood in")
+        jack_connect("flood keys:flood keys", "flood tap:flood tap")
+        # the daemon's memory every 2 s while the peer floods (its answer ends it)
+        rss: list[float] = []
+        failed: list[BaseException] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            try:
+                while not done.wait(2.0):
+                    rss.append(_rss_mb(daemon.proc.pid))
+            except BaseException as exc:  # (a daemon gone: said below, not as memory)
+                failed.append(exc)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            said = peer.ask("go", 120)  # the flood, then the tap's count once it settles
+        finally:
+            done.set()
+            sampler.join()
+        assert not failed, (failed, daemon.log[-2000:])
+        assert int(_said(said, "sent")) >= 90_000
+        # improv works through its backlog and honours the panic sent halfway
         assert daemon.wait_for("panic", 60), daemon.log[-2000:]
-        after_panic = [m for _, m in synth.messages[panic_at:]]
-        assert sum(m.type == "control_change" and m.control == 123 for m in after_panic) >= 16
-        assert max(rss) - min(rss) < 100, f"memory grew during the flood: {rss}"
-        time.sleep(1.0)
+        panicked = float(_said(said, "panicked"))
+
+        def all_notes_off() -> int:
+            return sum(m.type == "control_change" and m.control == 123
+                       for t, m in list(synth.messages) if t >= panicked)
+
+        # improv logs the panic before it sends the 16 all-notes-off, so they may still be on
+        # their way when the line is read (a CI-like run beside a burner once counted none)
+        assert wait_until(lambda: all_notes_off() >= 16, 30), (  # (what to look at if not)
+            all_notes_off(), panicked, len(synth.messages), synth.messages[-5:],
+            daemon.log[-1500:])
+        assert len(rss) >= 3 and max(rss) - min(rss) < 100, f"memory grew in the flood: {rss}"
+        # (a loaded improv may still be answering the flood: that answer is not this one's)
+        settled(lambda: len(synth.messages), quiet=1.0)
         synth.messages.clear()
-        for msg in ([0x90, 60, 80], [0x80, 60, 0], [0xB0, 67, 127]):  # a call, end of call
-            keys.send_message(msg)
-            sent += 1
+        said = peer.ask("call", 60)  # a one-note call, then the end-of-call pedal
+        sent, heard = int(_said(said, "sent")), int(_said(said, "heard"))
         assert wait_until(lambda: len(synth.notes()) >= 2, 60), daemon.log[-2000:]
-        settled(lambda: tap.count)
     finally:
-        assert daemon.stop() == 0
-        keys.close_port()
-        keys.delete()
-        tap.close()
-        synth.close()
+        # every client closed whatever failed (a tap left polling a port freed later
+        # crashed the test process once)
+        try:
+            code = daemon.stop() if daemon is not None else None
+            wait_until(lambda: not synth.stuck(), 5)  # its last note-offs, sent as it stopped
+        finally:
+            try:
+                if peer is not None:
+                    peer.close()
+            finally:
+                synth.close()
+    assert code == 0, daemon.log[-2000:]
     assert not synth.stuck()
-    heard = int(re.search(r"stopped; (\d+) messages heard", daemon.log).group(1))
+    improv_heard = int(re.search(r"stopped; (\d+) messages heard", daemon.log).group(1))
     # At 10,000 messages a second (ten times a dense passage with pedal) improv hears what a
     # plain client of the same server hears, within 0.5% of what was sent. Measured beside a
     # CPU burner on 2 cores: improv 10 short of the reference in one run (99,994 of 100,004),
     # 60 ahead of it in another; the callback input it replaced lost 3.7% at 5,000 a second.
     # Parity at 2,000 a second is tests/test_midiin.py's.
-    assert abs(heard - sent) <= abs(tap.count - sent) + sent // 200, (
-        f"sent {sent}, tap heard {tap.count}, improv heard {heard}")
-    print(f"sent {sent}, tap heard {tap.count}, improv heard {heard}")
+    assert abs(improv_heard - sent) <= abs(heard - sent) + sent // 200, (
+        f"sent {sent}, tap heard {heard}, improv heard {improv_heard}")
+    print(f"sent {sent}, tap heard {heard}, improv heard {improv_heard}")

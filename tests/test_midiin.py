@@ -9,6 +9,7 @@ import time
 import pytest
 
 from improv.midiin import FILL, FILL_IN_FLIGHT, PROBE, MidiDecoder, PolledInput
+from improv.portclose import close_rtmidi
 from tests.live import REPO, settled
 
 
@@ -165,8 +166,7 @@ def test_unterminated_sysex_does_not_make_improv_deaf(jack):
                  polled.decoder.sysex, polled.decoder.aborted_sysex)
         assert got and got[0].note == 72, state
     finally:
-        sender.close_port()
-        sender.delete()
+        close_rtmidi(sender)
         polled.close()
 
 
@@ -218,8 +218,7 @@ def test_polled_input_hears_what_the_tap_hears(jack, rate):
         stop.set()
         if sender.poll() is None:
             sender.kill()
-        tap.close_port()
-        tap.delete()
+        close_rtmidi(tap)
         polled.close()
 
 
@@ -302,8 +301,7 @@ def _fill_and_pass(name: str, fill: int, player_events: int, queue: int = 4096,
         assert polled.filled == fill
         return growth, heard, in_order
     finally:
-        player.close_port()
-        player.delete()
+        close_rtmidi(player)
         polled.close()
 
 

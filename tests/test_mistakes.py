@@ -30,6 +30,9 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("mistakes")
     (root / "empty.mid").write_bytes(b"")
     (root / "notamodel").mkdir()
+    (root / "one").mkdir()  # a folder of one piece, "take": in the train split
+    performance = REPO / "tests" / "data" / "maestro-asap" / "Bach" / "Fugue" / "bwv_846"
+    (root / "one" / "take.mid").write_bytes((performance / "Shi05M.mid").read_bytes())
     return root
 
 
@@ -45,7 +48,7 @@ CASES = {
     "negative --max-step": (["generate", "-o", "{tmp}/e.mid", "--max-step", "-1"],
                             "max_step must be above 0"),
     "zero --max-duration": (["generate", "-o", "{tmp}/e.mid", "--max-duration", "0"],
-                            "min_duration <= max_duration"),
+                            "max_duration must be at least 0.02 s"),
     "zero --max-step for run": (["run", "--max-step", "0"], "max_step must be above 0"),
     "demo with a folder that is no model": (["demo", "--model", "{tmp}/notamodel"],
                                             "weights.npz"),
@@ -56,6 +59,11 @@ CASES = {
                                  "improv data download asap"),
     "a bad --sha256": (["data", "download", "asap", "--to", "{tmp}/d", "--sha256", "xyz"],
                        "64 hex digits"),
+    "evaluate a folder of one training piece": (["evaluate", "--data", "{tmp}/one"],
+                                                "(1 file, split by piece; --split all scores"),
+    "evaluate with a --memory of nan": (["evaluate", "--memory", "nan", "--data",
+                                         "{tmp}/one", "--split", "all"],
+                                        "--memory must be 0-1, got nan"),
     "bench JSON into a missing folder": (["bench", "engine", "--json", "/nonexistent/b.json"],
                                          "no such folder"),
 }
@@ -69,6 +77,8 @@ def test_mistake_gives_one_line(files, case):
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("improv: error:") and expected in last, proc.stderr
+    if case.startswith("evaluate with"):
+        assert "scoring" not in proc.stderr  # refused before the work
     if case.startswith("demo with"):
         assert "improv demo:" not in proc.stderr  # no banner before the error
 

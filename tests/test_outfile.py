@@ -132,6 +132,21 @@ def test_a_damaged_card_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "damaged card" in err, err
 
 
+@pytest.mark.parametrize("history, why", [('{"loss": [1, "x", null]}', "damaged"),
+                                           ('{"loss": 3}', "damaged"),
+                                           ('{"loss": [true]}', "damaged"),
+                                           ("{}", "no epochs to plot")])
+def test_a_damaged_or_empty_history_is_one_line_when_plotted(tmp_path, capsys, history, why):
+    """A string or null among the losses was a ValueError traceback from matplotlib; an
+    empty history (a run that trained no batch) an empty plot (a red-team run)."""
+    path = tmp_path / "history.json"
+    path.write_text(history)
+    assert main(["plot", "history", str(path), "-o", str(tmp_path / "h.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"improv: error: {path}: {why}") and err.count("\n") == 1, err
+    assert not (tmp_path / "h.png").exists()
+
+
 @pytest.mark.parametrize("music", ['{"summary": "oops"}', '{"summary": {"0.9": {}}}',
                                    '{"summary": {"0.9": {"pitch_overlap": "x"}}}', '[1]'])
 def test_a_card_with_damaged_music_results_is_one_line_when_plotted(tmp_path, capsys, music):
@@ -274,3 +289,81 @@ def test_outputs_are_checked_where_the_system_cannot_say_its_limits(tmp_path, mo
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(ValueError, match="permission denied"):
         check_outputs(tmp_path / "o.mid")
+
+
+def _limited(blocks: int):
+    """A child's file-size limit, in 512-byte blocks (as ``ulimit -f``)."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (blocks * 512, blocks * 512))
+
+
+def test_a_write_the_system_refuses_is_one_line_and_leaves_the_old_file(tmp_path):
+    """A full disk or a file-size limit met while writing (checked before, there was room)
+    was a traceback from deep in mido or wave (a red-team run, 2026-12-02)."""
+    import subprocess
+    import sys
+
+    old = tmp_path / "take.mid"
+    old.write_bytes(b"the old take")
+    out = subprocess.run([sys.executable, "-m", "improv", "generate", "-o", str(old), "-n",
+                          "3000"], preexec_fn=_limited(2), capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr == f"improv: error: {old}: could not be written (File too large)\n"
+    assert old.read_bytes() == b"the old take"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.mid"]  # no temporary file
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_a_wav_that_cannot_be_written_says_the_midi_file_was(tmp_path, capsys):
+    mid = tmp_path / "a.mid"
+    assert main(["generate", "-o", str(mid), "-n", "5", "--wav", "/dev/full"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"improv: error: /dev/full: could not be written (No space left on "
+                   f"device); {mid} was written\n")
+    assert mid.stat().st_size > 0
+
+
+def test_an_output_that_is_a_file_improv_reads_is_refused(tmp_path, capsys):
+    """``generate --seed s.mid --wav s.mid`` replaced the seed with the WAV; ``run --config
+    c.toml --record c.toml`` the config file with the recording (a red-team run)."""
+    seed = tmp_path / "s.mid"
+    assert main(["generate", "-o", str(seed), "-n", "5"]) == 0
+    before = seed.read_bytes()
+    (tmp_path / "link.mid").symlink_to(seed)
+    capsys.readouterr()
+    for output in (["-o", str(seed)], ["-o", str(tmp_path / "o.mid"), "--wav",
+                                        str(tmp_path / "link.mid")]):
+        assert main(["generate", "--seed", str(seed), "-n", "5", *output]) == 1
+        assert "which improv reads; name another file" in capsys.readouterr().err
+    assert seed.read_bytes() == before and not (tmp_path / "o.mid").exists()
+    config = tmp_path / "c.toml"
+    config.write_text(f'record = "{config}"\n')
+    assert main(["run", "--config", str(config)]) == 1
+    assert capsys.readouterr().err == (f"improv: error: {config}: that is the config file "
+                                       f"({config}), which improv reads; name another file "
+                                       "to write\n")
+    assert config.read_text() == f'record = "{config}"\n'
+
+
+def test_evaluate_never_writes_over_its_model_or_its_data(tmp_path, capsys):
+    """``evaluate --json`` named as a data file or a file of the model replaced it (the
+    model then could not be loaded: a red-team run, 2026-12-02)."""
+    import shutil
+
+    model, data = tmp_path / "model", tmp_path / "data"
+    shutil.copytree(REPO / "models" / "default", model)
+    data.mkdir()
+    piece = TEST_DATA / "maestro-asap" / "Bach" / "Fugue" / "bwv_846" / "Shi05M.mid"
+    shutil.copy(piece, data / "take.mid")
+    before = {p: p.read_bytes() for p in [*model.iterdir(), data / "take.mid"]}
+    for json_path, what in ((data / "take.mid", "a data file"),
+                            (model / "card.json", f"a file of the model {model}")):
+        for music in ([], ["--music"]):
+            assert main(["evaluate", str(model), "--data", str(data), "--split", "all",
+                         "--json", str(json_path), *music]) == 1
+            assert capsys.readouterr().err == (f"improv: error: {json_path}: that is {what} "
+                                               f"({json_path}), which improv reads; name "
+                                               "another file to write\n")
+    assert {p: p.read_bytes() for p in before} == before

@@ -15,8 +15,9 @@ def test_a_port_output_sends_and_reopens_by_name():
     out = PortOutput(first, wanted="syn")
     assert (out.name, out.wanted) == ("synth", "syn")
     out.send(mido.Message("note_on", note=60, velocity=90))
-    out.reopen(second)
-    assert first.closed and not second.closed
+    assert out.reopen(second) is first  # for the caller to close, outside its send lock
+    assert not first.closed and not second.closed
+    first.close()
     out.send(mido.Message("note_off", note=60))
     assert first.kinds() == [("note_on", 60)] and second.kinds() == [("note_off", 60)]
     out.close()

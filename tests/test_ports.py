@@ -17,6 +17,26 @@ from improv.ports import (
 from tests.conftest import REPO
 
 
+def test_an_api_or_back_end_this_rtmidi_lacks_is_one_line(monkeypatch):
+    """``--api coremidi`` on Linux, a ``MIDO_BACKEND`` that names no module or no API: a
+    ValueError or ModuleNotFoundError traceback at the first listing (a red-team run)."""
+    import rtmidi
+
+    from improv.ports import APIS
+
+    missing = [a for a, v in APIS.items() if getattr(rtmidi, f"API_{v}", None)
+               not in rtmidi.get_compiled_api()]
+    if missing:
+        with pytest.raises(PortError, match=f"MIDI API '{missing[0]}' is not in this "):
+            get_backend(missing[0])
+    for name, why in (("nonsense", "No module named 'nonsense'"),
+                      ("mido.backends.rtmidi/FOO", "no such API")):
+        monkeypatch.setenv("MIDO_BACKEND", name)
+        with pytest.raises(PortError, match=f"MIDO_BACKEND='{name}': not a MIDI back-end "
+                                            f"improv can use \\({why}\\)"):
+            get_backend()
+
+
 def test_choose_by_exact_name_substring_and_index():
     ports = ["Keystation:Keystation MIDI 1", "improv out:improv out", "Digital Piano:Port 1"]
     assert choose_port("improv out:improv out", ports, "input") == ports[1]
@@ -77,6 +97,22 @@ def test_wrong_input_name_lists_ports_and_fails(jack):
                          text=True, timeout=60)
     assert out.returncode == 1
     assert "no input port matches 'no such keyboard'" in out.stderr
+    # both wrong: both named at once, the input first (the output alone was named)
+    out = subprocess.run([sys.executable, "-m", "improv", "run", "--api", "jack", "--input",
+                          "no such keyboard", "--output", "no such synth", "--no-status"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    first = out.stderr.index("no input port matches 'no such keyboard'")
+    assert out.stderr.index("no output port matches 'no such synth'") > first
+    assert "Traceback" not in out.stderr
+    # a wrong --input and --clock-input: both named, the input ports listed once
+    out = subprocess.run([sys.executable, "-m", "improv", "run", "--api", "jack", "--input",
+                          "no such keyboard", "--clock-input", "no such clock", "--no-status"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "no input port matches 'no such keyboard'; no input port matches 'no such clock'" \
+        in out.stderr
+    assert out.stderr.count("the input ports are:") == 1
 
 
 def test_improv_never_takes_its_own_sender_for_the_input(jack):
@@ -103,6 +139,9 @@ def test_improv_never_takes_its_own_output_for_the_clock_input(jack):
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "no input port matches 'selfloop out'" in out.stderr
+    # one line for what went wrong: no "stopped; 0 messages heard" report before it of a
+    # session that never listened (its output opened first)
+    assert "stopped" not in out.stderr, out.stderr
 
 
 def test_a_port_gone_between_listing_and_opening_is_a_port_error(jack, monkeypatch):
@@ -188,3 +227,21 @@ def test_no_jack_server_is_a_clear_error(tmp_path):
                          env={**os.environ, **env})
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith("improv: error: cannot list MIDI")
+
+
+def test_every_wrong_name_is_named_and_each_kind_of_port_listed_once(monkeypatch):
+    import improv.ports as ports
+
+    sender = ports._client("sender") + ":out"  # improv's own: never an input
+    monkeypatch.setattr(ports, "list_ports", lambda b: {
+        "inputs": ["keys:out", sender, "pads:out 1", "pads:out 2"], "outputs": ["synth:in"]})
+    ports.check_named_ports(None, inputs=("keys", "keys", ""), outputs=("synth",))  # all fine
+    with pytest.raises(PortError) as caught:
+        ports.check_named_ports(None, inputs=("nokeys", "pads", "improv sender"),
+                                outputs=("nosynth",))
+    lines = str(caught.value).splitlines()
+    assert lines[0] == ("no input port matches 'nokeys'; 2 input ports match 'pads'; "
+                        "no input port matches 'improv sender'; the input ports are:")
+    assert lines[1:4] == ["  0: keys:out", "  1: pads:out 1", "  2: pads:out 2"]  # no sender
+    assert lines[4:] == ["no output port matches 'nosynth'; the output ports are:",
+                         "  0: synth:in"]

@@ -27,6 +27,18 @@ def test_both_parts_on_their_tracks_at_their_times(tmp_path):
     assert cols["velocity"].tolist() == [90, 70]
 
 
+def test_a_note_of_no_length_is_written_on_then_off(tmp_path):
+    """Its off at its on's time was written first (the order a re-struck key's old note
+    ends in): a player pairing them in order would leave the note on."""
+    path = tmp_path / "session.mid"
+    rec = Recorder(path, start=0.0)
+    rec.add(Note(pitch=60, start=0.5, end=0.5, velocity=90), "player")
+    rec.add(Note(pitch=60, start=1.0, end=1.5, velocity=90), "player")
+    rec.write()
+    events = [(m.type, m.note) for m in mido.MidiFile(path).tracks[0] if not m.is_meta]
+    assert events == [("note_on", 60), ("note_off", 60)] * 2
+
+
 def test_rewritten_only_when_changed_and_due(tmp_path):
     path = tmp_path / "session.mid"
     rec = Recorder(path, start=0.0, every=2.0)  # written once at start: the path works
@@ -49,7 +61,7 @@ def test_a_missing_folder_is_named_at_once(tmp_path):
 def _mido_bytes(tracks: dict[str, list[tuple[float, float, int, int]]], path) -> bytes:
     """The same notes written with mido, as the recorder did before it kept bytes (an
     independent copy of the encoding, on purpose)."""
-    from improv.recorder import TEMPO, TICKS_PER_BEAT
+    from improv.recorder import TEMPO, TICK, TICKS_PER_BEAT
 
     mid = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
     for name, notes in tracks.items():
@@ -58,7 +70,7 @@ def _mido_bytes(tracks: dict[str, list[tuple[float, float, int, int]]], path) ->
         if name == "player":
             track.append(mido.MetaMessage("set_tempo", tempo=TEMPO, time=0))
         events = sorted([(max(s, 0.0), 1, p, v) for s, e, p, v in notes]
-                        + [(max(e, s, 0.0), 0, p, 0) for s, e, p, v in notes])
+                        + [(max(e, max(s, 0.0) + TICK), 0, p, 0) for s, e, p, v in notes])
         now = 0
         for t, on, pitch, velocity in events:
             tick = int(round(mido.second2tick(t, TICKS_PER_BEAT, TEMPO)))

@@ -39,6 +39,7 @@ def test_a_lost_note_off_then_a_phrase_is_answered(jack, call_notes):
                 assert "taken as released (end of call)" in daemon.log
     finally:
         assert daemon.stop() == 0
+        wait_until(lambda: not listener.stuck(), 5)  # its last note-offs, sent as it stopped
         pianist.close()
         listener.close()
     assert not listener.stuck()
@@ -82,13 +83,17 @@ def test_a_stall_mid_answer_gives_no_burst(jack, call_notes):
     finally:
         daemon.proc.send_signal(signal.SIGCONT)
         assert daemon.stop() == 0
+        wait_until(lambda: not listener.stuck(), 5)  # its last note-offs, sent as it stopped
         pianist.close()
         listener.close()
     after = sorted(t for t, _ in listener.notes() if t >= resumed)
     # the overdue notes were shifted, not sent at once: no more than a chord in any 5 ms
     crowded = max((sum(1 for u in after if t <= u < t + 0.005) for t in after), default=0)
     assert crowded <= MAX_CHORD, after[:20]
-    assert "answer delayed 1 time(s)" in daemon.log  # once, by the stall
+    # delayed by the stall (and maybe again by a loaded machine: a note-on 50 ms late shifts
+    # the rest too, so not "exactly once"), by most of its 4 s
+    stopped = daemon.last("stopped")
+    assert stopped["stall_shifts"] >= 1 and stopped["stall_seconds"] >= 3.0, stopped
     assert not listener.stuck()
 
 

@@ -347,3 +347,28 @@ def test_with_a_clock_input_the_main_inputs_clock_is_not_mixed_in(parts):
         session.step()
         bpm, source, _ = session.improviser.time.status(clock())
     assert source == "clock" and bpm == pytest.approx(120, rel=1e-3)
+
+
+def test_an_old_recording_stays_until_there_is_something_to_record(parts, tmp_path):
+    """``--record take.mid`` again, and nothing played: the old take was replaced with an
+    empty file the moment the session started (a red-team run, 2026-12-02)."""
+    clock, keys, sink = parts
+    take = tmp_path / "take.mid"
+    take.write_bytes(b"yesterday's take")
+    log = io.StringIO()
+    with Session(replace(options(), record=str(take)), source=keys, outputs=[sink],
+                 clock=clock, log=log) as session:
+        for _ in range(50):
+            session.step()
+    assert take.read_bytes() == b"yesterday's take"
+    assert f"nothing to record, so {take} was not written" in log.getvalue()
+    assert session.report().recorded is None and session.exit_status == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["take.mid"]  # no temporary file left
+    with Session(replace(options(), record=str(take)), source=keys, outputs=[sink],
+                 clock=clock, log=io.StringIO()) as session:
+        play_call(session, keys, clock)
+        assert run_until(session, clock, lambda: len(sink.notes()) == 4)
+    tracks = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t)
+              for t in mido.MidiFile(take).tracks}
+    assert tracks == {"player": 4, "improv": 4}
+    assert session.report().recorded == str(take)

@@ -8,6 +8,7 @@ import time
 import mido
 import pytest
 
+from improv.portclose import close_rtmidi
 from tests.live import REPO, Daemon, JackServer, Listener, Peer, connect_output
 
 
@@ -73,8 +74,7 @@ def test_an_input_port_that_comes_back_at_once_is_reconnected(jack):
     listener = Listener("improvqk out")
     try:
         time.sleep(0.5)  # the watches have their first looks
-        keys.close_port()
-        keys.delete()  # and at once a new client of that name, with a new port
+        close_rtmidi(keys)  # and at once a new client of that name, with a new port
         keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "quick keys")
         keys.open_virtual_port("quick keys")
         assert daemon.wait_for("reconnected", 15), daemon.log
@@ -85,8 +85,7 @@ def test_an_input_port_that_comes_back_at_once_is_reconnected(jack):
     finally:
         assert daemon.stop() == 0, daemon.log
         listener.close()
-        keys.close_port()
-        keys.delete()
+        close_rtmidi(keys)
 
 
 def test_an_output_port_that_comes_back_at_once_is_reconnected(jack):
@@ -117,8 +116,7 @@ def test_an_output_port_that_comes_back_at_once_is_reconnected(jack):
     pianist = connect_output("improvqs in")
     try:
         time.sleep(0.5)  # the peer watch has looked (every 0.2 s), the port watch not yet
-        synth.close_port()
-        synth.delete()
+        close_rtmidi(synth)
         synth = open_synth()  # at once a new client of that name, with a new port
         reconnected = daemon.wait_for("reconnected", 15)
         for pitch in (60, 62, 64):
@@ -128,8 +126,7 @@ def test_an_output_port_that_comes_back_at_once_is_reconnected(jack):
     finally:
         code = daemon.stop()
         pianist.close()
-        synth.close_port()
-        synth.delete()
+        close_rtmidi(synth)
     assert reconnected and answered, f"no answer after the reconnect\n{daemon.log}"
     assert code == 0, daemon.log
 

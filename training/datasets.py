@@ -76,6 +76,12 @@ def make_dataset(notes: list[np.ndarray], config: TrainConfig, training: bool) -
     starts = window_starts(notes, length, stride=config.seq_length if streaming else 1)
     if len(starts) == 0:
         raise InvalidValueError(f"no file has the {length} notes one training example needs")
+    if training and len(starts) < config.batch_size:
+        # (training batches drop their remainder: with fewer examples there was no batch, and
+        # a model never trained was exported, its history empty: a red-team run)
+        raise InvalidValueError(f"only {len(starts)} training examples of {length} notes, fewer "
+                                f"than the batch size {config.batch_size}: give more data or a "
+                                "smaller --batch-size")
     table = tf.constant(stacked)
     offsets = tf.range(length, dtype=tf.int64)
     seq = config.seq_length

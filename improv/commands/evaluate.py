@@ -143,6 +143,7 @@ def command(args) -> int:
         if value is not None and value < (0 if name == "max_files" else 1):
             raise InvalidValueError(f"--{name.replace('_', '-')} must be at least "
                                     f"{0 if name == 'max_files' else 1}, got {value}")
+    memory_strength(args)  # checked before the scoring, not after it had begun
     # the outputs checked before the scoring, not after
     args.json = args.json or Path(f"{'music' if args.music else 'evaluation'}-"
                                   f"{model_dir.name}.json")
@@ -159,9 +160,14 @@ def command(args) -> int:
     if not needed.is_file():
         raise ModelError(f"{needed}: no such file (is {model_dir} a model folder?)")
     sources, files, chosen = _files(args, card)
+    # nor the model's files, nor the data's (they were written over: a red-team run)
+    check_outputs(args.json, png, reads=[(f"a file of the model {model_dir}", p)
+                                         for p in model_dir.iterdir()]
+                  + [("a data file", f.path) for f in files])
     set_quiet(args.quiet)
     corpus = load_corpus(chosen, progress=shown())  # a bar on a terminal only
-    print(f"scoring {len(corpus.files)} files"
+    split = "every split" if args.split == "all" else f"the {args.split} split"
+    print(f"scoring {len(corpus.files)} files ({split} of {', '.join(map(str, sources))})"
           + (f" at temperatures {', '.join(map(str, args.temperatures))} (the NumPy engine "
              "plays each piece)" if args.music else " with the Keras model") + " ...",
           file=sys.stderr, flush=True)
@@ -181,7 +187,10 @@ def _files(args, card: dict) -> tuple[list, list, list]:
     files = [f for s in sources for f in find_midi_files(resolve_data(s))]
     chosen = files if args.split == "all" else [f for f in files if f.split == args.split]
     if not chosen:
-        raise InvalidValueError(f"no files in the {args.split} split of {', '.join(sources)}")
+        found = f"{len(files)} file" + ("" if len(files) == 1 else "s")
+        hint = "; --split all scores them all" if files else ""
+        raise InvalidValueError(f"no files in the {args.split} split of {', '.join(sources)} "
+                                f"({found}, split by piece{hint})")
     if args.max_files:
         chosen = chosen[:args.max_files]
     return sources, files, chosen

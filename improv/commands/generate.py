@@ -9,7 +9,7 @@ from pathlib import Path
 from improv.commands.common import add_memory, add_sampling, make_sampler, memory_strength
 from improv.errors import InvalidValueError
 from improv.filelock import FileLock
-from improv.outfile import check_outputs
+from improv.outfile import WriteError, check_outputs
 from improv.paths import default_model_dir
 
 #: Most notes one run generates (a day of playing at 10 notes a second is 864,000).
@@ -42,7 +42,8 @@ def command(args) -> int:
     soundfont = None
     # (and not the memory file's lock: an output of that name would be removed with it)
     check_outputs(args.output, args.wav, args.memory_file,
-                  also=(FileLock(args.memory_file).lock_path,) if args.memory_file else ())
+                  also=(FileLock(args.memory_file).lock_path,) if args.memory_file else (),
+                  reads={"the seed": args.seed})
     if args.wav:
         from improv.soundfont import find_soundfont
 
@@ -61,7 +62,7 @@ def command(args) -> int:
                                                              file=sys.stderr))
         new = generate(model, sampler, seed, args.notes, memory, strength)
         pitch, start, end, velocity = timeline(seed, new, args.include_seed)
-        write_midi(args.output, pitch, start, end, velocity)  # first: what was asked for
+        written = write_midi(args.output, pitch, start, end, velocity)  # what was asked first
         if memory_file:
             try:
                 memory.save(memory_file)
@@ -69,12 +70,22 @@ def command(args) -> int:
                 raise MemoryFileError(f"{memory_file}: could not be written "
                                       f"({exc.strerror or exc}); {args.output} was written") \
                     from None
-    count = f"{len(pitch)} note" + ("" if len(pitch) == 1 else "s")
-    print(f"wrote {args.output} ({count}, {end.max():.1f} s)")
+    notes = written.instruments[0].notes  # (a note shorter than a tick is not written)
+    count = f"{len(notes)} note" + ("" if len(notes) == 1 else "s")
+    print(f"wrote {args.output} ({count}, {written.get_end_time():.1f} s)")
     if args.wav:
+        import numpy as np
+
         from improv.synth import peak_dbfs, render_normalised, write_wav
 
+        # the notes the MIDI file holds (at their times before rounding to its ticks): a
+        # note shorter than a tick is neither written nor heard
+        pitch, start, end, velocity = (np.array([getattr(n, f) for n in notes]) for f in
+                                       ("pitch", "start", "end", "velocity"))
         audio = render_normalised(pitch, start, end, velocity, soundfont)
-        write_wav(args.wav, audio)
+        try:
+            write_wav(args.wav, audio)
+        except WriteError as exc:
+            raise WriteError(args.wav, exc, f"{args.output} was written") from None
         print(f"wrote {args.wav} (soundfont {soundfont}, peak {peak_dbfs(audio):.1f} dBFS)")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from improv.checks import is_number
+from improv.checks import is_history, is_number
 from improv.errors import InvalidValueError, MissingFileError
 
 
@@ -54,8 +54,11 @@ def command(args) -> int:
             history = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise InvalidValueError(f"{path}: damaged ({str(exc).splitlines()[0]})") from None
-        if not isinstance(history, dict):
-            raise InvalidValueError(f"{path}: damaged (not a training history)")
+        if not is_history(history):  # ("x" or null among the losses: a traceback)
+            raise InvalidValueError(f"{path}: damaged (not a training history: lists of "
+                                    "numbers per metric)")
+        if not any(history.get(k) for k in ("loss", "val_loss")):
+            raise InvalidValueError(f"{path}: no epochs to plot (the model was not trained)")
         plots.plot_history(history, args.output, title=first.name)
     else:
         from improv.notetable import midi_to_notes

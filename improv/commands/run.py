@@ -50,8 +50,12 @@ def _run_options(args):
 
 def command(args) -> int:
     from improv.daemon import EXIT_MIDI_GONE, run
+    from improv.outfile import check_outputs
 
-    code = run(_run_options(args), status_json=sys.stdout if args.status_json else None)
+    options = _run_options(args)
+    if args.config:  # (the session checks its outputs against each other when it opens)
+        check_outputs(options.record or None, reads={"the config file": args.config})
+    code = run(options, status_json=sys.stdout if args.status_json else None)
     if code == EXIT_MIDI_GONE:
         # The JACK server vanished: libjack freed the clients under our port objects, and
         # tearing those down at interpreter exit would crash. The recording is written.

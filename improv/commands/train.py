@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -50,18 +51,44 @@ def command(args) -> int:
     changes = given_fields(args, [f.name for f in fields(TrainConfig) if "flag" in f.metadata])
     if args.data:
         changes["data"] = tuple(args.data)
+    out = args.out or Path("models") / args.preset
+    ckpt = args.checkpoints or Path("runs") / out.name
+    learning_rate_given = "learning_rate" in changes
+    if args.resume and not learning_rate_given:
+        # the rate the run was started with, not the preset's (a --learning-rate given now
+        # applies: training.train)
+        changes["learning_rate"] = _checkpoint_learning_rate(ckpt, config.learning_rate)
     config = config.replace(**changes)
     config = config.replace(data=tuple(str(resolve_data(d)) for d in config.data))
     check_data(config.data)  # before TensorFlow's import: a missing folder is named in 1 s
+    from improv.trainconfig import check_checkpoints, check_model_folder, check_replicas
+
+    # (each was found only after the whole run, or never: a red-team run)
+    check_checkpoints(ckpt, args.resume)
+    check_model_folder(out, keep=(ckpt,))
+    check_replicas(args.cpu_replicas, config.batch_size)
     from training.pipeline import train_export
 
-    out = args.out or Path("models") / args.preset
-    ckpt = args.checkpoints or Path("runs") / out.name
     card = train_export(config, out, ckpt, resume=args.resume, strategy=args.strategy,
                         cpu_replicas=args.cpu_replicas, evaluate=not args.no_evaluate,
                         verbose=0 if args.quiet else "auto" if sys.stdout.isatty() else 2,
-                        description=args.description)  # 2: a line per epoch, no bar
+                        description=args.description,  # 2: a line per epoch, no bar
+                        learning_rate_given=learning_rate_given)
     print(f"wrote {out}")
     if card.get("metrics"):
         print_metrics({out.name: card["metrics"]})
     return 0
+
+
+def _checkpoint_learning_rate(ckpt: Path, default: float) -> float:
+    """The learning rate of the checkpoint in ``ckpt`` (``default`` if it holds none, or none
+    readable: a damaged one is named when the run resumes)."""
+    from improv.checks import is_number
+
+    if not (ckpt / "last.keras").exists():  # (no checkpoint: the run starts afresh)
+        return default
+    try:
+        rate = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))["learning_rate"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return default
+    return float(rate) if is_number(rate) and rate > 0 else default

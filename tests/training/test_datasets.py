@@ -61,6 +61,16 @@ def test_too_short_files():
         make_dataset([np.zeros((10, 4), np.float32)], cfg, training=True)
 
 
+def test_fewer_training_examples_than_a_batch():
+    """Training batches drop their remainder: no batch at all trained nothing, and the
+    untrained model was exported."""
+    cfg = TrainConfig(arch="tutorial", seq_length=25, batch_size=64)  # 20 windows
+    with pytest.raises(ValueError, match="only 20 training examples of 26 notes, fewer than "
+                                         "the batch size 64"):
+        make_dataset(_files(), cfg, training=True)
+    assert next(iter(make_dataset(_files(), cfg, training=False)))  # scored whole
+
+
 def test_time_bin_labels_are_the_bins_of_the_next_notes_times():
     from improv.timebins import to_bins
 

@@ -13,6 +13,7 @@ error                  also a                        raised for
 ``MissingFileError``   ``FileNotFoundError``         a file or folder named that is absent
 ``ConfigError``        ``ValueError``                a config file (improv.config)
 ``PortError``          ``OSError``                   MIDI ports and back-ends (improv.ports)
+``PortGoneError``      ``PortError``                 a port gone as improv (re)opened it
 ``ModelError``         ``ValueError``                model folders (improv.weights)
 ``SynthError``         ``RuntimeError``              FluidSynth (improv.synth)
 ``SoundfontError``     ``FileNotFoundError``         soundfonts (improv.soundfont)

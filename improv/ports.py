@@ -36,6 +36,10 @@ class PortError(ImprovError, OSError):
     """A port or back-end is missing or cannot be opened."""
 
 
+class PortGoneError(PortError):
+    """A port reopened by its full name, or chosen a moment before, is not there now."""
+
+
 def _api_works(api: str) -> bool:
     import rtmidi
 
@@ -178,7 +182,7 @@ def choose_port(wanted: str, available: list[str], kind: str, exact: bool = Fals
     """Return the port ``wanted`` names: exact, unique substring, or index (``exact``: the
     exact name only; a port reopened by its full name must not become another one)."""
     if exact and wanted not in available:
-        raise PortError(f"{kind} port {wanted!r} is gone")
+        raise PortGoneError(f"{kind} port {wanted!r} is gone")
     chosen, why = _choose(wanted, available, kind)
     if why:
         raise PortError(f"{why}; {_listing(available, kind)}")
@@ -338,7 +342,7 @@ def _open_rtmidi_input(backend: mido.Backend, name: str | None, virtual: bool,
                 midi_in.open_port(midi_in.get_ports().index(chosen), "in")
             except ValueError:  # gone since it was chosen
                 midi_in.delete()
-                raise PortError(f"cannot open {chosen!r}: it is gone") from None
+                raise PortGoneError(f"cannot open {chosen!r}: it is gone") from None
             return midi_in
         midi_in = _call(opener, f"cannot open {chosen!r}")
         ours = [n for n in _names(backend, "outputs") if n not in listed["outputs"]
@@ -453,6 +457,6 @@ def _open_jack_output(backend: mido.Backend, chosen: str, before: list[str]) -> 
         midi_out.open_port(midi_out.get_ports().index(chosen), "out")
     except ValueError:  # gone since it was chosen
         midi_out.delete()
-        raise PortError(f"cannot open {chosen!r}: it is gone") from None
+        raise PortGoneError(f"cannot open {chosen!r}: it is gone") from None
     ours = [n for n in _names(backend, "inputs") if n not in before and own_client(n, "sender")]
     return JackOutput(midi_out, chosen, ours[0] if len(ours) == 1 else "")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from improv.outputs import PortOutput
-from improv.ports import PortError, PortLister, list_ports, open_output
+from improv.ports import PortError, PortGoneError, PortLister, list_ports, open_output
 
 #: How often named ports are checked for having gone away (or come back).
 WATCH_EVERY = 1.0
@@ -202,8 +202,8 @@ class PortWatch:
         self.improviser.tracker.flush(time.monotonic())
         try:
             inport = self._reopen_input(reopen_input)
-        except PortError as exc:  # gone again meanwhile: wait for it as for one gone
-            self._silence(key, f"input port {inport.name!r} could not be reopened ({exc})")
+        except PortError as exc:
+            self._reopen_failed(key, inport.name, exc)
             return inport
         self._say(f"input port {inport.name!r} came back in a new instance; reconnected")
         return inport
@@ -218,10 +218,18 @@ class PortWatch:
                 continue
             try:
                 self._reopen_output(out)
-            except PortError as exc:  # gone again meanwhile: wait for it as for one gone
-                self._silence(key, f"output port {out.name!r} could not be reopened ({exc})")
+            except PortError as exc:
+                self._reopen_failed(key, out.name, exc)
                 continue
             self._say(f"output port {out.name!r} came back in a new instance; reconnected")
+
+    def _reopen_failed(self, key: tuple[str, str], name: str, exc: PortError) -> None:
+        """Wait for a port that the peer watch saw unconnected and that could not be reopened.
+        Mostly it was going away: a client that closes, or is killed, loses its connections
+        before its ports, and the peer watch can look in between (a CI run's keyboard, killed,
+        was said to be "could not be reopened (... is gone)", never "went away")."""
+        why = "went away" if isinstance(exc, PortGoneError) else f"could not be reopened ({exc})"
+        self._silence(key, f"{key[0]} port {name!r} {why}")
 
     def _named_outputs(self) -> list[PortOutput]:
         return [out for out in self.send.outputs if isinstance(out, PortOutput) and out.wanted]

@@ -151,3 +151,30 @@ def test_output_lost_reopens_once_and_passes_over_what_it_must(monkeypatch):
     port_watch.missing.add(("output", "synth"))  # gone: the port watch waits for it
     port_watch.output_lost(watch.PeerEvent("output lost", ["synth:synth"]))
     assert opened == ["synth:synth"]
+
+
+def test_a_lost_port_that_cannot_be_reopened_because_it_went_is_said_to_have_gone():
+    """A killed keyboard's client loses its connections before its port: the peer watch can
+    see the port unconnected, and its reopen find it gone. That is "went away" (a CI run
+    said "could not be reopened (... is gone)", never "went away"); another failure to open
+    keeps its reason. Either way the port is waited for, and improv is silenced."""
+    import io
+
+    from improv.ports import PortGoneError
+
+    for exc, said in ((PortGoneError("input port 'keys:keys' is gone"),
+                       "input port 'keys:keys' went away; silenced; waiting for it\n"),
+                      (PortError("cannot open 'keys:keys': the server refused"),
+                       "input port 'keys:keys' could not be reopened (cannot open 'keys:keys': "
+                       "the server refused); silenced; waiting for it\n")):
+        def reopen(exc=exc):
+            raise exc
+
+        log = io.StringIO()
+        improviser = _Improviser()
+        port_watch = watch.PortWatch("backend", improviser, None, None, log)
+        inport = _Port("keys:keys")
+        assert port_watch.input_lost(watch.PeerEvent("input lost", ["keys:keys"]), inport,
+                                     "keys", reopen) is inport
+        assert log.getvalue() == f"\nimprov: {said}"
+        assert port_watch.missing == {("input", "keys")} and improviser.panics == 2

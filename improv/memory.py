@@ -700,8 +700,9 @@ class PhraseMemory:
         # the pitches it can guess: within two octaves of the last
         q = _intervals(acc, chord)[a - lo:b - lo]
         # The model's probabilities, unnormalised, in float64 (in float32 a pitch 88 nats
-        # below the likeliest would be 0, its mixed log -inf); ``window``, those the memory
-        # can guess, is a view: the mix is made in it and its log written into ``out``.
+        # below the likeliest is 0: where the memory offers nothing either, its log would be
+        # -inf); ``window``, those the memory can guess, is a view: the mix is made in it
+        # and its log written into ``out``.
         out = logits - logits[logits.argmax()]  # the max: an argmax costs a third of .max()
         model = np.exp(out, dtype=np.float64)
         window = model[a:b]
